@@ -1,0 +1,361 @@
+//! The engine's ports, implemented with the SDK.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::SdkConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_sdk_kms::types::{KeyManagerType, KeyState as SdkKeyState};
+use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_types::region::Region;
+use cmkguard_core::facts::{KeyFacts, KeyManager, KeyState, Replica, SecretFacts};
+use cmkguard_core::ports::{
+    AwsResult, DescribeKey, DescribeSecret, ListSecrets, Publish, ReencryptSecret, ResolveAlias,
+    SecretPage, TagSecret,
+};
+use cmkguard_core::{AwsError, Notification, Scope};
+
+use crate::errors::classify;
+
+/// The clients for one account and region.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig, region: &str) -> Self {
+        let region = Region::new(region.to_owned());
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(config)
+            .region(region.clone())
+            .build();
+        let kms = aws_sdk_kms::config::Builder::from(config)
+            .region(region)
+            .build();
+        Clients {
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
+            kms: aws_sdk_kms::Client::from_conf(kms),
+        }
+    }
+}
+
+/// The AWS implementation of every port. Clients are made lazily, once per account and region;
+/// another account's credentials come from assuming `assume_role_name` there (cached by the SDK
+/// until they expire).
+pub struct AwsPorts {
+    base: SdkConfig,
+    own_account: String,
+    assume_role_name: Option<String>,
+    accounts: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
+    clients: Mutex<HashMap<Scope, Clients>>,
+    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+}
+
+impl AwsPorts {
+    pub fn new(
+        base: SdkConfig,
+        own_account: impl Into<String>,
+        assume_role_name: Option<String>,
+    ) -> Self {
+        AwsPorts {
+            base,
+            own_account: own_account.into(),
+            assume_role_name,
+            accounts: tokio::sync::Mutex::default(),
+            clients: Mutex::default(),
+            sns: Mutex::default(),
+        }
+    }
+
+    /// Uses these clients for `scope` (tests hand in mocked clients this way).
+    pub fn insert_clients(&self, scope: Scope, clients: Clients) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope, clients);
+    }
+
+    /// Uses this SNS client for topics in `region`.
+    pub fn insert_sns(&self, region: &str, client: aws_sdk_sns::Client) {
+        self.sns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(region.to_owned(), client);
+    }
+
+    pub fn own_account(&self) -> &str {
+        &self.own_account
+    }
+
+    async fn clients(&self, scope: &Scope) -> AwsResult<Clients> {
+        if let Some(clients) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+        {
+            return Ok(clients.clone());
+        }
+        let config = self.account_config(&scope.account).await?;
+        let clients = Clients::new(&config, &scope.region);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.clone(), clients.clone());
+        Ok(clients)
+    }
+
+    async fn account_config(&self, account: &str) -> AwsResult<SdkConfig> {
+        if account == self.own_account {
+            return Ok(self.base.clone());
+        }
+        let Some(role_name) = &self.assume_role_name else {
+            return Err(AwsError::Other(format!(
+                "account `{account}` is not the guard's own; set `CMKGUARD_ASSUME_ROLE_NAME`"
+            )));
+        };
+        let mut accounts = self.accounts.lock().await;
+        if let Some(config) = accounts.get(account) {
+            return Ok(config.clone());
+        }
+        let partition = partition_of(
+            self.base
+                .region()
+                .map(Region::as_ref)
+                .unwrap_or("us-east-1"),
+        );
+        let role_arn = format!("arn:{partition}:iam::{account}:role/{role_name}");
+        let provider = AssumeRoleProvider::builder(role_arn)
+            .session_name("cmkguard")
+            .configure(&self.base)
+            .build()
+            .await;
+        let config = self
+            .base
+            .clone()
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        accounts.insert(account.to_owned(), config.clone());
+        Ok(config)
+    }
+
+    fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        let mut clients = self.sns.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let config = aws_sdk_sns::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_sns::Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+fn tags_of(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+impl DescribeSecret for AwsPorts {
+    async fn describe_secret(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
+        let clients = self.clients(scope).await?;
+        let out = clients
+            .secrets
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(SecretFacts {
+            arn: out.arn().unwrap_or(secret_id).to_owned(),
+            name: out.name().unwrap_or_default().to_owned(),
+            kms_key_id: out.kms_key_id().map(str::to_owned),
+            tags: tags_of(out.tags()),
+            owning_service: out.owning_service().map(str::to_owned),
+            replicas: out
+                .replication_status()
+                .iter()
+                .filter_map(|r| {
+                    Some(Replica {
+                        region: r.region()?.to_owned(),
+                        kms_key_id: r.kms_key_id().map(str::to_owned),
+                    })
+                })
+                .collect(),
+        })
+    }
+}
+
+impl ListSecrets for AwsPorts {
+    async fn list_secrets(
+        &self,
+        scope: &Scope,
+        next_token: Option<String>,
+    ) -> AwsResult<SecretPage> {
+        let clients = self.clients(scope).await?;
+        let out = clients
+            .secrets
+            .list_secrets()
+            .max_results(100)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(classify)?;
+        let secrets = out
+            .secret_list()
+            .iter()
+            .filter_map(|s| {
+                Some(SecretFacts {
+                    arn: s.arn()?.to_owned(),
+                    name: s.name().unwrap_or_default().to_owned(),
+                    kms_key_id: s.kms_key_id().map(str::to_owned),
+                    tags: tags_of(s.tags()),
+                    owning_service: s.owning_service().map(str::to_owned),
+                    replicas: Vec::new(),
+                })
+            })
+            .collect();
+        Ok(SecretPage {
+            secrets,
+            next_token: out.next_token().map(str::to_owned),
+        })
+    }
+}
+
+impl TagSecret for AwsPorts {
+    async fn tag_secret(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: &[(String, String)],
+    ) -> AwsResult<()> {
+        let clients = self.clients(scope).await?;
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        clients
+            .secrets
+            .tag_resource()
+            .secret_id(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn untag_secret(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
+        let clients = self.clients(scope).await?;
+        clients
+            .secrets
+            .untag_resource()
+            .secret_id(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl ReencryptSecret for AwsPorts {
+    async fn set_secret_key(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
+        let clients = self.clients(scope).await?;
+        clients
+            .secrets
+            .update_secret()
+            .secret_id(arn)
+            .kms_key_id(key_arn)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl DescribeKey for AwsPorts {
+    async fn describe_key(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
+        let clients = self.clients(scope).await?;
+        let out = clients
+            .kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let meta = out.key_metadata().ok_or_else(|| {
+            AwsError::Other(format!("`DescribeKey` on `{key_id}` returned no metadata"))
+        })?;
+        Ok(KeyFacts {
+            arn: meta.arn().unwrap_or(key_id).to_owned(),
+            manager: match meta.key_manager() {
+                Some(KeyManagerType::Aws) => KeyManager::Aws,
+                _ => KeyManager::Customer,
+            },
+            state: match meta.key_state() {
+                Some(SdkKeyState::Enabled) => KeyState::Enabled,
+                Some(SdkKeyState::Disabled) => KeyState::Disabled,
+                Some(SdkKeyState::PendingDeletion) => KeyState::PendingDeletion,
+                Some(other) => KeyState::Other(other.as_str().to_owned()),
+                None => KeyState::Other("Unknown".into()),
+            },
+        })
+    }
+}
+
+impl ResolveAlias for AwsPorts {
+    async fn resolve_alias(&self, scope: &Scope, alias: &str) -> AwsResult<Option<KeyFacts>> {
+        match self.describe_key(scope, alias).await {
+            Ok(key) => Ok(Some(key)),
+            Err(AwsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Publish for AwsPorts {
+    async fn publish(&self, notification: &Notification) -> AwsResult<()> {
+        let region =
+            cmkguard_core::arn::Arn::parse(&notification.topic_arn).map(|a| a.region.to_owned());
+        let client = self.sns(region.as_deref().unwrap_or("us-east-1"));
+        let mut request = client
+            .publish()
+            .topic_arn(&notification.topic_arn)
+            .subject(&notification.subject)
+            .message(&notification.message);
+        for (name, value) in &notification.attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| AwsError::Other(e.to_string()))?;
+            request = request.message_attributes(name, value);
+        }
+        request.send().await.map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! The `cmkguard` command line: flags in, the engine's records out, an exit code.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cmkguard_aws::AwsPorts;
+use cmkguard_core::config::{self, Config};
+use cmkguard_core::{AuditRecord, Context, Guard, GuardError, SecretRef, Verdict};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cmkguard",
+    version,
+    about = "Keeps AWS Secrets Manager secrets on customer managed KMS keys"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that override the `CMKGUARD_*` environment variables.
+#[derive(Debug, Args, Default)]
+pub struct Overrides {
+    /// Comma list of `tag`, `notify`, `remediate`, or `none` [env: CMKGUARD_ACTIONS]
+    #[arg(long, global = true)]
+    pub actions: Option<String>,
+    /// Account ids (or `*`) where `remediate` may run [env: CMKGUARD_REMEDIATE_ACCOUNTS]
+    #[arg(long, global = true)]
+    pub remediate_accounts: Option<String>,
+    /// Alias of the designated key, resolved in each secret's region [env: CMKGUARD_KEY_ALIAS]
+    #[arg(long, global = true)]
+    pub key_alias: Option<String>,
+    /// Comma list of allowed customer managed key ARNs [env: CMKGUARD_ALLOWED_KEY_ARNS]
+    #[arg(long, global = true)]
+    pub allowed_key_arns: Option<String>,
+    /// Tag key that exempts a secret when set to `true` [env: CMKGUARD_EXEMPT_TAG]
+    #[arg(long, global = true)]
+    pub exempt_tag: Option<String>,
+    /// SNS topic for `notify` [env: CMKGUARD_SNS_TOPIC_ARN]
+    #[arg(long, global = true)]
+    pub sns_topic_arn: Option<String>,
+    /// Decide and log what would be done, change nothing [env: CMKGUARD_DRY_RUN]
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Role assumed in a secret's account when it is not the caller's [env: CMKGUARD_ASSUME_ROLE_NAME]
+    #[arg(long, global = true)]
+    pub assume_role_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Lambda's handler on one EventBridge event and print its audit records
+    HandleEvent {
+        /// The event file; `-` or nothing reads standard input
+        file: Option<PathBuf>,
+    },
+    /// Check one secret (name or ARN) and print its audit record
+    Check {
+        secret_id: String,
+        /// The secret's region (default: the configured AWS region, or the ARN's)
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+impl Overrides {
+    fn get(&self, name: &str) -> Option<String> {
+        match name {
+            config::ACTIONS => self.actions.clone(),
+            config::REMEDIATE_ACCOUNTS => self.remediate_accounts.clone(),
+            config::KEY_ALIAS => self.key_alias.clone(),
+            config::ALLOWED_KEY_ARNS => self.allowed_key_arns.clone(),
+            config::EXEMPT_TAG => self.exempt_tag.clone(),
+            config::SNS_TOPIC_ARN => self.sns_topic_arn.clone(),
+            config::DRY_RUN => self.dry_run.then(|| "true".to_owned()),
+            config::ASSUME_ROLE_NAME => self.assume_role_name.clone(),
+            _ => None,
+        }
+    }
+
+    /// The configuration: flags over the environment.
+    pub fn config(&self) -> Result<Config, config::ConfigError> {
+        Config::from_lookup(|name| self.get(name).or_else(|| std::env::var(name).ok()))
+    }
+}
+
+/// Exit codes of the contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FINDING: u8 = 1;
+    pub const ERROR: u8 = 2;
+}
+
+/// Runs one command; records go to `out`, one line of explanation for people to `err`.
+pub async fn run(
+    cli: Cli,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> ExitCode {
+    let code = match run_inner(cli, input, out, err).await {
+        Ok(code) => code,
+        Err((code, message)) => {
+            let _ = writeln!(err, "cmkguard: {message}");
+            code
+        }
+    };
+    ExitCode::from(code)
+}
+
+type Failure = (u8, String);
+
+async fn run_inner(
+    cli: Cli,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<u8, Failure> {
+    let config = cli
+        .overrides
+        .config()
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
+    match cli.command {
+        Command::HandleEvent { file } => {
+            let bytes = read_input(file.as_deref(), input)?;
+            // Unreadable input stops here, before any AWS call.
+            let event: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| (exit::ERROR, format!("unreadable event: {e}")))?;
+            cmkguard_core::event::read(&event).map_err(|e| (exit::ERROR, e.to_string()))?;
+
+            let (guard, ctx) = connect(config).await?;
+            match guard.handle(&event, &ctx).await {
+                Ok(records) => {
+                    write_records(out, &records)?;
+                    Ok(if records.iter().any(AuditRecord::is_failure) {
+                        exit::FINDING
+                    } else {
+                        exit::OK
+                    })
+                }
+                Err(e) => {
+                    write_records(out, e.records())?;
+                    Err((exit::FINDING, guard_error(&e)))
+                }
+            }
+        }
+        Command::Check { secret_id, region } => {
+            let (guard, ctx) = connect(config).await?;
+            let arn = cmkguard_core::arn::Arn::secret(&secret_id);
+            if secret_id.starts_with("arn:") && arn.is_none() {
+                return Err((
+                    exit::ERROR,
+                    format!("`{secret_id}` is not a Secrets Manager secret ARN"),
+                ));
+            }
+            let target = SecretRef {
+                account: arn
+                    .as_ref()
+                    .map_or(ctx.own_account.clone(), |a| a.account.to_owned()),
+                region: region
+                    .or(arn.as_ref().map(|a| a.region.to_owned()))
+                    .unwrap_or(ctx.region.clone()),
+                secret_id: secret_id.clone(),
+            };
+            let record = match guard.check(&target, &ctx).await {
+                Ok(record) => record,
+                Err(e) => {
+                    write_records(out, e.records())?;
+                    return Err((exit::ERROR, guard_error(&e)));
+                }
+            };
+            write_records(out, std::slice::from_ref(&record))?;
+            match record.verdict {
+                Verdict::Compliant | Verdict::Exempt => Ok(exit::OK),
+                Verdict::NotFound | Verdict::Error | Verdict::Ignored => {
+                    let _ = writeln!(
+                        err,
+                        "cmkguard: {}: {}",
+                        record.reason,
+                        record
+                            .detail
+                            .as_deref()
+                            .unwrap_or("the secret could not be checked")
+                    );
+                    Ok(exit::ERROR)
+                }
+                Verdict::NonCompliant | Verdict::Managed => Ok(exit::FINDING),
+            }
+        }
+    }
+}
+
+fn guard_error(e: &GuardError) -> String {
+    format!("{e} (nothing was lost: run it again)")
+}
+
+fn read_input(file: Option<&std::path::Path>, stdin: &mut impl Read) -> Result<Vec<u8>, Failure> {
+    match file {
+        None => read_all(stdin, "standard input"),
+        Some(path) if path.as_os_str() == "-" => read_all(stdin, "standard input"),
+        Some(path) => std::fs::read(path).map_err(|e| {
+            (
+                exit::ERROR,
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+        }),
+    }
+}
+
+fn read_all(reader: &mut impl Read, what: &str) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| (exit::ERROR, format!("cannot read {what}: {e}")))?;
+    Ok(bytes)
+}
+
+fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Failure> {
+    for record in records {
+        writeln!(out, "{}", record.to_json_line())
+            .map_err(|e| (exit::ERROR, format!("cannot write output: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
+async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
+    let sdk = cmkguard_aws::sdk_config().await;
+    let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+        (
+            exit::ERROR,
+            "no AWS region configured (set `AWS_REGION` or pass `--region`)".to_owned(),
+        )
+    })?;
+    let own_account = cmkguard_aws::caller_account(&sdk).await.map_err(|e| {
+        (
+            exit::FINDING,
+            format!("cannot find the caller's account (`sts:GetCallerIdentity`): {e}"),
+        )
+    })?;
+    let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone());
+    let ctx = Context {
+        own_account,
+        region,
+        deadline: None,
+    };
+    Ok((Guard::new(config, ports), ctx))
+}

@@ -1,0 +1,253 @@
+//! The shared case table through the `cmkguard` binary, against a moto server of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use cmkguard_core::fake::cases::{self, Case, OWN_ACCOUNT};
+use cmkguard_testkit::Moto;
+use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec};
+use serde_json::Value;
+
+/// Runs `cmkguard ARGS` with moto's environment and `env`, `stdin` as input.
+pub fn cmkguard(
+    moto: &Moto,
+    args: &[&str],
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
+) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "trace")
+        .envs(moto.env())
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cmkguard");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().expect("wait for cmkguard")
+}
+
+fn records(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON record: {l}: {e}")))
+        .collect()
+}
+
+struct Setup {
+    made: Option<MadeSecret>,
+    keys: BTreeMap<(String, String), Keys>,
+    event: Vec<u8>,
+    env: BTreeMap<String, String>,
+}
+
+async fn setup(moto: &Moto, case: &Case) -> Setup {
+    moto.reset();
+    moto.make_topic().await;
+    let mut places = vec![(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())];
+    if let Some(secret) = &case.secret {
+        places.extend(
+            cmkguard_testkit::world::REGIONS
+                .iter()
+                .map(|r| (secret.account.clone(), r.to_string())),
+        );
+    }
+    places.sort();
+    places.dedup();
+    let mut keys = BTreeMap::new();
+    for (account, region) in places {
+        let no_alias = case
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.no_alias && s.account == account && s.region == region);
+        keys.insert(
+            (account.clone(), region.clone()),
+            moto.make_keys(&account, &region, !no_alias).await,
+        );
+    }
+    let own_keys = keys[&(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())].clone();
+    let mut made = None;
+    let mut event = serde_json::to_string(&cases::event(&case.event)).unwrap();
+    if let Some(secret) = &case.secret
+        && secret.exists
+    {
+        let spec = SecretSpec {
+            name: secret.name.clone(),
+            account: secret.account.clone(),
+            region: secret.region.clone(),
+            key: secret.key.clone().unwrap_or_else(|| "default".into()),
+            tags: secret.tags.clone(),
+            owning_service: secret.owning_service.clone(),
+            replica_regions: secret.replica_regions.clone(),
+        };
+        let k = keys[&(secret.account.clone(), secret.region.clone())].clone();
+        let secret_made = moto.make_secret(&spec, &k).await;
+        // The fixture's ARN has AWS's random suffix; moto made another one.
+        if let Some(fixture_arn) = cases::fixture_arn(&cases::event(&case.event)) {
+            event = event.replace(&fixture_arn, &secret_made.arn);
+        }
+        made = Some(secret_made);
+    }
+    let env = case
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), cases::expand(v, &own_keys.designated)))
+        .collect();
+    Setup {
+        made,
+        keys,
+        event: event.into_bytes(),
+        env,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_through_the_cli_against_moto() {
+    let moto = Moto::start();
+    let all = cases::load();
+    assert!(all.len() >= 20);
+    for case in &all {
+        let setup = setup(&moto, case).await;
+        let output = cmkguard(&moto, &["handle-event", "-"], &setup.env, &setup.event);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let got = records(&output);
+        assert_eq!(
+            got.len(),
+            1,
+            "{}: stdout {:?} stderr {stderr}",
+            case.label(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let problems = cases::check_record(case, &got[0]);
+        assert!(
+            problems.is_empty(),
+            "{}: {problems:?}\nstderr: {stderr}",
+            case.label()
+        );
+        let failed =
+            got[0]["verdict"] == "error" || got[0]["actions"].to_string().contains("\"failed\"");
+        assert_eq!(
+            output.status.code(),
+            Some(if failed { 1 } else { 0 }),
+            "{}: exit code; stderr {stderr}",
+            case.label()
+        );
+
+        let messages_before = moto.sns_messages().len();
+        if let Some(notified) = case.expect.notified {
+            assert_eq!(messages_before > 0, notified, "{}: notified", case.label());
+            if notified {
+                let message = &moto.sns_messages()[0];
+                let body: Value =
+                    serde_json::from_str(message["message"].as_str().unwrap()).unwrap();
+                assert_eq!(
+                    body["verdict"],
+                    got[0]["verdict"],
+                    "{}: the message is the record",
+                    case.label()
+                );
+                assert_eq!(
+                    message["message_attributes"]["verdict"]["Value"],
+                    got[0]["verdict"],
+                    "{}",
+                    case.label()
+                );
+                assert_eq!(
+                    message["message_attributes"]["account"]["Value"],
+                    got[0]["account"],
+                    "{}",
+                    case.label()
+                );
+                assert_eq!(
+                    message["message_attributes"]["region"]["Value"],
+                    got[0]["region"],
+                    "{}",
+                    case.label()
+                );
+                assert!(
+                    message["subject"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("cmkguard: "),
+                    "{}",
+                    case.label()
+                );
+            }
+        }
+
+        if let (Some(made), Some(secret)) = (&setup.made, &case.secret) {
+            let state = moto
+                .secret_state(&secret.account, &secret.region, &made.arn)
+                .await;
+            if let Some(tags) = &case.expect.tags {
+                assert_eq!(
+                    &cases::guard_tags(&state.tags),
+                    tags,
+                    "{}: tags after",
+                    case.label()
+                );
+            }
+            if let Some(kind) = &case.expect.key_after {
+                let keys = &setup.keys[&(secret.account.clone(), secret.region.clone())];
+                // moto stores `alias/aws/secretsmanager` as no key id at all: both mean the default key.
+                let normal = |id: Option<String>| id.filter(|id| id != "alias/aws/secretsmanager");
+                assert_eq!(
+                    normal(state.kms_key_id),
+                    normal(Moto::key_id_for(keys, kind)),
+                    "{}: key after",
+                    case.label()
+                );
+            }
+            // Nothing lost: every version still holds exactly its value.
+            assert_eq!(
+                state.current_value,
+                made.current_value,
+                "{}: AWSCURRENT",
+                case.label()
+            );
+            assert_eq!(
+                state.previous_value.as_deref(),
+                Some(made.previous_value.as_str()),
+                "{}: AWSPREVIOUS",
+                case.label()
+            );
+            // Never a secret value in any output.
+            for canary in [&made.current_value, &made.previous_value] {
+                assert!(
+                    !String::from_utf8_lossy(&output.stdout).contains(canary.as_str()),
+                    "{}: canary on stdout",
+                    case.label()
+                );
+                assert!(
+                    !stderr.contains(canary.as_str()),
+                    "{}: canary on stderr",
+                    case.label()
+                );
+            }
+        }
+
+        // A second delivery makes no write.
+        let again = cmkguard(&moto, &["handle-event", "-"], &setup.env, &setup.event);
+        let again = records(&again);
+        assert_eq!(again.len(), 1, "{}", case.label());
+        assert!(
+            !again[0]["actions"].to_string().contains("\"done\""),
+            "{}: redelivery wrote: {}",
+            case.label(),
+            again[0]
+        );
+        assert_eq!(
+            moto.sns_messages().len(),
+            messages_before,
+            "{}: redelivery notified again",
+            case.label()
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! The configuration of both binaries, read once from the environment (or flags) and validated.
+
+use std::collections::BTreeSet;
+
+use crate::arn::{Arn, is_account_id};
+
+pub const ACTIONS: &str = "CMKGUARD_ACTIONS";
+pub const REMEDIATE_ACCOUNTS: &str = "CMKGUARD_REMEDIATE_ACCOUNTS";
+pub const KEY_ALIAS: &str = "CMKGUARD_KEY_ALIAS";
+pub const ALLOWED_KEY_ARNS: &str = "CMKGUARD_ALLOWED_KEY_ARNS";
+pub const EXEMPT_TAG: &str = "CMKGUARD_EXEMPT_TAG";
+pub const SNS_TOPIC_ARN: &str = "CMKGUARD_SNS_TOPIC_ARN";
+pub const DRY_RUN: &str = "CMKGUARD_DRY_RUN";
+pub const ASSUME_ROLE_NAME: &str = "CMKGUARD_ASSUME_ROLE_NAME";
+
+/// Every variable the guard reads, for `--help` texts and tests.
+pub const VARIABLES: [&str; 8] = [
+    ACTIONS,
+    REMEDIATE_ACCOUNTS,
+    KEY_ALIAS,
+    ALLOWED_KEY_ARNS,
+    EXEMPT_TAG,
+    SNS_TOPIC_ARN,
+    DRY_RUN,
+    ASSUME_ROLE_NAME,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Tag,
+    Notify,
+    Remediate,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Tag => "tag",
+            Action::Notify => "notify",
+            Action::Remediate => "remediate",
+        }
+    }
+}
+
+/// Which accounts opted in to remediation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccountSet {
+    #[default]
+    None,
+    All,
+    Some(BTreeSet<String>),
+}
+
+impl AccountSet {
+    pub fn contains(&self, account: &str) -> bool {
+        match self {
+            AccountSet::None => false,
+            AccountSet::All => true,
+            AccountSet::Some(ids) => ids.contains(account),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub actions: BTreeSet<Action>,
+    pub remediate_accounts: AccountSet,
+    pub key_alias: String,
+    /// `None` when unset: any customer managed key is allowed.
+    pub allowed_key_arns: Option<BTreeSet<String>>,
+    pub exempt_tag: String,
+    pub sns_topic_arn: Option<String>,
+    pub dry_run: bool,
+    pub assume_role_name: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            actions: BTreeSet::from([Action::Tag]),
+            remediate_accounts: AccountSet::None,
+            key_alias: "alias/cmkguard/secrets".into(),
+            allowed_key_arns: None,
+            exempt_tag: "cmkguard:exempt".into(),
+            sns_topic_arn: None,
+            dry_run: false,
+            assume_role_name: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{variable}`: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Comma list items, trimmed, empty items dropped.
+fn items(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (the CLI layers its flags over the environment).
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut config = Config::default();
+
+        if let Some(value) = get(ACTIONS) {
+            config.actions = parse_actions(&value)?;
+        }
+        if let Some(value) = get(REMEDIATE_ACCOUNTS) {
+            config.remediate_accounts = parse_accounts(&value)?;
+        }
+        if let Some(value) = get(KEY_ALIAS) {
+            if !value.starts_with("alias/") || value.len() <= "alias/".len() {
+                return Err(invalid(
+                    KEY_ALIAS,
+                    format!("`{value}` must start with `alias/`"),
+                ));
+            }
+            if value.starts_with("alias/aws/") {
+                return Err(invalid(
+                    KEY_ALIAS,
+                    format!("`{value}` is reserved for AWS managed keys"),
+                ));
+            }
+            config.key_alias = value;
+        }
+        if let Some(value) = get(ALLOWED_KEY_ARNS) {
+            let mut arns = BTreeSet::new();
+            for arn in items(&value) {
+                if Arn::kms_key(arn).is_none() {
+                    return Err(invalid(
+                        ALLOWED_KEY_ARNS,
+                        format!("`{arn}` is not a KMS key ARN"),
+                    ));
+                }
+                arns.insert(arn.to_owned());
+            }
+            if arns.is_empty() {
+                return Err(invalid(ALLOWED_KEY_ARNS, "no key ARN given"));
+            }
+            config.allowed_key_arns = Some(arns);
+        }
+        if let Some(value) = get(EXEMPT_TAG) {
+            config.exempt_tag = value;
+        }
+        if let Some(value) = get(SNS_TOPIC_ARN) {
+            if !Arn::parse(&value).is_some_and(|a| a.service == "sns" && is_account_id(a.account)) {
+                return Err(invalid(
+                    SNS_TOPIC_ARN,
+                    format!("`{value}` is not an SNS topic ARN"),
+                ));
+            }
+            config.sns_topic_arn = Some(value);
+        }
+        if let Some(value) = get(DRY_RUN) {
+            config.dry_run = match value.as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(invalid(
+                        DRY_RUN,
+                        format!("`{other}` is not `true` or `false`"),
+                    ));
+                }
+            };
+        }
+        if let Some(value) = get(ASSUME_ROLE_NAME) {
+            let valid = value.len() <= 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+            if !valid {
+                return Err(invalid(
+                    ASSUME_ROLE_NAME,
+                    format!("`{value}` is not an IAM role name"),
+                ));
+            }
+            config.assume_role_name = Some(value);
+        }
+
+        if config.actions.contains(&Action::Notify) && config.sns_topic_arn.is_none() {
+            return Err(invalid(
+                SNS_TOPIC_ARN,
+                format!("`notify` is in `{ACTIONS}` but no topic is set"),
+            ));
+        }
+        Ok(config)
+    }
+
+    pub fn acts(&self, action: Action) -> bool {
+        self.actions.contains(&action)
+    }
+}
+
+fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
+    if value == "none" {
+        return Ok(BTreeSet::new());
+    }
+    let mut actions = BTreeSet::new();
+    for item in items(value) {
+        actions.insert(match item {
+            "tag" => Action::Tag,
+            "notify" => Action::Notify,
+            "remediate" => Action::Remediate,
+            "none" => {
+                return Err(invalid(
+                    ACTIONS,
+                    "`none` cannot be combined with other actions",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    ACTIONS,
+                    format!(
+                        "unknown action `{other}` (expected `tag`, `notify`, `remediate` or `none`)"
+                    ),
+                ));
+            }
+        });
+    }
+    if actions.is_empty() {
+        return Err(invalid(
+            ACTIONS,
+            "no action given (use `none` to only decide and log)",
+        ));
+    }
+    Ok(actions)
+}
+
+fn parse_accounts(value: &str) -> Result<AccountSet, ConfigError> {
+    if value == "*" {
+        return Ok(AccountSet::All);
+    }
+    let mut ids = BTreeSet::new();
+    for id in items(value) {
+        if !is_account_id(id) {
+            return Err(invalid(
+                REMEDIATE_ACCOUNTS,
+                format!("`{id}` is not a 12-digit account id"),
+            ));
+        }
+        ids.insert(id.to_owned());
+    }
+    Ok(if ids.is_empty() {
+        AccountSet::None
+    } else {
+        AccountSet::Some(ids)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config.actions, BTreeSet::from([Action::Tag]));
+        assert_eq!(config.key_alias, "alias/cmkguard/secrets");
+        assert_eq!(config.exempt_tag, "cmkguard:exempt");
+        assert_eq!(config.remediate_accounts, AccountSet::None);
+        assert!(!config.dry_run);
+        assert!(config.allowed_key_arns.is_none());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = read(&[
+            (ACTIONS, "tag, notify,remediate"),
+            (REMEDIATE_ACCOUNTS, "123456789012,111122223333"),
+            (KEY_ALIAS, "alias/mine"),
+            (
+                ALLOWED_KEY_ARNS,
+                "arn:aws:kms:us-east-1:123456789012:key/abc",
+            ),
+            (EXEMPT_TAG, "skip"),
+            (SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:cmkguard"),
+            (DRY_RUN, "true"),
+            (ASSUME_ROLE_NAME, "cmkguard-member"),
+        ])
+        .unwrap();
+        assert_eq!(config.actions.len(), 3);
+        assert!(config.remediate_accounts.contains("111122223333"));
+        assert!(!config.remediate_accounts.contains("444455556666"));
+        assert!(config.dry_run);
+        assert_eq!(config.assume_role_name.as_deref(), Some("cmkguard-member"));
+        assert!(
+            read(&[(REMEDIATE_ACCOUNTS, "*")])
+                .unwrap()
+                .remediate_accounts
+                .contains("444455556666")
+        );
+        assert!(read(&[(ACTIONS, "none")]).unwrap().actions.is_empty());
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let topic = (SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:t");
+        for (vars, variable) in [
+            (vec![(ACTIONS, "tag,explode")], ACTIONS),
+            (vec![(ACTIONS, ",")], ACTIONS),
+            (vec![(ACTIONS, "none,tag")], ACTIONS),
+            (vec![(ACTIONS, "notify")], SNS_TOPIC_ARN),
+            (vec![(REMEDIATE_ACCOUNTS, "12345")], REMEDIATE_ACCOUNTS),
+            (
+                vec![(REMEDIATE_ACCOUNTS, "1234567890123")],
+                REMEDIATE_ACCOUNTS,
+            ),
+            (
+                vec![(REMEDIATE_ACCOUNTS, "12345678901a")],
+                REMEDIATE_ACCOUNTS,
+            ),
+            (vec![(KEY_ALIAS, "cmkguard/secrets")], KEY_ALIAS),
+            (vec![(KEY_ALIAS, "alias/aws/secretsmanager")], KEY_ALIAS),
+            (
+                vec![(
+                    ALLOWED_KEY_ARNS,
+                    "arn:aws:kms:us-east-1:123456789012:alias/x",
+                )],
+                ALLOWED_KEY_ARNS,
+            ),
+            (
+                vec![(ALLOWED_KEY_ARNS, "1234abcd-12ab-34cd-56ef-1234567890ab")],
+                ALLOWED_KEY_ARNS,
+            ),
+            (
+                vec![(SNS_TOPIC_ARN, "arn:aws:sqs:us-east-1:123456789012:q")],
+                SNS_TOPIC_ARN,
+            ),
+            (vec![(DRY_RUN, "yes")], DRY_RUN),
+            (vec![(DRY_RUN, "TRUE"), topic], DRY_RUN),
+            (
+                vec![(ASSUME_ROLE_NAME, "role name with spaces")],
+                ASSUME_ROLE_NAME,
+            ),
+        ] {
+            let err = read(&vars).unwrap_err();
+            assert_eq!(err.variable, variable, "{vars:?}");
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+    }
+}

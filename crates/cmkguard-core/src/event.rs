@@ -1,0 +1,457 @@
+//! Reading what EventBridge delivers. Tolerant of missing and unknown fields (CloudTrail omits
+//! `userAgent`, `sourceIPAddress`, `responseElements` at times), exact about what it reads, and
+//! never panicking: a field of the wrong type counts as absent.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::arn::Arn;
+
+/// The CloudTrail events the guard acts on.
+pub const HANDLED_EVENTS: [&str; 4] = [
+    "CreateSecret",
+    "UpdateSecret",
+    "ReplicateSecretToRegions",
+    "RestoreSecret",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("unreadable event: {0}")]
+    NotJson(String),
+    #[error("unreadable event: expected a JSON object, found {0}")]
+    NotObject(&'static str),
+}
+
+/// What an input is, once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A Secrets Manager API call that names a secret.
+    ApiCall(ApiCall),
+    /// A handled API call whose record does not say which secret (or names it wrongly).
+    Malformed {
+        meta: EventMeta,
+        reason: &'static str,
+        detail: String,
+    },
+    /// EventBridge `Scheduled Event`: sweep the region.
+    Scheduled(EventMeta),
+    /// Anything else; recorded as `ignored` with this reason.
+    Ignored {
+        meta: EventMeta,
+        reason: &'static str,
+    },
+}
+
+/// What every record says about the event it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventMeta {
+    pub event_id: Option<String>,
+    pub event_name: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    pub meta: EventMeta,
+    /// Name, full ARN or partial ARN, as the record gives it.
+    pub secret_id: String,
+    /// The secret's account and region (from its ARN when it has one, else from the event).
+    pub account: String,
+    pub region: String,
+}
+
+/// A string, or absent when missing, null or of another type.
+fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) if !s.is_empty() => Some(s),
+        _ => None,
+    })
+}
+
+/// An object, or absent when it is anything else.
+fn lenient_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(d)?;
+    Ok(if value.is_object() {
+        serde_json::from_value(value).ok()
+    } else {
+        None
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Envelope {
+    #[serde(deserialize_with = "lenient")]
+    id: Option<String>,
+    #[serde(rename = "detail-type", deserialize_with = "lenient")]
+    detail_type: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    source: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    account: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    region: Option<String>,
+    #[serde(deserialize_with = "lenient_object")]
+    detail: Option<Detail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Detail {
+    #[serde(rename = "eventID", deserialize_with = "lenient")]
+    event_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    event_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    event_source: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    aws_region: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    recipient_account_id: Option<String>,
+    /// Present (with any value) when the call failed.
+    error_code: Option<Value>,
+    #[serde(deserialize_with = "lenient_object")]
+    user_identity: Option<UserIdentity>,
+    #[serde(deserialize_with = "lenient_object")]
+    request_parameters: Option<RequestParameters>,
+    #[serde(deserialize_with = "lenient_object")]
+    response_elements: Option<ResponseElements>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct UserIdentity {
+    #[serde(deserialize_with = "lenient")]
+    arn: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    invoked_by: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    principal_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RequestParameters {
+    #[serde(deserialize_with = "lenient")]
+    secret_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResponseElements {
+    #[serde(deserialize_with = "lenient")]
+    arn: Option<String>,
+    /// Records before 2024 spell it `aRN`.
+    #[serde(rename = "aRN", deserialize_with = "lenient")]
+    legacy_arn: Option<String>,
+}
+
+/// Reads raw bytes (a file, stdin, a Lambda payload).
+pub fn read_bytes(bytes: &[u8]) -> Result<Input, EventError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
+    read(&value)
+}
+
+/// Reads an already parsed JSON value.
+pub fn read(value: &Value) -> Result<Input, EventError> {
+    if !value.is_object() {
+        return Err(EventError::NotObject(json_kind(value)));
+    }
+    let envelope = Envelope::deserialize(value).unwrap_or_default();
+    let detail = envelope.detail.unwrap_or_default();
+    let meta = EventMeta {
+        event_id: detail.event_id.clone().or(envelope.id.clone()),
+        event_name: detail.event_name.clone(),
+        account: envelope
+            .account
+            .clone()
+            .or(detail.recipient_account_id.clone()),
+        region: detail.aws_region.clone().or(envelope.region.clone()),
+        actor: detail.user_identity.as_ref().and_then(|u| {
+            u.arn
+                .clone()
+                .or(u.invoked_by.clone())
+                .or(u.principal_id.clone())
+        }),
+    };
+
+    match (envelope.source.as_deref(), envelope.detail_type.as_deref()) {
+        (Some("aws.events"), Some("Scheduled Event")) => {
+            let meta = EventMeta {
+                event_name: Some("ScheduledEvent".into()),
+                ..meta
+            };
+            return Ok(Input::Scheduled(meta));
+        }
+        (Some("aws.secretsmanager"), Some("AWS API Call via CloudTrail")) => {}
+        _ => {
+            return Ok(Input::Ignored {
+                meta,
+                reason: "unsupported-event",
+            });
+        }
+    }
+    if detail
+        .event_source
+        .as_deref()
+        .is_some_and(|s| s != "secretsmanager.amazonaws.com")
+    {
+        return Ok(Input::Ignored {
+            meta,
+            reason: "unsupported-event",
+        });
+    }
+    if detail.error_code.as_ref().is_some_and(|c| !c.is_null()) {
+        return Ok(Input::Ignored {
+            meta,
+            reason: "failed-call",
+        });
+    }
+    if !meta
+        .event_name
+        .as_deref()
+        .is_some_and(|n| HANDLED_EVENTS.contains(&n))
+    {
+        return Ok(Input::Ignored {
+            meta,
+            reason: "unsupported-event-name",
+        });
+    }
+
+    let response = detail.response_elements.unwrap_or_default();
+    let request = detail.request_parameters.unwrap_or_default();
+    let Some(secret_id) = response
+        .arn
+        .or(response.legacy_arn)
+        .or(request.secret_id)
+        .or(request.name)
+    else {
+        return Ok(Input::Malformed {
+            meta,
+            reason: "malformed-event",
+            detail: "the record names no secret (`responseElements.arn`, `requestParameters.secretId` or `requestParameters.name`)".into(),
+        });
+    };
+    if let Some(problem) = secret_id_problem(&secret_id) {
+        return Ok(Input::Malformed {
+            meta,
+            reason: "malformed-event",
+            detail: problem,
+        });
+    }
+
+    let (account, region) = match Arn::secret(&secret_id) {
+        Some(arn) => (Some(arn.account.to_owned()), Some(arn.region.to_owned())),
+        None => (meta.account.clone(), meta.region.clone()),
+    };
+    let account = account.filter(|a| crate::arn::is_account_id(a));
+    let region = region.filter(|r| crate::arn::is_region(r));
+    let (Some(account), Some(region)) = (account, region) else {
+        return Ok(Input::Malformed {
+            meta,
+            reason: "malformed-event",
+            detail: "the record has no valid `account` or `detail.awsRegion`".into(),
+        });
+    };
+    Ok(Input::ApiCall(ApiCall {
+        meta,
+        secret_id,
+        account,
+        region,
+    }))
+}
+
+/// Why a secret id from a record cannot be a secret, if it cannot.
+fn secret_id_problem(id: &str) -> Option<String> {
+    const MAX_ID: usize = 2048;
+    if id.len() > MAX_ID {
+        return Some(format!(
+            "the secret id is {} bytes long (at most {MAX_ID})",
+            id.len()
+        ));
+    }
+    if id.starts_with("arn:") && Arn::secret(id).is_none() {
+        return Some(format!(
+            "`{}` is not a Secrets Manager secret ARN",
+            shorten(id)
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Some("the secret id holds control characters".into());
+    }
+    None
+}
+
+/// Caps what a record quotes from untrusted input.
+pub(crate) fn shorten(s: &str) -> String {
+    const MAX: usize = 256;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn call(detail: Value) -> Value {
+        json!({
+            "version": "0", "id": "eb-id", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.secretsmanager", "account": "123456789012", "region": "us-east-1",
+            "detail": detail,
+        })
+    }
+
+    #[test]
+    fn names_the_secret_by_arn_then_legacy_arn_then_secret_id_then_name() {
+        let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:a-AbCdEf";
+        for (detail, want) in [
+            (
+                json!({"eventName": "CreateSecret", "awsRegion": "us-east-1", "responseElements": {"arn": arn}, "requestParameters": {"name": "x"}}),
+                arn,
+            ),
+            (
+                json!({"eventName": "CreateSecret", "awsRegion": "us-east-1", "responseElements": {"aRN": arn}, "requestParameters": {"name": "x"}}),
+                arn,
+            ),
+            (
+                json!({"eventName": "UpdateSecret", "awsRegion": "us-east-1", "requestParameters": {"secretId": "by-id", "name": "x"}}),
+                "by-id",
+            ),
+            (
+                json!({"eventName": "CreateSecret", "awsRegion": "us-east-1", "responseElements": null, "requestParameters": {"name": "x"}}),
+                "x",
+            ),
+        ] {
+            let Input::ApiCall(call) = read(&call(detail)).unwrap() else {
+                panic!("not a call")
+            };
+            assert_eq!(call.secret_id, want);
+            assert_eq!(call.account, "123456789012");
+        }
+    }
+
+    #[test]
+    fn takes_account_and_region_from_the_secret_arn() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:a-AbCdEf";
+        let event = call(
+            json!({"eventName": "RestoreSecret", "awsRegion": "us-east-1", "requestParameters": {"secretId": arn}}),
+        );
+        let Input::ApiCall(call) = read(&event).unwrap() else {
+            panic!("not a call")
+        };
+        assert_eq!(
+            (call.account.as_str(), call.region.as_str()),
+            ("111122223333", "eu-west-1")
+        );
+    }
+
+    #[test]
+    fn ignores_failed_calls_other_events_and_other_sources() {
+        let failed = call(
+            json!({"eventName": "CreateSecret", "errorCode": "AccessDenied", "requestParameters": {"name": "x"}}),
+        );
+        assert!(matches!(
+            read(&failed).unwrap(),
+            Input::Ignored {
+                reason: "failed-call",
+                ..
+            }
+        ));
+        let delete =
+            call(json!({"eventName": "DeleteSecret", "requestParameters": {"secretId": "x"}}));
+        assert!(matches!(
+            read(&delete).unwrap(),
+            Input::Ignored {
+                reason: "unsupported-event-name",
+                ..
+            }
+        ));
+        assert!(matches!(
+            read(&json!({"source": "aws.s3"})).unwrap(),
+            Input::Ignored { .. }
+        ));
+        assert!(matches!(read(&json!({})).unwrap(), Input::Ignored { .. }));
+    }
+
+    #[test]
+    fn wrong_types_count_as_absent() {
+        let event = json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
+            "account": 7, "detail": {"eventName": "CreateSecret", "awsRegion": ["x"], "userIdentity": "me",
+            "responseElements": "nope", "requestParameters": {"name": {"a": 1}}}});
+        assert!(matches!(
+            read(&event).unwrap(),
+            Input::Malformed {
+                reason: "malformed-event",
+                ..
+            }
+        ));
+        assert!(matches!(
+            read(&json!({"detail": 3})).unwrap(),
+            Input::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn rejects_arns_of_other_services() {
+        let event = call(
+            json!({"eventName": "CreateSecret", "awsRegion": "us-east-1", "responseElements": {"arn": "arn:aws:s3:::bucket"}}),
+        );
+        let Input::Malformed { detail, .. } = read(&event).unwrap() else {
+            panic!("accepted an S3 ARN")
+        };
+        assert!(detail.contains("arn:aws:s3:::bucket"), "{detail}");
+    }
+
+    #[test]
+    fn bad_json_is_an_error_that_says_so() {
+        assert!(matches!(
+            read_bytes(b"{\"detail\": "),
+            Err(EventError::NotJson(_))
+        ));
+        assert_eq!(read_bytes(b"[1]"), Err(EventError::NotObject("an array")));
+        assert!(
+            read_bytes(b"\"x\"")
+                .unwrap_err()
+                .to_string()
+                .contains("expected a JSON object")
+        );
+    }
+
+    #[test]
+    fn scheduled_events_are_sweeps() {
+        let event = json!({"id": "s1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "region": "us-east-1", "detail": {}});
+        let Input::Scheduled(meta) = read(&event).unwrap() else {
+            panic!("not a sweep")
+        };
+        assert_eq!(meta.event_id.as_deref(), Some("s1"));
+    }
+}

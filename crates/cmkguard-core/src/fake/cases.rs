@@ -1,0 +1,155 @@
+//! The shared table of cases, `testdata/cases.json`, run through the engine, the CLI and the
+//! Lambda alike.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const OWN_ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+pub const KEY_ALIAS: &str = "alias/cmkguard/secrets";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    pub case: String,
+    pub event: String,
+    pub secret: Option<CaseSecret>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseSecret {
+    pub name: String,
+    #[serde(default = "own_account")]
+    pub account: String,
+    #[serde(default = "region")]
+    pub region: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub owning_service: Option<String>,
+    #[serde(default)]
+    pub replica_regions: Vec<String>,
+    #[serde(default = "yes")]
+    pub exists: bool,
+    #[serde(default)]
+    pub no_alias: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expect {
+    pub verdict: String,
+    pub reason: String,
+    pub key_manager: Option<String>,
+    pub actions: Vec<(String, String)>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub key_after: Option<String>,
+    #[serde(default)]
+    pub notified: Option<bool>,
+}
+
+fn own_account() -> String {
+    OWN_ACCOUNT.into()
+}
+fn region() -> String {
+    REGION.into()
+}
+fn yes() -> bool {
+    true
+}
+
+pub fn testdata() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata"))
+}
+
+/// Every case of the table.
+pub fn load() -> Vec<Case> {
+    let path = testdata().join("cases.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
+    let table: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()));
+    serde_json::from_value(table["cases"].clone())
+        .unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
+}
+
+/// An event fixture, parsed.
+pub fn event(file: &str) -> Value {
+    let path = testdata().join("events").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
+}
+
+/// The secret ARN an event fixture carries in `responseElements`, if any.
+pub fn fixture_arn(event: &Value) -> Option<String> {
+    let response = &event["detail"]["responseElements"];
+    response["arn"]
+        .as_str()
+        .or(response["aRN"].as_str())
+        .map(str::to_owned)
+}
+
+/// Substitutes `${CMK_ARN}` in configuration values.
+pub fn expand(value: &str, cmk_arn: &str) -> String {
+    value.replace("${CMK_ARN}", cmk_arn)
+}
+
+impl Case {
+    /// A one-line description for assertion messages.
+    pub fn label(&self) -> String {
+        format!("case `{}` ({})", self.case, self.event)
+    }
+}
+
+/// Checks a record (as JSON) against a case's expectations; returns what differs.
+pub fn check_record(case: &Case, record: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let want = &case.expect;
+    if record["verdict"] != want.verdict.as_str() {
+        problems.push(format!("verdict {} != {}", record["verdict"], want.verdict));
+    }
+    if record["reason"] != want.reason.as_str() {
+        problems.push(format!("reason {} != {}", record["reason"], want.reason));
+    }
+    let manager = record["key_manager"].as_str().map(str::to_owned);
+    if manager != want.key_manager {
+        problems.push(format!("key_manager {manager:?} != {:?}", want.key_manager));
+    }
+    let actions: Vec<(String, String)> = record["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["action"].as_str().unwrap_or("?").to_owned(),
+                        x["outcome"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if actions != want.actions {
+        problems.push(format!(
+            "actions {actions:?} != {:?} (record: {record})",
+            want.actions
+        ));
+    }
+    problems
+}
+
+/// The `cmkguard:*` tags of a tag map.
+pub fn guard_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| k.starts_with("cmkguard:") && *k != "cmkguard:exempt")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! An in-memory AWS for unit tests of the engine: secrets, keys and aliases per account and
+//! region, every call counted, and chosen operations made to fail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::ports::{
+    AwsError, AwsResult, DescribeKey, DescribeSecret, ListSecrets, Notification, Publish,
+    ReencryptSecret, ResolveAlias, Scope, SecretPage, TagSecret,
+};
+
+#[derive(Default)]
+struct World {
+    secrets: BTreeMap<(Scope, String), SecretFacts>,
+    keys: HashMap<(Scope, String), KeyFacts>,
+    aliases: HashMap<(Scope, String), String>,
+    published: Vec<Notification>,
+    calls: Vec<String>,
+    failures: HashMap<String, AwsError>,
+}
+
+#[derive(Default)]
+pub struct FakeAws {
+    world: Mutex<World>,
+}
+
+impl FakeAws {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn put_secret(&self, scope: &Scope, facts: SecretFacts) {
+        self.world()
+            .secrets
+            .insert((scope.clone(), facts.arn.clone()), facts);
+    }
+
+    pub fn secret(&self, scope: &Scope, arn: &str) -> Option<SecretFacts> {
+        self.world()
+            .secrets
+            .get(&(scope.clone(), arn.to_owned()))
+            .cloned()
+    }
+
+    /// Adds a key, reachable by its ARN and its bare id.
+    pub fn put_key(&self, scope: &Scope, facts: KeyFacts) {
+        let mut world = self.world();
+        let id = facts.arn.rsplit('/').next().unwrap_or_default().to_owned();
+        world.keys.insert((scope.clone(), id), facts.clone());
+        world.keys.insert((scope.clone(), facts.arn.clone()), facts);
+    }
+
+    pub fn put_alias(&self, scope: &Scope, alias: &str, key_arn: &str) {
+        self.world()
+            .aliases
+            .insert((scope.clone(), alias.to_owned()), key_arn.to_owned());
+    }
+
+    /// Makes every later call of `operation` (e.g. `TagResource`) fail with `error`.
+    pub fn fail(&self, operation: &str, error: AwsError) {
+        self.world().failures.insert(operation.to_owned(), error);
+    }
+
+    pub fn heal(&self, operation: &str) {
+        self.world().failures.remove(operation);
+    }
+
+    /// Every call so far, as `Operation` names.
+    pub fn calls(&self) -> Vec<String> {
+        self.world().calls.clone()
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.world()
+            .calls
+            .iter()
+            .filter(|c| *c == operation)
+            .count()
+    }
+
+    pub fn writes(&self) -> usize {
+        self.world()
+            .calls
+            .iter()
+            .filter(|c| {
+                ["TagResource", "UntagResource", "UpdateSecret", "Publish"].contains(&c.as_str())
+            })
+            .count()
+    }
+
+    pub fn published(&self) -> Vec<Notification> {
+        self.world().published.clone()
+    }
+
+    fn enter(&self, operation: &str) -> AwsResult<std::sync::MutexGuard<'_, World>> {
+        let mut world = self.world();
+        world.calls.push(operation.to_owned());
+        match world.failures.get(operation) {
+            Some(error) => Err(error.clone()),
+            None => Ok(world),
+        }
+    }
+}
+
+/// Finds a secret by name, full ARN or partial ARN (an ARN without the 7-character suffix).
+fn find<'a>(world: &'a mut World, scope: &Scope, id: &str) -> Option<&'a mut SecretFacts> {
+    world.secrets.iter_mut().find_map(|((s, arn), facts)| {
+        let partial = arn.len() == id.len() + 7 && arn.starts_with(id) && id.starts_with("arn:");
+        (s == scope && (arn == id || facts.name == id || partial)).then_some(facts)
+    })
+}
+
+fn key_of(world: &World, scope: &Scope, key_id: &str) -> Option<KeyFacts> {
+    let key_id = world
+        .aliases
+        .get(&(scope.clone(), key_id.to_owned()))
+        .map_or(key_id, String::as_str);
+    world.keys.get(&(scope.clone(), key_id.to_owned())).cloned()
+}
+
+impl DescribeSecret for FakeAws {
+    async fn describe_secret(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
+        let mut world = self.enter("DescribeSecret")?;
+        find(&mut world, scope, secret_id)
+            .map(|f| f.clone())
+            .ok_or_else(|| AwsError::NotFound(secret_id.to_owned()))
+    }
+}
+
+impl ListSecrets for FakeAws {
+    async fn list_secrets(
+        &self,
+        scope: &Scope,
+        next_token: Option<String>,
+    ) -> AwsResult<SecretPage> {
+        const PAGE: usize = 100;
+        let world = self.enter("ListSecrets")?;
+        let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
+        let all: Vec<_> = world
+            .secrets
+            .iter()
+            .filter(|((s, _), _)| s == scope)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let end = (start + PAGE).min(all.len());
+        Ok(SecretPage {
+            secrets: all[start.min(end)..end].to_vec(),
+            next_token: (end < all.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+impl TagSecret for FakeAws {
+    async fn tag_secret(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: &[(String, String)],
+    ) -> AwsResult<()> {
+        let mut world = self.enter("TagResource")?;
+        let facts =
+            find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
+        facts.tags.extend(tags.iter().cloned());
+        Ok(())
+    }
+
+    async fn untag_secret(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
+        let mut world = self.enter("UntagResource")?;
+        let facts =
+            find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
+        facts.tags.retain(|k, _| !keys.contains(k));
+        Ok(())
+    }
+}
+
+impl ReencryptSecret for FakeAws {
+    async fn set_secret_key(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
+        let mut world = self.enter("UpdateSecret")?;
+        let facts =
+            find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
+        facts.kms_key_id = Some(key_arn.to_owned());
+        Ok(())
+    }
+}
+
+impl DescribeKey for FakeAws {
+    async fn describe_key(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
+        let world = self.enter("DescribeKey")?;
+        key_of(&world, scope, key_id).ok_or_else(|| AwsError::NotFound(key_id.to_owned()))
+    }
+}
+
+impl ResolveAlias for FakeAws {
+    async fn resolve_alias(&self, scope: &Scope, alias: &str) -> AwsResult<Option<KeyFacts>> {
+        let world = self.enter("ResolveAlias")?;
+        Ok(world
+            .aliases
+            .contains_key(&(scope.clone(), alias.to_owned()))
+            .then(|| key_of(&world, scope, alias))
+            .flatten())
+    }
+}
+
+impl Publish for FakeAws {
+    async fn publish(&self, notification: &Notification) -> AwsResult<()> {
+        let mut world = self.enter("Publish")?;
+        world.published.push(notification.clone());
+        Ok(())
+    }
+}
+
+/// A customer managed key in `scope`.
+pub fn customer_key(scope: &Scope, id: &str, state: KeyState) -> KeyFacts {
+    KeyFacts {
+        arn: format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account),
+        manager: KeyManager::Customer,
+        state,
+    }
+}
+
+pub mod cases;

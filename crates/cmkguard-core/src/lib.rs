@@ -1,0 +1,24 @@
+//! The cmkguard engine: what a secret and its key are, what the policy says about them, and what
+//! to do about it. No AWS SDK and no runtime here: AWS is reached through the port traits in
+//! [`ports`], implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature).
+
+pub mod arn;
+pub mod config;
+pub mod event;
+pub mod facts;
+pub mod guard;
+pub mod policy;
+pub mod ports;
+pub mod record;
+
+mod cache;
+
+#[cfg(feature = "test-util")]
+pub mod fake;
+
+pub use config::{Action, Config, ConfigError};
+pub use event::{EventError, Input};
+pub use facts::{KeyFacts, KeyManager, KeyState, Replica, SecretFacts};
+pub use guard::{Context, Guard, GuardError, SecretRef};
+pub use ports::{AwsError, Notification, Ports, Scope};
+pub use record::{ActionRecord, AuditRecord, Outcome, Verdict};

@@ -1,0 +1,317 @@
+//! The policy: from the facts about a secret and its key to a verdict and a reason. Pure.
+
+use crate::arn::Arn;
+use crate::config::Config;
+use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::record::Verdict;
+
+/// What the guard found out about the key of a secret (or of one of its replicas).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFinding {
+    /// No `KmsKeyId`: the default key, `aws/secretsmanager`.
+    DefaultKey,
+    /// An `alias/aws/...` id: AWS managed by definition, no `DescribeKey` needed.
+    AwsAlias,
+    Described(KeyFacts),
+    /// A key ARN in another account whose `DescribeKey` was denied: AWS managed keys cannot be
+    /// used across accounts, so it is customer managed by definition.
+    ForeignKeyUndescribed {
+        arn: String,
+    },
+    NotFound,
+}
+
+impl KeyFinding {
+    pub fn manager(&self) -> Option<KeyManager> {
+        match self {
+            KeyFinding::DefaultKey | KeyFinding::AwsAlias => Some(KeyManager::Aws),
+            KeyFinding::Described(key) => Some(key.manager),
+            KeyFinding::ForeignKeyUndescribed { .. } => Some(KeyManager::Customer),
+            KeyFinding::NotFound => None,
+        }
+    }
+
+    /// The reason this key makes a secret non-compliant, if it does.
+    pub fn problem(&self, config: &Config) -> Option<&'static str> {
+        let arn = match self {
+            KeyFinding::DefaultKey | KeyFinding::AwsAlias => return Some("aws-managed-key"),
+            KeyFinding::NotFound => return Some("key-not-found"),
+            KeyFinding::Described(key) => match (&key.manager, &key.state) {
+                (KeyManager::Aws, _) => return Some("aws-managed-key"),
+                (KeyManager::Customer, KeyState::Disabled) => return Some("key-disabled"),
+                (KeyManager::Customer, KeyState::PendingDeletion) => {
+                    return Some("key-pending-deletion");
+                }
+                (KeyManager::Customer, KeyState::Other(_)) => return Some("key-unusable"),
+                (KeyManager::Customer, KeyState::Enabled) => key.arn.as_str(),
+            },
+            KeyFinding::ForeignKeyUndescribed { arn } => arn.as_str(),
+        };
+        match &config.allowed_key_arns {
+            Some(allowed) if !allowed.contains(arn) => Some("key-not-allowed"),
+            _ => None,
+        }
+    }
+}
+
+/// The verdict on a secret that exists and could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: &'static str,
+    pub detail: Option<String>,
+}
+
+/// Precedence: exempt, then managed, then the key checks (the secret's own key before its replicas').
+pub fn decide(
+    secret: &SecretFacts,
+    key: &KeyFinding,
+    replicas: &[(String, KeyFinding)],
+    config: &Config,
+) -> Decision {
+    if secret
+        .tags
+        .get(&config.exempt_tag)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Decision {
+            verdict: Verdict::Exempt,
+            reason: "exempt-tag",
+            detail: Some(format!("tag `{}` is `true`", config.exempt_tag)),
+        };
+    }
+    let problem = key
+        .problem(config)
+        .map(|reason| (reason, None))
+        .or_else(|| {
+            replicas.iter().find_map(|(region, finding)| {
+                let reason = match finding.problem(config)? {
+                    "aws-managed-key" => "replica-aws-managed-key",
+                    _ => "replica-key-problem",
+                };
+                Some((
+                    reason,
+                    Some(format!(
+                        "the replica in `{region}`: {finding_words}",
+                        finding_words = words(finding)
+                    )),
+                ))
+            })
+        });
+    match (problem, &secret.owning_service) {
+        (Some((reason, detail)), Some(service)) => Decision {
+            verdict: Verdict::Managed,
+            reason,
+            detail: Some(join(
+                detail,
+                format!("managed by `{service}`: never re-encrypted by the guard"),
+            )),
+        },
+        (Some((reason, detail)), None) => Decision {
+            verdict: Verdict::NonCompliant,
+            reason,
+            detail,
+        },
+        (None, _) => match key {
+            KeyFinding::ForeignKeyUndescribed { arn } => Decision {
+                verdict: Verdict::Compliant,
+                reason: "cross-account-key",
+                detail: Some(format!(
+                    "`DescribeKey` on `{arn}` was denied; a key in another account is customer managed by definition"
+                )),
+            },
+            _ => Decision {
+                verdict: Verdict::Compliant,
+                reason: "customer-managed-key",
+                detail: None,
+            },
+        },
+    }
+}
+
+fn words(finding: &KeyFinding) -> String {
+    match finding {
+        KeyFinding::DefaultKey | KeyFinding::AwsAlias => "on the AWS managed key".into(),
+        KeyFinding::Described(key) => {
+            format!("key `{}` is {:?}, {:?}", key.arn, key.manager, key.state)
+        }
+        KeyFinding::ForeignKeyUndescribed { arn } => format!("key `{arn}` in another account"),
+        KeyFinding::NotFound => "its key does not exist".into(),
+    }
+}
+
+fn join(first: Option<String>, second: String) -> String {
+    match first {
+        Some(first) => format!("{first}; {second}"),
+        None => second,
+    }
+}
+
+/// Whether a key id (as a secret reports it) names a key ARN in an account other than `account`.
+pub fn is_foreign_key(key_id: &str, account: &str) -> bool {
+    Arn::kms_key(key_id).is_some_and(|a| a.account != account)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    const CMK: &str = "arn:aws:kms:us-east-1:123456789012:key/cmk";
+
+    fn customer(state: KeyState) -> KeyFinding {
+        KeyFinding::Described(KeyFacts {
+            arn: CMK.into(),
+            manager: KeyManager::Customer,
+            state,
+        })
+    }
+
+    fn secret(tags: &[(&str, &str)], owning_service: Option<&str>) -> SecretFacts {
+        SecretFacts {
+            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf".into(),
+            name: "s".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            owning_service: owning_service.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn key_findings_give_their_reasons() {
+        let config = Config::default();
+        let cases = [
+            (
+                KeyFinding::DefaultKey,
+                Verdict::NonCompliant,
+                "aws-managed-key",
+            ),
+            (
+                KeyFinding::AwsAlias,
+                Verdict::NonCompliant,
+                "aws-managed-key",
+            ),
+            (
+                KeyFinding::Described(KeyFacts {
+                    arn: CMK.into(),
+                    manager: KeyManager::Aws,
+                    state: KeyState::Enabled,
+                }),
+                Verdict::NonCompliant,
+                "aws-managed-key",
+            ),
+            (
+                customer(KeyState::Disabled),
+                Verdict::NonCompliant,
+                "key-disabled",
+            ),
+            (
+                customer(KeyState::PendingDeletion),
+                Verdict::NonCompliant,
+                "key-pending-deletion",
+            ),
+            (
+                customer(KeyState::Other("PendingImport".into())),
+                Verdict::NonCompliant,
+                "key-unusable",
+            ),
+            (KeyFinding::NotFound, Verdict::NonCompliant, "key-not-found"),
+            (
+                customer(KeyState::Enabled),
+                Verdict::Compliant,
+                "customer-managed-key",
+            ),
+            (
+                KeyFinding::ForeignKeyUndescribed { arn: CMK.into() },
+                Verdict::Compliant,
+                "cross-account-key",
+            ),
+        ];
+        for (finding, verdict, reason) in cases {
+            let decision = decide(&secret(&[], None), &finding, &[], &config);
+            assert_eq!(
+                (decision.verdict, decision.reason),
+                (verdict, reason),
+                "{finding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exempt_then_managed_then_key_checks() {
+        let config = Config::default();
+        let exempt = secret(&[("cmkguard:exempt", "true")], Some("rds"));
+        assert_eq!(
+            decide(&exempt, &KeyFinding::DefaultKey, &[], &config).verdict,
+            Verdict::Exempt
+        );
+        let not_exempt = secret(&[("cmkguard:exempt", "false")], None);
+        assert_eq!(
+            decide(&not_exempt, &KeyFinding::DefaultKey, &[], &config).verdict,
+            Verdict::NonCompliant
+        );
+        let managed = secret(&[], Some("rds"));
+        let decision = decide(&managed, &KeyFinding::DefaultKey, &[], &config);
+        assert_eq!(
+            (decision.verdict, decision.reason),
+            (Verdict::Managed, "aws-managed-key")
+        );
+        // A managed secret on a good key is simply compliant.
+        assert_eq!(
+            decide(&managed, &customer(KeyState::Enabled), &[], &config).verdict,
+            Verdict::Compliant
+        );
+    }
+
+    #[test]
+    fn the_allow_list_binds_customer_keys() {
+        let config = Config {
+            allowed_key_arns: Some(BTreeSet::from([
+                "arn:aws:kms:us-east-1:123456789012:key/other".to_string(),
+            ])),
+            ..Config::default()
+        };
+        let decision = decide(
+            &secret(&[], None),
+            &customer(KeyState::Enabled),
+            &[],
+            &config,
+        );
+        assert_eq!(decision.reason, "key-not-allowed");
+        let foreign = KeyFinding::ForeignKeyUndescribed { arn: CMK.into() };
+        assert_eq!(
+            decide(&secret(&[], None), &foreign, &[], &config).reason,
+            "key-not-allowed"
+        );
+    }
+
+    #[test]
+    fn replicas_on_the_default_key_are_reported_on_the_primary() {
+        let replicas = [("us-west-2".to_string(), KeyFinding::DefaultKey)];
+        let decision = decide(
+            &secret(&[], None),
+            &customer(KeyState::Enabled),
+            &replicas,
+            &Config::default(),
+        );
+        assert_eq!(
+            (decision.verdict, decision.reason),
+            (Verdict::NonCompliant, "replica-aws-managed-key")
+        );
+        assert!(decision.detail.unwrap().contains("us-west-2"));
+    }
+
+    #[test]
+    fn foreign_keys_are_told_apart() {
+        assert!(is_foreign_key(
+            "arn:aws:kms:us-east-1:111122223333:key/x",
+            "123456789012"
+        ));
+        assert!(!is_foreign_key(CMK, "123456789012"));
+        assert!(!is_foreign_key("alias/x", "123456789012"));
+    }
+}

@@ -1,0 +1,151 @@
+//! The narrow capabilities the engine needs from AWS, one trait each. Every call names the
+//! account and region it is for; the implementation picks (and caches) the right client.
+
+use std::future::Future;
+
+use crate::facts::{KeyFacts, SecretFacts};
+
+/// Where a call goes: an account and a region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub account: String,
+    pub region: String,
+}
+
+impl Scope {
+    pub fn new(account: impl Into<String>, region: impl Into<String>) -> Self {
+        Scope {
+            account: account.into(),
+            region: region.into(),
+        }
+    }
+}
+
+/// An AWS failure, classified at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// Throttling, 5xx, timeouts, dropped connections, after the SDK's own retries.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl AwsError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AwsError::Transient(_))
+    }
+}
+
+pub type AwsResult<T> = Result<T, AwsError>;
+
+/// One page of `ListSecrets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretPage {
+    pub secrets: Vec<SecretFacts>,
+    pub next_token: Option<String>,
+}
+
+/// An SNS message: the audit record as the body, attributes for subscription filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub topic_arn: String,
+    pub subject: String,
+    pub message: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+pub trait DescribeSecret {
+    /// `secret_id` is a name, a full ARN or a partial ARN.
+    fn describe_secret(
+        &self,
+        scope: &Scope,
+        secret_id: &str,
+    ) -> impl Future<Output = AwsResult<SecretFacts>> + Send;
+}
+
+pub trait ListSecrets {
+    fn list_secrets(
+        &self,
+        scope: &Scope,
+        next_token: Option<String>,
+    ) -> impl Future<Output = AwsResult<SecretPage>> + Send;
+}
+
+pub trait TagSecret {
+    fn tag_secret(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = AwsResult<()>> + Send;
+    fn untag_secret(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        keys: &[String],
+    ) -> impl Future<Output = AwsResult<()>> + Send;
+}
+
+pub trait ReencryptSecret {
+    /// `UpdateSecret` with only `KmsKeyId`: no new version, values untouched.
+    fn set_secret_key(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        key_arn: &str,
+    ) -> impl Future<Output = AwsResult<()>> + Send;
+}
+
+pub trait DescribeKey {
+    /// `key_id` is a key id, key ARN, alias name or alias ARN.
+    fn describe_key(
+        &self,
+        scope: &Scope,
+        key_id: &str,
+    ) -> impl Future<Output = AwsResult<KeyFacts>> + Send;
+}
+
+pub trait ResolveAlias {
+    /// The key an alias points to in the scope's region; `None` when there is no such alias.
+    fn resolve_alias(
+        &self,
+        scope: &Scope,
+        alias: &str,
+    ) -> impl Future<Output = AwsResult<Option<KeyFacts>>> + Send;
+}
+
+pub trait Publish {
+    fn publish(&self, notification: &Notification) -> impl Future<Output = AwsResult<()>> + Send;
+}
+
+/// Everything the guard uses, in one bound.
+pub trait Ports:
+    DescribeSecret
+    + ListSecrets
+    + TagSecret
+    + ReencryptSecret
+    + DescribeKey
+    + ResolveAlias
+    + Publish
+    + Send
+    + Sync
+{
+}
+
+impl<T> Ports for T where
+    T: DescribeSecret
+        + ListSecrets
+        + TagSecret
+        + ReencryptSecret
+        + DescribeKey
+        + ResolveAlias
+        + Publish
+        + Send
+        + Sync
+{
+}

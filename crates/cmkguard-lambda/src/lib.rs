@@ -1,0 +1,94 @@
+//! The Lambda handler: a plain `async fn` over the guard, so tests call it with fakes.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use cmkguard_core::{AuditRecord, Context, Guard, GuardError, Ports, Verdict};
+use serde_json::{Value, json};
+
+/// The handler gives up this long before the invocation deadline, so Lambda gets a retryable
+/// error from us instead of killing the process mid-write.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// What one invocation knows about itself.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub invoked_function_arn: String,
+    pub deadline: SystemTime,
+    /// The function's region (`AWS_REGION`): what a scheduled sweep covers.
+    pub region: String,
+}
+
+impl Invocation {
+    /// The function's own account, from its ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+    pub fn own_account(&self) -> Option<&str> {
+        self.invoked_function_arn
+            .split(':')
+            .nth(4)
+            .filter(|a| cmkguard_core::arn::is_account_id(a))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("invocation error: the function ARN `{0}` names no account")]
+    NoAccount(String),
+    #[error("{0}")]
+    Guard(#[from] GuardError),
+    #[error("the invocation deadline is near; the event will be retried")]
+    Deadline,
+}
+
+/// Handles one event; the records are handed to `emit` as they are final, error or not.
+pub async fn handle<P: Ports>(
+    guard: &Guard<P>,
+    event: &Value,
+    invocation: &Invocation,
+    emit: &mut impl FnMut(&AuditRecord),
+) -> Result<Value, HandlerError> {
+    let own_account = invocation
+        .own_account()
+        .ok_or_else(|| HandlerError::NoAccount(invocation.invoked_function_arn.clone()))?
+        .to_owned();
+    let remaining = invocation
+        .deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let ctx = Context {
+        own_account,
+        region: invocation.region.clone(),
+        deadline: Some(Instant::now() + remaining),
+    };
+
+    let budget = remaining.saturating_sub(DEADLINE_MARGIN);
+    let records = match tokio::time::timeout(budget, guard.handle(event, &ctx)).await {
+        Err(_elapsed) => return Err(HandlerError::Deadline),
+        Ok(Err(e)) => {
+            e.records().iter().for_each(&mut *emit);
+            return Err(e.into());
+        }
+        Ok(Ok(records)) => records,
+    };
+    records.iter().for_each(&mut *emit);
+    Ok(summary(&records))
+}
+
+/// The invocation's response: how many records of each verdict.
+pub fn summary(records: &[AuditRecord]) -> Value {
+    let mut verdicts = serde_json::Map::new();
+    for verdict in [
+        Verdict::Compliant,
+        Verdict::NonCompliant,
+        Verdict::Exempt,
+        Verdict::Managed,
+        Verdict::NotFound,
+        Verdict::Ignored,
+        Verdict::Error,
+    ] {
+        let n = records.iter().filter(|r| r.verdict == verdict).count();
+        if n > 0 {
+            verdicts.insert(verdict.as_str().into(), n.into());
+        }
+    }
+    json!({ "records": records.len(), "verdicts": verdicts })
+}

@@ -1,0 +1,16 @@
+//! Test harness for cmkguard: a moto server of a test's own ([`Moto`]), SDK configurations for
+//! it, and a Lambda Runtime API emulator ([`RuntimeApi`]) to run the Lambda binary locally.
+
+// Test support: a setup that fails should panic loudly, where the test is, not return errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod http;
+mod moto;
+mod runtime_api;
+pub mod world;
+
+pub use moto::{
+    DEFAULT_ACCOUNT, MOTO_REQUIREMENT, MOTO_SERVER_ENV, Moto, TEST_ROLE_NAME, moto_server_binary,
+    workspace_root,
+};
+pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};

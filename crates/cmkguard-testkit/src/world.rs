@@ -1,0 +1,240 @@
+//! Builds a case's world in moto: the region's keys and alias, the secret (with two versions of a
+//! canary value), the SNS topic; and reads the secret back afterwards.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_kms::types::KeyUsageType;
+use aws_sdk_secretsmanager::types::{ReplicaRegionType, Tag};
+
+use crate::Moto;
+
+pub const KEY_ALIAS: &str = "alias/cmkguard/secrets";
+pub const TOPIC_NAME: &str = "cmkguard";
+pub const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
+
+/// The keys made in one account and region.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub designated: String,
+    pub other: String,
+    pub disabled: String,
+    pub pending_deletion: String,
+}
+
+/// A secret as a case describes it.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSpec {
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    /// `default`, `aws-alias`, `cmk`, `cmk-alias`, `cmk-disabled`, `cmk-pending-deletion`, `other-cmk`.
+    pub key: String,
+    pub tags: BTreeMap<String, String>,
+    pub owning_service: Option<String>,
+    pub replica_regions: Vec<String>,
+}
+
+/// A made secret: its ARN and the values of its two versions.
+#[derive(Debug, Clone)]
+pub struct MadeSecret {
+    pub arn: String,
+    pub previous_value: String,
+    pub current_value: String,
+}
+
+/// What a secret looks like after the guard ran.
+#[derive(Debug, Clone)]
+pub struct SecretState {
+    pub kms_key_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub current_value: String,
+    pub previous_value: Option<String>,
+}
+
+/// A canary: a secret value that must never appear in any output.
+pub fn canary(name: &str, version: &str) -> String {
+    format!(
+        "CANARY-{version}-{}-do-not-log",
+        name.replace(['/', '!'], "_")
+    )
+}
+
+impl Moto {
+    pub async fn secrets_client(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config_for(account, region).await)
+    }
+
+    pub async fn kms_client(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.config_for(account, region).await)
+    }
+
+    async fn config_for(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        if account == crate::DEFAULT_ACCOUNT {
+            self.sdk_config(region).await
+        } else {
+            self.sdk_config_for_account(account, region).await
+        }
+    }
+
+    /// The designated key (with `alias/cmkguard/secrets` unless `alias` is false) and three more.
+    pub async fn make_keys(&self, account: &str, region: &str, alias: bool) -> Keys {
+        let kms = self.kms_client(account, region).await;
+        let create = |description: &'static str| {
+            let kms = kms.clone();
+            async move {
+                let out = kms
+                    .create_key()
+                    .description(description)
+                    .key_usage(KeyUsageType::EncryptDecrypt)
+                    .send()
+                    .await
+                    .expect("kms create_key on moto");
+                out.key_metadata()
+                    .and_then(|m| m.arn())
+                    .expect("a key ARN")
+                    .to_owned()
+            }
+        };
+        let keys = Keys {
+            designated: create("cmkguard designated key").await,
+            other: create("another customer managed key").await,
+            disabled: create("a disabled key").await,
+            pending_deletion: create("a key pending deletion").await,
+        };
+        if alias {
+            kms.create_alias()
+                .alias_name(KEY_ALIAS)
+                .target_key_id(&keys.designated)
+                .send()
+                .await
+                .expect("create_alias");
+        }
+        // moto 5.2.5 answers 500 to these when given an ARN: use the bare key id.
+        let id = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+        kms.disable_key()
+            .key_id(id(&keys.disabled))
+            .send()
+            .await
+            .expect("disable_key");
+        kms.schedule_key_deletion()
+            .key_id(id(&keys.pending_deletion))
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .expect("schedule");
+        keys
+    }
+
+    /// The `KmsKeyId` a key kind stands for.
+    pub fn key_id_for(keys: &Keys, kind: &str) -> Option<String> {
+        match kind {
+            "default" => None,
+            "aws-alias" => Some("alias/aws/secretsmanager".into()),
+            "cmk" => Some(keys.designated.clone()),
+            "cmk-alias" => Some(KEY_ALIAS.into()),
+            "cmk-disabled" => Some(keys.disabled.clone()),
+            "cmk-pending-deletion" => Some(keys.pending_deletion.clone()),
+            "other-cmk" => Some(keys.other.clone()),
+            other => panic!("unknown key kind `{other}`"),
+        }
+    }
+
+    /// Creates the secret with two versions (AWSPREVIOUS and AWSCURRENT) of canary values.
+    pub async fn make_secret(&self, spec: &SecretSpec, keys: &Keys) -> MadeSecret {
+        let client = self.secrets_client(&spec.account, &spec.region).await;
+        let previous_value = canary(&spec.name, "previous");
+        let current_value = canary(&spec.name, "current");
+        let mut tags: Vec<Tag> = spec
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        if let Some(service) = &spec.owning_service {
+            // How moto makes a managed secret (see MOTO.md).
+            tags.push(
+                Tag::builder()
+                    .key("aws:secretsmanager:owningService")
+                    .value(service)
+                    .build(),
+            );
+        }
+        let replicas: Vec<ReplicaRegionType> = spec
+            .replica_regions
+            .iter()
+            .map(|r| ReplicaRegionType::builder().region(r).build())
+            .collect();
+        let out = client
+            .create_secret()
+            .name(&spec.name)
+            .secret_string(&previous_value)
+            .set_kms_key_id(Self::key_id_for(keys, &spec.key))
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .set_add_replica_regions((!replicas.is_empty()).then_some(replicas))
+            .send()
+            .await
+            .expect("create_secret on moto");
+        let arn = out.arn().expect("a secret ARN").to_owned();
+        client
+            .put_secret_value()
+            .secret_id(&arn)
+            .secret_string(&current_value)
+            .send()
+            .await
+            .expect("put_secret_value");
+        MadeSecret {
+            arn,
+            previous_value,
+            current_value,
+        }
+    }
+
+    /// The secret's key, tags and the values of its AWSCURRENT and AWSPREVIOUS versions.
+    pub async fn secret_state(&self, account: &str, region: &str, arn: &str) -> SecretState {
+        let client = self.secrets_client(account, region).await;
+        let described = client
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await
+            .expect("describe_secret");
+        let value = |stage: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .version_stage(stage)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|v| v.secret_string().map(str::to_owned))
+            }
+        };
+        SecretState {
+            kms_key_id: described.kms_key_id().map(str::to_owned),
+            tags: described
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
+            current_value: value("AWSCURRENT").await.expect("the AWSCURRENT value"),
+            previous_value: value("AWSPREVIOUS").await,
+        }
+    }
+
+    /// The guard's SNS topic in the default account, `us-east-1`.
+    pub async fn make_topic(&self) -> String {
+        let sns = aws_sdk_sns::Client::new(&self.sdk_config("us-east-1").await);
+        let out = sns
+            .create_topic()
+            .name(TOPIC_NAME)
+            .send()
+            .await
+            .expect("create_topic");
+        out.topic_arn().expect("a topic ARN").to_owned()
+    }
+}
