@@ -60,7 +60,10 @@ pub async fn handle<P: Ports>(
         deadline: Some(Instant::now() + remaining),
     };
 
-    let budget = remaining.saturating_sub(DEADLINE_MARGIN);
+    if remaining <= DEADLINE_MARGIN {
+        return Err(HandlerError::Deadline);
+    }
+    let budget = remaining - DEADLINE_MARGIN;
     let records = match tokio::time::timeout(budget, guard.handle(event, &ctx)).await {
         Err(_elapsed) => return Err(HandlerError::Deadline),
         Ok(Err(e)) => {

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use super::{FakeAws, customer_key};
+use crate::{Config, Context, KeyState, Replica, Scope, SecretFacts};
 use serde_json::Value;
 
 pub const OWN_ACCOUNT: &str = "123456789012";
@@ -152,4 +155,90 @@ pub fn guard_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .filter(|(k, _)| k.starts_with("cmkguard:") && *k != "cmkguard:exempt")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+// The case's world in the in-memory fake.
+
+pub fn key_arn(scope: &Scope, id: &str) -> String {
+    format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account)
+}
+
+/// The KmsKeyId a key kind of the table stands for.
+pub fn key_id(scope: &Scope, kind: &str) -> Option<String> {
+    match kind {
+        "default" => None,
+        "aws-alias" => Some("alias/aws/secretsmanager".into()),
+        "cmk" => Some(key_arn(scope, "designated")),
+        "cmk-alias" => Some(KEY_ALIAS.into()),
+        "cmk-disabled" => Some(key_arn(scope, "disabled")),
+        "cmk-pending-deletion" => Some(key_arn(scope, "pending-deletion")),
+        "other-cmk" => Some(key_arn(scope, "other")),
+        other => panic!("unknown key kind `{other}`"),
+    }
+}
+
+/// Builds the case's world; returns the secret's scope and ARN.
+pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
+    let event = event(&case.event);
+    let secret = case.secret.as_ref()?;
+    let scope = Scope::new(&secret.account, &secret.region);
+    for region in ["us-east-1", "us-west-2"] {
+        let s = Scope::new(&secret.account, region);
+        fake.put_key(&s, customer_key(&s, "designated", KeyState::Enabled));
+        fake.put_key(&s, customer_key(&s, "other", KeyState::Enabled));
+        fake.put_key(&s, customer_key(&s, "disabled", KeyState::Disabled));
+        fake.put_key(
+            &s,
+            customer_key(&s, "pending-deletion", KeyState::PendingDeletion),
+        );
+        if !(secret.no_alias && region == secret.region) {
+            fake.put_alias(&s, KEY_ALIAS, &key_arn(&s, "designated"));
+        }
+    }
+    let arn = fixture_arn(&event).unwrap_or_else(|| {
+        format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{}-AbCdEf",
+            secret.region, secret.account, secret.name
+        )
+    });
+    if secret.exists {
+        fake.put_secret(
+            &scope,
+            SecretFacts {
+                arn: arn.clone(),
+                name: secret.name.clone(),
+                kms_key_id: key_id(&scope, secret.key.as_deref().unwrap_or("default")),
+                tags: secret.tags.clone(),
+                owning_service: secret.owning_service.clone(),
+                replicas: secret
+                    .replica_regions
+                    .iter()
+                    .map(|r| Replica {
+                        region: r.clone(),
+                        kms_key_id: None,
+                    })
+                    .collect(),
+            },
+        );
+    }
+    Some((scope, arn))
+}
+
+pub fn config(case: &Case) -> Config {
+    let cmk = key_arn(&Scope::new(OWN_ACCOUNT, "us-east-1"), "designated");
+    let env: BTreeMap<String, String> = case
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), expand(v, &cmk)))
+        .collect();
+    Config::from_lookup(|name| env.get(name).cloned())
+        .unwrap_or_else(|e| panic!("{}: {e}", case.label()))
+}
+
+pub fn ctx() -> Context {
+    Context {
+        own_account: OWN_ACCOUNT.into(),
+        region: "us-east-1".into(),
+        deadline: None,
+    }
 }

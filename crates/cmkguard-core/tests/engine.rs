@@ -1,0 +1,398 @@
+//! Engine behaviours beyond the case table: convergence on the guard's own writes, transient
+//! failures, key caching, cross-account keys, sweeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
+
+use cmkguard_core::fake::FakeAws;
+use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
+use cmkguard_core::{
+    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Scope,
+    SecretFacts, Verdict,
+};
+use serde_json::{Value, json};
+
+const REGION: &str = "us-east-1";
+
+fn scope() -> Scope {
+    Scope::new(OWN_ACCOUNT, REGION)
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:secretsmanager:{REGION}:{OWN_ACCOUNT}:secret:{name}-AbCdEf")
+}
+
+fn cmk(id: &str) -> String {
+    format!("arn:aws:kms:{REGION}:{OWN_ACCOUNT}:key/{id}")
+}
+
+fn event(name: &str, secret_arn: &str) -> Value {
+    json!({
+        "id": "eb-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
+        "account": OWN_ACCOUNT, "region": REGION,
+        "detail": {"eventID": format!("ct-{name}"), "eventName": name, "awsRegion": REGION,
+                   "eventSource": "secretsmanager.amazonaws.com",
+                   "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
+                   "requestParameters": {"secretId": secret_arn}, "responseElements": {"arn": secret_arn}}
+    })
+}
+
+fn world() -> FakeAws {
+    let fake = FakeAws::new();
+    let key = KeyFacts {
+        arn: cmk("designated"),
+        manager: KeyManager::Customer,
+        state: KeyState::Enabled,
+    };
+    fake.put_key(&scope(), key);
+    fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
+    fake
+}
+
+fn secret(name: &str, key: Option<&str>) -> SecretFacts {
+    SecretFacts {
+        arn: arn(name),
+        name: name.into(),
+        kms_key_id: key.map(Into::into),
+        ..Default::default()
+    }
+}
+
+fn config(actions: &str) -> Config {
+    let vars = [
+        ("CMKGUARD_ACTIONS", actions),
+        ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
+        (
+            "CMKGUARD_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:cmkguard",
+        ),
+    ];
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_guards_own_writes_converge_with_no_further_write() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    let guard = Guard::new(config("tag,notify,remediate"), fake);
+
+    let first = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(first[0].verdict, Verdict::NonCompliant);
+    assert_eq!(guard.ports().count("UpdateSecret"), 1);
+    let writes = guard.ports().writes();
+
+    // The events the remediation causes: UpdateSecret (the guard's own) and a redelivery.
+    for name in ["UpdateSecret", "CreateSecret", "UpdateSecret"] {
+        let records = guard
+            .handle(&event(name, &arn("app/db")), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(
+            records[0]
+                .actions
+                .iter()
+                .all(|a| a.outcome != Outcome::Done),
+            "{:?}",
+            records[0]
+        );
+    }
+    assert_eq!(
+        guard.ports().writes(),
+        writes,
+        "no write after the first delivery"
+    );
+    assert_eq!(guard.ports().count("UpdateSecret"), 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retryable_and_the_redelivery_converges() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail(
+        "TagResource",
+        AwsError::Transient("ThrottlingException: rate exceeded".into()),
+    );
+    let guard = Guard::new(config("tag,remediate"), fake);
+
+    let err = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap_err();
+    let GuardError::Transient { records, .. } = &err else {
+        panic!("not transient: {err}")
+    };
+    // The failed action is in the record; the remediation before it is done.
+    let outcomes: Vec<_> = records[0]
+        .actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("remediate", Outcome::Done), ("tag", Outcome::Failed)]
+    );
+
+    guard.ports().heal("TagResource");
+    let records = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    // The secret is already on the right key: the redelivery finds it compliant and writes nothing
+    // but nothing is lost either (the key is right).
+    assert_eq!(records[0].verdict, Verdict::Compliant);
+    assert_eq!(guard.ports().count("UpdateSecret"), 1);
+}
+
+#[tokio::test]
+async fn a_transient_describe_is_an_error_for_lambda_to_retry() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail("DescribeSecret", AwsError::Transient("HTTP 503".into()));
+    let guard = Guard::new(config("tag"), fake);
+    let err = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GuardError::Transient { .. }), "{err}");
+    assert_eq!(guard.ports().writes(), 0);
+}
+
+#[tokio::test]
+async fn permanent_failures_are_verdicts() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail(
+        "DescribeSecret",
+        AwsError::AccessDenied("not allowed".into()),
+    );
+    let guard = Guard::new(config("tag"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        (records[0].verdict, records[0].reason.as_str()),
+        (Verdict::Error, "access-denied")
+    );
+
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail("TagResource", AwsError::AccessDenied("no tagging".into()));
+    let guard = Guard::new(config("tag,notify"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = records[0]
+        .actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.outcome))
+        .collect();
+    // A failed action does not stop the others.
+    assert_eq!(
+        outcomes,
+        [("tag", Outcome::Failed), ("notify", Outcome::Done)]
+    );
+}
+
+#[tokio::test]
+async fn key_facts_are_cached_in_the_warm_process() {
+    let fake = world();
+    for i in 0..5 {
+        fake.put_secret(&scope(), secret(&format!("s{i}"), Some(&cmk("designated"))));
+    }
+    let guard = Guard::new(config("tag"), fake);
+    for i in 0..5 {
+        let records = guard
+            .handle(&event("CreateSecret", &arn(&format!("s{i}"))), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(records[0].verdict, Verdict::Compliant);
+    }
+    assert_eq!(guard.ports().count("DescribeKey"), 1);
+    assert_eq!(guard.ports().count("DescribeSecret"), 5);
+}
+
+#[tokio::test]
+async fn a_default_key_secret_costs_no_describe_key() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("s", None));
+    fake.put_secret(&scope(), secret("t", Some("alias/aws/secretsmanager")));
+    let guard = Guard::new(config("none"), fake);
+    for name in ["s", "t"] {
+        let records = guard
+            .handle(&event("CreateSecret", &arn(name)), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(
+            (records[0].verdict, records[0].key_manager),
+            (Verdict::NonCompliant, Some(KeyManager::Aws))
+        );
+    }
+    assert_eq!(guard.ports().calls(), ["DescribeSecret", "DescribeSecret"]);
+}
+
+#[tokio::test]
+async fn a_key_with_key_manager_aws_is_non_compliant() {
+    let fake = world();
+    let aws_key = KeyFacts {
+        arn: cmk("aws-managed"),
+        manager: KeyManager::Aws,
+        state: KeyState::Enabled,
+    };
+    fake.put_key(&scope(), aws_key);
+    fake.put_secret(&scope(), secret("s", Some(&cmk("aws-managed"))));
+    let guard = Guard::new(config("tag,remediate"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("s")), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        (records[0].verdict, records[0].reason.as_str()),
+        (Verdict::NonCompliant, "aws-managed-key")
+    );
+    assert_eq!(
+        guard
+            .ports()
+            .secret(&scope(), &arn("s"))
+            .unwrap()
+            .kms_key_id,
+        Some(cmk("designated"))
+    );
+}
+
+#[tokio::test]
+async fn a_denied_foreign_key_is_customer_managed_by_definition() {
+    let fake = world();
+    let foreign = "arn:aws:kms:us-east-1:999988887777:key/shared";
+    fake.put_secret(&scope(), secret("s", Some(foreign)));
+    fake.fail("DescribeKey", AwsError::AccessDenied("not your key".into()));
+    let guard = Guard::new(config("tag"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("s")), &ctx())
+        .await
+        .unwrap();
+    let record = &records[0];
+    assert_eq!(
+        (record.verdict, record.reason.as_str()),
+        (Verdict::Compliant, "cross-account-key")
+    );
+    assert_eq!(record.key_manager, Some(KeyManager::Customer));
+    assert!(
+        record.detail.as_deref().unwrap().contains("denied"),
+        "{record:?}"
+    );
+
+    // The same denial on a key of the secret's own account is not excused.
+    let fake = world();
+    fake.put_secret(&scope(), secret("s", Some(&cmk("mine"))));
+    fake.fail("DescribeKey", AwsError::AccessDenied("not allowed".into()));
+    let guard = Guard::new(config("tag"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("s")), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        (records[0].verdict, records[0].reason.as_str()),
+        (Verdict::Error, "key-access-denied")
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_event_sweeps_the_region_page_by_page() {
+    let fake = world();
+    for i in 0..250 {
+        let key = (i % 2 == 0).then(|| cmk("designated"));
+        fake.put_secret(&scope(), secret(&format!("s{i:03}"), key.as_deref()));
+    }
+    let guard = Guard::new(config("none"), fake);
+    let sweep = json!({"id": "sched-1", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "account": OWN_ACCOUNT, "region": REGION, "detail": {}});
+    let records = guard.handle(&sweep, &ctx()).await.unwrap();
+    assert_eq!(records.len(), 250);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.verdict == Verdict::NonCompliant)
+            .count(),
+        125
+    );
+    assert_eq!(guard.ports().count("ListSecrets"), 3);
+    assert_eq!(
+        guard.ports().count("DescribeSecret"),
+        0,
+        "decided from the list pages alone"
+    );
+    assert_eq!(guard.ports().count("DescribeKey"), 1);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.event_id.as_deref() == Some("sched-1"))
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("s", None));
+    let mut config = config("tag,notify,remediate");
+    config.dry_run = true;
+    let guard = Guard::new(config, fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("s")), &ctx())
+        .await
+        .unwrap();
+    assert!(records[0].dry_run);
+    assert!(
+        records[0]
+            .actions
+            .iter()
+            .all(|a| a.outcome == Outcome::DryRun),
+        "{:?}",
+        records[0].actions
+    );
+    assert!(records[0].actions[0].detail.contains(&cmk("designated")));
+    assert_eq!(guard.ports().writes(), 0);
+}
+
+#[tokio::test]
+async fn the_notification_is_the_record_with_filterable_attributes() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    let guard = Guard::new(config("notify"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    let published = guard.ports().published();
+    assert_eq!(published.len(), 1);
+    let message: Value = serde_json::from_str(&published[0].message).unwrap();
+    assert_eq!(message["secret_arn"], arn("app/db"));
+    assert_eq!(message["verdict"], "non_compliant");
+    assert_eq!(
+        published[0].subject,
+        "cmkguard: non_compliant secret app/db-AbCdEf (aws-managed-key)"
+    );
+    let attributes: Vec<_> = published[0]
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        attributes,
+        [
+            ("verdict", "non_compliant"),
+            ("account", OWN_ACCOUNT),
+            ("region", REGION)
+        ]
+    );
+    assert_eq!(records[0].actions[0].outcome, Outcome::Done);
+}

@@ -1,0 +1,83 @@
+//! The shared case table through the Lambda handler (in process, with the in-memory fake).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
+
+use std::time::{Duration, SystemTime};
+
+use cmkguard_core::fake::FakeAws;
+use cmkguard_core::fake::cases::{self, config, world};
+use cmkguard_core::{AuditRecord, Guard};
+use cmkguard_lambda::{HandlerError, Invocation, handle};
+use serde_json::json;
+
+fn invocation(seconds: u64) -> Invocation {
+    Invocation {
+        request_id: "req-1".into(),
+        invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:cmkguard-lambda"
+            .into(),
+        deadline: SystemTime::now() + Duration::from_secs(seconds),
+        region: "us-east-1".into(),
+    }
+}
+
+#[tokio::test]
+async fn every_case_through_the_lambda_handler() {
+    for case in cases::load() {
+        let fake = FakeAws::new();
+        world(&case, &fake);
+        let guard = Guard::new(config(&case), fake);
+        let mut emitted: Vec<AuditRecord> = Vec::new();
+        let response = handle(
+            &guard,
+            &cases::event(&case.event),
+            &invocation(30),
+            &mut |r| emitted.push(r.clone()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", case.label()));
+        assert_eq!(emitted.len(), 1, "{}", case.label());
+        assert_eq!(response["records"], 1, "{}", case.label());
+        assert_eq!(
+            response["verdicts"][&case.expect.verdict],
+            1,
+            "{}: {response}",
+            case.label()
+        );
+        let problems = cases::check_record(&case, &serde_json::to_value(&emitted[0]).unwrap());
+        assert!(problems.is_empty(), "{}: {problems:?}", case.label());
+    }
+}
+
+#[tokio::test]
+async fn the_own_account_comes_from_the_function_arn() {
+    let guard = Guard::new(cmkguard_core::Config::default(), FakeAws::new());
+    let mut bad = invocation(30);
+    bad.invoked_function_arn = "not-an-arn".into();
+    let err = handle(&guard, &json!({}), &bad, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandlerError::NoAccount(_)), "{err}");
+    assert_eq!(invocation(30).own_account(), Some("123456789012"));
+}
+
+#[tokio::test]
+async fn a_spent_deadline_is_a_retryable_error() {
+    let fake = FakeAws::new();
+    let case = cases::load()
+        .into_iter()
+        .find(|c| c.case == "default-key-is-tagged")
+        .unwrap();
+    world(&case, &fake);
+    let guard = Guard::new(config(&case), fake);
+    // Less time left than the margin the handler keeps: it gives the event back at once.
+    let err = handle(
+        &guard,
+        &cases::event(&case.event),
+        &invocation(1),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, HandlerError::Deadline), "{err}");
+    assert_eq!(guard.ports().writes(), 0);
+}

@@ -1,0 +1,175 @@
+//! The built `cmkguard-lambda` binary under a Lambda Runtime API emulator, against moto.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cmkguard_testkit::world::SecretSpec;
+use cmkguard_testkit::{Moto, Outcome, RuntimeApi};
+use serde_json::Value;
+
+/// The function process; its output goes to files, as a pipe nobody reads would stall it.
+struct Function {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(moto: &Moto, api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
+        .env_clear()
+        .envs(moto.env())
+        .envs(api.env())
+        .envs(env.iter().copied())
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.path().join("stdout")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("stderr")).unwrap(),
+        ))
+        .spawn()
+        .expect("spawn cmkguard-lambda");
+    Function { child, dir }
+}
+
+/// Stops the function; returns what it wrote to stdout and stderr.
+fn output(mut function: Function) -> (String, String) {
+    let _ = function.child.kill();
+    let _ = function.child.wait();
+    let read =
+        |name: &str| std::fs::read_to_string(function.dir.path().join(name)).unwrap_or_default();
+    (read("stdout"), read("stderr"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
+    let moto = Moto::start();
+    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
+    let topic = moto.make_topic().await;
+    let spec = SecretSpec {
+        name: "cmkguard-test/default-key".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        key: "default".into(),
+        ..Default::default()
+    };
+    let made = moto.make_secret(&spec, &keys).await;
+    let fixture = cmkguard_core_event("CreateSecret-default-key.json");
+    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event: Value =
+        serde_json::from_str(&fixture.to_string().replace(&fixture_arn, &made.arn)).unwrap();
+
+    // The same event twice: the second delivery writes nothing.
+    let api = RuntimeApi::start(vec![event.clone(), event]);
+    let function = start(
+        &moto,
+        &api,
+        &[
+            ("CMKGUARD_ACTIONS", "tag,notify,remediate"),
+            ("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012"),
+            ("CMKGUARD_SNS_TOPIC_ARN", &topic),
+            ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+        ],
+    );
+    let results = api.wait_for(2, Duration::from_secs(60));
+    let (stdout, stderr) = output(function);
+    assert_eq!(results.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
+    // The first delivery re-encrypts; the second finds the secret on the right key.
+    for (result, verdict) in results.iter().zip(["non_compliant", "compliant"]) {
+        let Outcome::Response(body) = &result.outcome else {
+            panic!("not a response: {result:?}\n{stderr}")
+        };
+        assert_eq!(body["verdicts"][verdict], 1, "{body}");
+    }
+
+    let records: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("verdict").is_some())
+        .collect();
+    assert_eq!(records.len(), 2, "one audit record per delivery: {stdout}");
+    let actions = |r: &Value| {
+        r["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{}:{}", a["action"], a["outcome"]))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        actions(&records[0]),
+        [
+            r#""remediate":"done""#,
+            r#""tag":"done""#,
+            r#""notify":"done""#
+        ]
+    );
+    assert!(
+        actions(&records[1])
+            .iter()
+            .all(|a| !a.ends_with(r#""done""#)),
+        "{:?}",
+        records[1]
+    );
+
+    let state = moto
+        .secret_state("123456789012", "us-east-1", &made.arn)
+        .await;
+    assert_eq!(state.kms_key_id.as_deref(), Some(keys.designated.as_str()));
+    assert_eq!(
+        state.tags.get("cmkguard:status").map(String::as_str),
+        Some("remediated")
+    );
+    assert_eq!(state.current_value, made.current_value);
+    assert_eq!(
+        state.previous_value.as_deref(),
+        Some(made.previous_value.as_str())
+    );
+    assert_eq!(moto.sns_messages().len(), 1);
+    // At the most verbose level, still no secret value in any output.
+    for canary in [&made.current_value, &made.previous_value] {
+        assert!(!stdout.contains(canary.as_str()) && !stderr.contains(canary.as_str()));
+    }
+}
+
+#[test]
+fn a_bad_configuration_fails_the_init_naming_the_variable() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start(vec![]);
+    let function = start(&moto, &api, &[("CMKGUARD_ACTIONS", "tag,explode")]);
+    let results = api.wait_for(1, Duration::from_secs(30));
+    let (stdout, stderr) = output(function);
+    assert_eq!(results.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
+    let Outcome::InitError(body) = &results[0].outcome else {
+        panic!("not an init error: {:?}", results[0])
+    };
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("CMKGUARD_ACTIONS"),
+        "{body}"
+    );
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("explode"),
+        "{body}"
+    );
+}
+
+fn cmkguard_core_event(file: &str) -> Value {
+    let path = cmkguard_testkit::workspace_root()
+        .join("testdata/events")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
