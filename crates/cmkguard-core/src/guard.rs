@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::audit;
 use crate::cache::KeyCache;
 use crate::config::{Action, Config};
 use crate::event::{self, ApiCall, EventMeta, Input};
@@ -50,19 +51,30 @@ pub enum GuardError {
         message: String,
         records: Vec<AuditRecord>,
     },
+    /// A sweep stopped before the invocation deadline. Not a failure: the next sweep covers the
+    /// rest, and what this one wrote is not written again, so each sweep gets further.
+    #[error(
+        "the sweep stopped before the invocation deadline after {} secrets ({} pages); the next sweep covers the rest",
+        progress.secrets,
+        progress.pages
+    )]
+    Stopped {
+        progress: audit::Progress,
+        records: Vec<AuditRecord>,
+    },
 }
 
 impl GuardError {
     pub fn records(&self) -> &[AuditRecord] {
         match self {
-            GuardError::Transient { records, .. } => records,
+            GuardError::Transient { records, .. } | GuardError::Stopped { records, .. } => records,
             GuardError::Event(_) => &[],
         }
     }
 }
 
 /// A transient failure inside one decision; the record is attached on the way out.
-struct Transient(String);
+pub(crate) struct Transient(pub(crate) String);
 
 pub struct Guard<P> {
     config: Config,
@@ -136,7 +148,8 @@ impl<P: Ports> Guard<P> {
         self.check_call(&call, ctx).await
     }
 
-    /// Every secret of one account and region, from `ListSecrets` pages alone.
+    /// Every secret of one account and region, from `ListSecrets` pages alone (see
+    /// [`crate::audit`]). Near the deadline it stops and says how far it got.
     pub async fn sweep(
         &self,
         scope: &Scope,
@@ -144,57 +157,22 @@ impl<P: Ports> Guard<P> {
         ctx: &Context,
     ) -> Result<Vec<AuditRecord>, GuardError> {
         let mut records = Vec::new();
-        let meta = EventMeta {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..meta.clone()
-        };
-        if let Some(record) = self.foreign_account_error(scope, &meta, None, ctx) {
-            return Ok(vec![record]);
-        }
-        let mut next_token = None;
-        loop {
-            let page = match self.ports.list_secrets(scope, next_token.take()).await {
-                Ok(page) => page,
-                Err(AwsError::Transient(message)) => {
-                    return Err(GuardError::Transient { message, records });
-                }
-                Err(e) => {
-                    records.push(self.bare(
-                        &meta,
-                        None,
-                        Verdict::Error,
-                        error_reason(&e),
-                        Some(e.to_string()),
-                    ));
-                    return Ok(records);
-                }
-            };
-            for facts in page.secrets {
-                if ctx
-                    .deadline
-                    .is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN)
-                {
-                    return Err(GuardError::Transient {
-                        message: format!(
-                            "the invocation deadline is near; stopped after {} secrets",
-                            records.len()
-                        ),
-                        records,
-                    });
-                }
-                match self.evaluate(scope, facts, &meta).await {
-                    Ok(record) => records.push(record),
-                    Err((Transient(message), record)) => {
-                        records.push(record);
-                        return Err(GuardError::Transient { message, records });
-                    }
-                }
-            }
-            next_token = page.next_token;
-            if next_token.is_none() {
-                return Ok(records);
-            }
+        let report = audit::sweep_scope(
+            self,
+            scope,
+            meta,
+            ctx,
+            audit::Limits::default().secrets,
+            &mut |record| records.push(record),
+        )
+        .await;
+        match report.end {
+            audit::End::Complete | audit::End::Refused => Ok(records),
+            audit::End::Transient(message) => Err(GuardError::Transient { message, records }),
+            audit::End::Deadline => Err(GuardError::Stopped {
+                progress: report.progress,
+                records,
+            }),
         }
     }
 
@@ -257,7 +235,7 @@ impl<P: Ports> Guard<P> {
     }
 
     /// A secret in another account can only be reached through `CMKGUARD_ASSUME_ROLE_NAME`.
-    fn foreign_account_error(
+    pub(crate) fn foreign_account_error(
         &self,
         scope: &Scope,
         meta: &EventMeta,
@@ -274,7 +252,7 @@ impl<P: Ports> Guard<P> {
     }
 
     /// Decides on a described secret and acts on the decision.
-    async fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         scope: &Scope,
         facts: SecretFacts,
@@ -343,14 +321,12 @@ impl<P: Ports> Guard<P> {
         if crate::arn::is_aws_managed_alias(key_id) {
             return Ok(KeyFinding::AwsAlias);
         }
-        if let Some(facts) = self.keys.get(scope, key_id) {
-            return Ok(KeyFinding::Described(facts));
-        }
-        match self.ports.describe_key(scope, key_id).await {
-            Ok(facts) => {
-                self.keys.put(scope, key_id, &facts);
-                Ok(KeyFinding::Described(facts))
-            }
+        let described = self
+            .keys
+            .get_or_describe(scope, key_id, || self.ports.describe_key(scope, key_id))
+            .await;
+        match described {
+            Ok(facts) => Ok(KeyFinding::Described(facts)),
             Err(AwsError::NotFound(_)) => Ok(KeyFinding::NotFound),
             Err(AwsError::AccessDenied(_)) if is_foreign_key(key_id, &scope.account) => {
                 Ok(KeyFinding::ForeignKeyUndescribed {
@@ -566,7 +542,7 @@ impl<P: Ports> Guard<P> {
         }
     }
 
-    fn bare(
+    pub(crate) fn bare(
         &self,
         meta: &EventMeta,
         secret_arn: Option<String>,
@@ -617,7 +593,7 @@ fn finish(
     }
 }
 
-fn error_reason(e: &AwsError) -> &'static str {
+pub(crate) fn error_reason(e: &AwsError) -> &'static str {
     match e {
         AwsError::AccessDenied(_) => "access-denied",
         AwsError::NotFound(_) => "not-found",

@@ -3,6 +3,7 @@
 //! [`ports`], implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature).
 
 pub mod arn;
+pub mod audit;
 pub mod config;
 pub mod event;
 pub mod facts;

@@ -66,6 +66,19 @@ pub async fn handle<P: Ports>(
     let budget = remaining - DEADLINE_MARGIN;
     let records = match tokio::time::timeout(budget, guard.handle(event, &ctx)).await {
         Err(_elapsed) => return Err(HandlerError::Deadline),
+        // A sweep that ran out of time is not retried: the next scheduled sweep covers the rest.
+        Ok(Err(GuardError::Stopped { progress, records })) => {
+            records.iter().for_each(&mut *emit);
+            tracing::warn!(
+                secrets = progress.secrets,
+                pages = progress.pages,
+                complete = progress.complete,
+                "the sweep stopped before the invocation deadline; the next sweep covers the rest"
+            );
+            let mut response = summary(&records);
+            response["sweep"] = json!(progress);
+            return Ok(response);
+        }
         Ok(Err(e)) => {
             e.records().iter().for_each(&mut *emit);
             return Err(e.into());

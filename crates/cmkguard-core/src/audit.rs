@@ -1,0 +1,206 @@
+//! Sweeping every secret of accounts and regions, decided from `ListSecrets` pages alone (each
+//! entry carries `KmsKeyId`, tags and `OwningService`, so no `DescribeSecret` per secret), with
+//! one `DescribeKey` per distinct key. The Lambda's scheduled sweep and `cmkguard audit` both run
+//! [`sweep_scope`].
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::Serialize;
+
+use crate::event::EventMeta;
+use crate::facts::SecretFacts;
+use crate::guard::{Context, DEADLINE_MARGIN, Guard, Transient, error_reason};
+use crate::ports::{AwsError, Ports, Scope};
+use crate::record::{AuditRecord, Verdict};
+
+/// How much runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Account and region pairs swept at the same time (each has its own API quotas).
+    pub scopes: usize,
+    /// Secrets of one page decided (and acted on) at the same time. Reads come from the page and
+    /// the key cache, so this only bounds the writes, which the SDK's adaptive retry paces.
+    pub secrets: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            scopes: 8,
+            secrets: 8,
+        }
+    }
+}
+
+/// How far a sweep of one account and region got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// `ListSecrets` pages read.
+    pub pages: usize,
+    /// Secrets decided (one record each).
+    pub secrets: usize,
+    /// Every page was read and every secret on them decided.
+    pub complete: bool,
+}
+
+/// Why a sweep of one account and region ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Complete,
+    /// The scope could not be listed (access denied, a foreign account without a role, ...):
+    /// an `error` record says why.
+    Refused,
+    /// The invocation deadline came near; what was decided so far was reported.
+    Deadline,
+    /// A transient failure outlasted the SDK's retries.
+    Transient(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeReport {
+    pub progress: Progress,
+    pub end: End,
+}
+
+/// Sweeps one account and region: pages are read one after another (each needs the previous
+/// token) while the secrets of the page before are decided. Records go to `emit` in listing order.
+pub async fn sweep_scope<P: Ports>(
+    guard: &Guard<P>,
+    scope: &Scope,
+    meta: &EventMeta,
+    ctx: &Context,
+    parallel: usize,
+    emit: &mut impl FnMut(AuditRecord),
+) -> ScopeReport {
+    let meta = EventMeta {
+        account: Some(scope.account.clone()),
+        region: Some(scope.region.clone()),
+        ..meta.clone()
+    };
+    let mut progress = Progress::default();
+    let end = |progress: Progress, end: End| ScopeReport {
+        progress: Progress {
+            complete: end == End::Complete,
+            ..progress
+        },
+        end,
+    };
+    if let Some(record) = guard.foreign_account_error(scope, &meta, None, ctx) {
+        emit(record);
+        return end(progress, End::Refused);
+    }
+    if near_deadline(ctx) {
+        return end(progress, End::Deadline);
+    }
+    let mut listed = guard.ports().list_secrets(scope, None).await;
+    loop {
+        let mut page = match listed {
+            Ok(page) => page,
+            Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
+            Err(e) => {
+                let reason = error_reason(&e);
+                emit(guard.bare(&meta, None, Verdict::Error, reason, Some(e.to_string())));
+                return end(progress, End::Refused);
+            }
+        };
+        let token = page.next_token.take();
+        let more = token.is_some();
+        let next = async {
+            match token {
+                Some(token) if !near_deadline(ctx) => {
+                    Some(guard.ports().list_secrets(scope, Some(token)).await)
+                }
+                _ => None,
+            }
+        };
+        let decide = decide_page(guard, scope, &meta, ctx, parallel, page.secrets);
+        let ((records, stopped, transient), next) = futures_util::future::join(decide, next).await;
+        progress.secrets += records.len();
+        progress.pages += usize::from(!stopped);
+        records.into_iter().for_each(&mut *emit);
+        if let Some(message) = transient {
+            return end(progress, End::Transient(message));
+        }
+        if stopped {
+            return end(progress, End::Deadline);
+        }
+        listed = match next {
+            Some(listed) => listed,
+            None if more => return end(progress, End::Deadline),
+            None => return end(progress, End::Complete),
+        };
+    }
+}
+
+/// Decides the secrets of one page, `parallel` at a time, in order. Returns the records, whether
+/// the deadline stopped it, and the first transient failure.
+async fn decide_page<P: Ports>(
+    guard: &Guard<P>,
+    scope: &Scope,
+    meta: &EventMeta,
+    ctx: &Context,
+    parallel: usize,
+    secrets: Vec<SecretFacts>,
+) -> (Vec<AuditRecord>, bool, Option<String>) {
+    let results: Vec<_> = stream::iter(secrets)
+        .map(|facts| async move {
+            if near_deadline(ctx) {
+                return None;
+            }
+            Some(guard.evaluate(scope, facts, meta).await)
+        })
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    let mut records = Vec::with_capacity(results.len());
+    let mut stopped = false;
+    let mut transient = None;
+    for result in results {
+        match result {
+            Some(Ok(record)) => records.push(record),
+            Some(Err((Transient(message), record))) => {
+                records.push(record);
+                transient.get_or_insert(message);
+            }
+            None => stopped = true,
+        }
+    }
+    (records, stopped, transient)
+}
+
+fn near_deadline(ctx: &Context) -> bool {
+    ctx.deadline
+        .is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN)
+}
+
+/// Sweeps many accounts and regions, `limits.scopes` at a time. `emit` gets each record with the
+/// index of its scope in `scopes` (records of one scope in listing order, scopes interleaved);
+/// `done` gets each scope's report as it ends.
+pub async fn sweep_scopes<P: Ports>(
+    guard: &Guard<P>,
+    scopes: &[Scope],
+    meta: &EventMeta,
+    ctx: &Context,
+    limits: Limits,
+    emit: &mut (impl FnMut(usize, AuditRecord) + Send),
+    done: &mut (impl FnMut(usize, &ScopeReport) + Send),
+) {
+    let sink = Mutex::new((emit, done));
+    let sink = &sink;
+    stream::iter(scopes.iter().enumerate())
+        .map(|(index, scope)| async move {
+            let report = sweep_scope(guard, scope, meta, ctx, limits.secrets, &mut |record| {
+                let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+                (sink.0)(index, record);
+            })
+            .await;
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            (sink.1)(index, &report);
+        })
+        .buffer_unordered(limits.scopes.max(1))
+        .collect::<()>()
+        .await;
+}
