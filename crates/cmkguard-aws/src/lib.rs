@@ -1,14 +1,17 @@
 //! The AWS SDK side of cmkguard: one `SdkConfig` for the process, clients cached per account and
 //! region (other accounts through an assumed role), and SDK errors classified at the edge.
 
+mod directory;
 mod errors;
 mod ports;
 
+pub use directory::{enabled_regions, list_organization, organization_accounts};
 pub use errors::classify;
 pub use ports::{AwsPorts, Clients};
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use cmkguard_core::AwsError;
@@ -25,6 +28,16 @@ pub async fn sdk_config() -> SdkConfig {
         .timeout_config(timeouts)
         .load()
         .await
+}
+
+/// `config` with the SDK's adaptive retry, for audits: when AWS throttles (`ListSecrets` 100/s,
+/// `TagResource`/`UpdateSecret` 50/s per account and region) the clients slow down and retry
+/// instead of failing the account and region.
+pub fn with_adaptive_retry(config: SdkConfig) -> SdkConfig {
+    config
+        .into_builder()
+        .retry_config(RetryConfig::adaptive().with_max_attempts(8))
+        .build()
 }
 
 /// The account of the caller's credentials (`sts:GetCallerIdentity`).

@@ -107,7 +107,7 @@ impl AwsPorts {
         Ok(clients)
     }
 
-    async fn account_config(&self, account: &str) -> AwsResult<SdkConfig> {
+    pub(crate) async fn account_config(&self, account: &str) -> AwsResult<SdkConfig> {
         if account == self.own_account {
             return Ok(self.base.clone());
         }

@@ -4,6 +4,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod audit;
+pub mod output;
+
 use clap::{Args, Parser, Subcommand};
 use cmkguard_aws::AwsPorts;
 use cmkguard_core::config::{self, Config};
@@ -65,6 +68,8 @@ pub enum Command {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Audit every secret of the chosen accounts and regions (changes nothing without `--apply`)
+    Audit(audit::AuditArgs),
 }
 
 impl Overrides {
@@ -112,7 +117,8 @@ pub async fn run(
     ExitCode::from(code)
 }
 
-type Failure = (u8, String);
+/// An exit code and one line for people.
+pub(crate) type Failure = (u8, String);
 
 async fn run_inner(
     cli: Cli,
@@ -125,6 +131,7 @@ async fn run_inner(
         .config()
         .map_err(|e| (exit::ERROR, e.to_string()))?;
     match cli.command {
+        Command::Audit(args) => audit::run(config, args, out, err).await,
         Command::HandleEvent { file } => {
             let bytes = read_input(file.as_deref(), input)?;
             // Unreadable input stops here, before any AWS call.

@@ -185,8 +185,8 @@ pub async fn sweep_scopes<P: Ports>(
     meta: &EventMeta,
     ctx: &Context,
     limits: Limits,
-    emit: &mut (impl FnMut(usize, AuditRecord) + Send),
-    done: &mut (impl FnMut(usize, &ScopeReport) + Send),
+    emit: &mut impl FnMut(usize, AuditRecord),
+    done: &mut impl FnMut(usize, &ScopeReport),
 ) {
     let sink = Mutex::new((emit, done));
     let sink = &sink;

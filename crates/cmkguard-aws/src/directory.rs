@@ -1,0 +1,83 @@
+//! Where an audit looks: the regions enabled for an account (`account:ListRegions`, a small SDK
+//! crate; EC2's `DescribeRegions` would pull in the largest crate of the SDK) and the active
+//! accounts of an AWS Organization (`organizations:ListAccounts`).
+
+use aws_config::SdkConfig;
+use aws_sdk_account::types::RegionOptStatus;
+use aws_sdk_organizations::types::{AccountState, AccountStatus};
+use cmkguard_core::AwsError;
+use cmkguard_core::ports::AwsResult;
+
+use crate::AwsPorts;
+use crate::errors::classify;
+
+/// The regions enabled for the account the client's credentials act in, sorted.
+pub async fn enabled_regions(client: &aws_sdk_account::Client) -> AwsResult<Vec<String>> {
+    let mut pages = client
+        .list_regions()
+        .region_opt_status_contains(RegionOptStatus::Enabled)
+        .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+        .into_paginator()
+        .send();
+    let mut regions = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(classify)?;
+        regions.extend(
+            page.regions()
+                .iter()
+                .filter_map(|r| r.region_name().map(str::to_owned)),
+        );
+    }
+    regions.sort();
+    regions.dedup();
+    Ok(regions)
+}
+
+/// The active accounts of the caller's organization, sorted (from the management account or a
+/// delegated administrator).
+pub async fn organization_accounts(
+    client: &aws_sdk_organizations::Client,
+) -> AwsResult<Vec<String>> {
+    let mut pages = client.list_accounts().into_paginator().send();
+    let mut accounts = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(classify)?;
+        accounts.extend(
+            page.accounts()
+                .iter()
+                .filter(|a| is_active(a))
+                .filter_map(|a| a.id().map(str::to_owned)),
+        );
+    }
+    accounts.sort();
+    accounts.dedup();
+    Ok(accounts)
+}
+
+/// `State` replaces `Status` (retired in 2026); older answers carry only `Status`.
+fn is_active(account: &aws_sdk_organizations::types::Account) -> bool {
+    match (account.state(), account.status()) {
+        (Some(state), _) => *state == AccountState::Active,
+        (None, Some(status)) => *status == AccountStatus::Active,
+        (None, None) => true,
+    }
+}
+
+impl AwsPorts {
+    /// The regions enabled in `account` (through the assumed role when it is not the caller's).
+    pub async fn enabled_regions(&self, account: &str) -> AwsResult<Vec<String>> {
+        let config = self.account_config(account).await?;
+        enabled_regions(&aws_sdk_account::Client::new(&config)).await
+    }
+}
+
+/// The organization's accounts, asked with the caller's own credentials.
+pub async fn list_organization(config: &SdkConfig) -> AwsResult<Vec<String>> {
+    let accounts = organization_accounts(&aws_sdk_organizations::Client::new(config)).await?;
+    if accounts.is_empty() {
+        return Err(AwsError::Other(
+            "`ListAccounts` found no active account in the organization".into(),
+        ));
+    }
+    Ok(accounts)
+}
