@@ -3,6 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 moto_pin := "moto[server]==5.2.5"
+c7n_pin := "c7n==0.9.53"
 
 import? 'cloudformation/cfn.just'
 
@@ -26,3 +27,9 @@ venv:
 fmt:
     cargo fmt --all
     cargo clippy --workspace --all-targets -- -D warnings
+
+# `cmkguard audit` against Cloud Custodian and the bare ListSecrets floor, same run, same moto.
+bench-audit sizes="1000,10000": venv
+    @test -x .venv-c7n/bin/custodian || (python3 -m venv .venv-c7n && .venv-c7n/bin/pip install --quiet '{{c7n_pin}}')
+    cargo build --quiet --release -p cmkguard-cli
+    .venv/bin/python bench/audit.py --moto .venv/bin/moto_server --custodian .venv-c7n/bin/custodian --cmkguard target/release/cmkguard --sizes {{sizes}}
