@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_aws::AwsPorts;
 use cmkguard_core::{AuditRecord, Config, Guard};
@@ -69,7 +70,24 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
             Guard::new(state.config.clone(), ports)
         })
         .await;
-    let result = handle(guard, &payload, &invocation, &mut emit).await;
+    let started = Instant::now();
+    let mut records = Vec::new();
+    let result = handle(guard, &payload, &invocation, &mut |record: &AuditRecord| {
+        emit(record);
+        records.push(record.clone());
+    })
+    .await;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for line in cmkguard_lambda::metrics::emf_lines(
+        &records,
+        started.elapsed(),
+        now_ms,
+        &invocation.request_id,
+    ) {
+        write_line(line);
+    }
     if let Err(e) = &result {
         tracing::error!(request_id = %invocation.request_id, "{e}");
     }
@@ -78,7 +96,10 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
 
 /// One audit record, one line on stdout (CloudWatch Logs).
 fn emit(record: &AuditRecord) {
-    let mut line = record.to_json_line();
+    write_line(record.to_json_line());
+}
+
+fn write_line(mut line: String) {
     line.push('\n');
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
