@@ -4,14 +4,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 moto_pin := "moto[server]==5.2.5"
 
-import? 'cloudformation/cfn.just'
+import 'cloudformation/cfn.just'
 
 # Run every test: format, lints, unit, adapter, emulator and Lambda Runtime API tests, templates.
 test: venv
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo test --workspace --quiet 2>&1 | tee target/test.log
-    if [ -x cloudformation/check ]; then ./cloudformation/check; fi
+    ./cloudformation/check
 
 # Start moto, make a key and secrets, run the guard on their events, show before and after.
 demo: venv
