@@ -26,3 +26,14 @@ venv:
 fmt:
     cargo fmt --all
     cargo clippy --workspace --all-targets -- -D warnings
+
+c7n_pin := "c7n==0.9.53"
+
+# Cloud Custodian, pinned, in its own venv (the peer the benchmarks compare against).
+c7n-venv:
+    @test -x .venv-c7n/bin/custodian || (python3 -m venv .venv-c7n && .venv-c7n/bin/pip install --quiet '{{c7n_pin}}')
+
+# The Lambda's performance budget: init, requests and time per event, peak RSS, zip size.
+bench: venv c7n-venv
+    cargo build --release --quiet -p cmkguard-lambda --bins --example hello
+    cargo bench --quiet -p cmkguard-lambda --bench lambda

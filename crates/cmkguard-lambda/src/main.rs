@@ -14,13 +14,13 @@ use tokio::sync::OnceCell;
 
 struct State {
     config: Config,
-    sdk: aws_config::SdkConfig,
-    region: String,
-    /// Made at the first invocation, when the function ARN tells the guard its own account.
-    guard: OnceCell<Guard<AwsPorts>>,
+    /// Made at the first invocation: the SDK configuration (so init stays at the floor: loading
+    /// it reads profile files and TLS roots), and the function ARN tells the guard its account.
+    guard: OnceCell<(Guard<AwsPorts>, String)>,
 }
 
-#[tokio::main]
+// One event at a time: a single-threaded runtime starts faster and holds less memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_logging();
     let config = match Config::from_env() {
@@ -31,15 +31,8 @@ async fn main() -> Result<(), Error> {
             std::process::exit(1);
         }
     };
-    let sdk = cmkguard_aws::sdk_config().await;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
     let state = Arc::new(State {
         config,
-        sdk,
-        region,
         guard: OnceCell::new(),
     });
 
@@ -52,24 +45,26 @@ async fn main() -> Result<(), Error> {
 
 async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, ctx) = event.into_parts();
+    let (guard, region) = state
+        .guard
+        .get_or_init(|| async {
+            let sdk = cmkguard_aws::sdk_config().await;
+            let region = sdk
+                .region()
+                .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+            let own = own_account(&ctx.invoked_function_arn)
+                .unwrap_or_default()
+                .to_owned();
+            let ports = AwsPorts::new(sdk, own, state.config.assume_role_name.clone());
+            (Guard::new(state.config.clone(), ports), region)
+        })
+        .await;
     let invocation = Invocation {
         request_id: ctx.request_id.clone(),
         invoked_function_arn: ctx.invoked_function_arn.clone(),
         deadline: ctx.deadline(),
-        region: state.region.clone(),
+        region: region.clone(),
     };
-    let guard = state
-        .guard
-        .get_or_init(|| async {
-            let own = invocation.own_account().unwrap_or_default().to_owned();
-            let ports = AwsPorts::new(
-                state.sdk.clone(),
-                own,
-                state.config.assume_role_name.clone(),
-            );
-            Guard::new(state.config.clone(), ports)
-        })
-        .await;
     let started = Instant::now();
     let mut records = Vec::new();
     let result = handle(guard, &payload, &invocation, &mut |record: &AuditRecord| {
@@ -92,6 +87,10 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
         tracing::error!(request_id = %invocation.request_id, "{e}");
     }
     Ok(result?)
+}
+
+fn own_account(function_arn: &str) -> Option<&str> {
+    function_arn.split(':').nth(4)
 }
 
 /// One audit record, one line on stdout (CloudWatch Logs).
