@@ -169,11 +169,15 @@ def test_environment_mirrors_the_contract_variables():
 def test_alarms_watch_errors_and_the_dead_letter_queue():
     resources = load_template("guard.yaml")["Resources"]
     alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == {"Errors", "ApproximateNumberOfMessagesVisible"}
+    assert set(alarms) == {"Errors", "ApproximateNumberOfMessagesVisible", "decisions.error", "actions.remediate.failed"}
     assert alarms["Errors"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
     assert alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
     ]
+    # The guard's own EMF metrics (crates/cmkguard-lambda/src/metrics.rs), aggregated without dimensions.
+    for name in ("decisions.error", "actions.remediate.failed"):
+        assert alarms[name]["Namespace"] == "cmkguard"
+        assert "Dimensions" not in alarms[name]
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
         assert alarm["Threshold"] == 1

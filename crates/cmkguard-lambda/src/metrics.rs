@@ -54,7 +54,8 @@ pub fn emf_lines(
                     "Timestamp": timestamp_ms,
                     "CloudWatchMetrics": [{
                         "Namespace": NAMESPACE,
-                        "Dimensions": [["account", "region"]],
+                        // Per account and region, and one aggregate for alarms.
+                        "Dimensions": [["account", "region"], []],
                         "Metrics": metrics,
                     }],
                 }),
