@@ -229,7 +229,9 @@ fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Fa
 
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
 async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
-    let sdk = cmkguard_aws::sdk_config().await;
+    let sdk = cmkguard_aws::sdk_config()
+        .await
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
         (
             exit::ERROR,

@@ -24,13 +24,12 @@ async fn main() -> Result<(), Error> {
     init_logging();
     let config = match Config::from_env() {
         Ok(config) => config,
-        Err(e) => {
-            tracing::error!(variable = e.variable, "{e}");
-            report_init_error(&e.to_string()).await;
-            std::process::exit(1);
-        }
+        Err(e) => init_failed(&e).await,
     };
-    let sdk = cmkguard_aws::sdk_config().await;
+    let sdk = match cmkguard_aws::sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => init_failed(&e).await,
+    };
     let region = sdk
         .region()
         .map(|r| r.to_string())
@@ -94,6 +93,13 @@ fn init_logging() {
         .with_current_span(false)
         .with_ansi(false)
         .init();
+}
+
+/// Logs a configuration error, reports it to the Runtime API and exits.
+async fn init_failed(e: &cmkguard_core::ConfigError) -> ! {
+    tracing::error!(variable = e.variable, "{e}");
+    report_init_error(&e.to_string()).await;
+    std::process::exit(1);
 }
 
 /// Tells the Runtime API that init failed, so Lambda reports the message (it names the variable).
