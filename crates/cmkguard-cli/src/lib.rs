@@ -124,6 +124,9 @@ async fn run_inner(
         .overrides
         .config()
         .map_err(|e| (exit::ERROR, e.to_string()))?;
+    // The SDK's own variables are checked at start too, before any input is read.
+    cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok())
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     match cli.command {
         Command::HandleEvent { file } => {
             let bytes = read_input(file.as_deref(), input)?;
