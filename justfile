@@ -5,14 +5,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 moto_pin := "moto[server]==5.2.5"
 cargo_fuzz_version := "0.13.2"
 
-import? 'cloudformation/cfn.just'
+import 'cloudformation/cfn.just'
 
 # Run every test: format, lints, unit, adapter, emulator, Runtime API, templates, cargo-deny.
 test: venv
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo test --workspace --quiet 2>&1 | tee target/test.log
-    if [ -x cloudformation/check ]; then ./cloudformation/check; fi
+    ./cloudformation/check
     just deny
 
 # Advisories need the RustSec database from GitHub: skipped, and said so on stderr, when unreachable.
@@ -46,3 +46,14 @@ venv:
 fmt:
     cargo fmt --all
     cargo clippy --workspace --all-targets -- -D warnings
+
+c7n_pin := "c7n==0.9.53"
+
+# Cloud Custodian, pinned, in its own venv (the peer the benchmarks compare against).
+c7n-venv:
+    @test -x .venv-c7n/bin/custodian || (python3 -m venv .venv-c7n && .venv-c7n/bin/pip install --quiet '{{c7n_pin}}')
+
+# The Lambda's performance budget: init, requests and time per event, peak RSS, zip size.
+bench: venv c7n-venv
+    cargo build --release --quiet -p cmkguard-lambda --bins --example hello
+    cargo bench --quiet -p cmkguard-lambda --bench lambda

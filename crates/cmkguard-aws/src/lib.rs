@@ -40,15 +40,20 @@ pub fn attempt_timeout(
 /// emulator), and [`ATTEMPT_TIMEOUT_MS`].
 pub async fn sdk_config() -> Result<SdkConfig, cmkguard_core::ConfigError> {
     let attempt = attempt_timeout(|name| std::env::var(name).ok())?;
+    Ok(sdk_config_with(attempt).await)
+}
+
+/// [`sdk_config`] with an attempt timeout already read (and validated) by the caller.
+pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3).min(attempt))
         .operation_attempt_timeout(attempt)
         .operation_timeout(Duration::from_secs(30).max(attempt * 3))
         .build();
-    Ok(aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .load()
-        .await)
+        .await
 }
 
 /// The account of the caller's credentials (`sts:GetCallerIdentity`).

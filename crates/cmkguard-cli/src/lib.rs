@@ -252,6 +252,7 @@ async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> 
         own_account,
         region,
         deadline: None,
+        request_id: None,
     };
     Ok((Guard::new(config, ports), ctx))
 }

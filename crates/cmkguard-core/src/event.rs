@@ -51,6 +51,22 @@ pub struct EventMeta {
     pub account: Option<String>,
     pub region: Option<String>,
     pub actor: Option<String>,
+    /// The Lambda request id of the invocation that handles the event.
+    pub request_id: Option<String>,
+}
+
+impl Input {
+    /// The same input, its records to carry `request_id`.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        let meta = match &mut self {
+            Input::ApiCall(call) => &mut call.meta,
+            Input::Malformed { meta, .. }
+            | Input::Scheduled(meta)
+            | Input::Ignored { meta, .. } => meta,
+        };
+        meta.request_id = request_id;
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +203,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
                 .or(u.invoked_by.clone())
                 .or(u.principal_id.clone())
         })),
+        request_id: None,
     };
 
     match (envelope.source.as_deref(), envelope.detail_type.as_deref()) {

@@ -29,6 +29,8 @@ pub struct Context {
     /// The region a sweep covers.
     pub region: String,
     pub deadline: Option<Instant>,
+    /// The Lambda request id, carried into every record (none for the CLI).
+    pub request_id: Option<String>,
 }
 
 /// A secret to check by hand.
@@ -93,7 +95,9 @@ impl<P: Ports> Guard<P> {
         event: &Value,
         ctx: &Context,
     ) -> Result<Vec<AuditRecord>, GuardError> {
-        match event::read(event)? {
+        let input = event::read(event)?;
+        let input = input.with_request_id(ctx.request_id.clone());
+        match input {
             Input::ApiCall(call) => Ok(vec![self.check_call(&call, ctx).await?]),
             Input::Scheduled(meta) => {
                 self.sweep(&Scope::new(&ctx.own_account, &ctx.region), &meta, ctx)
@@ -127,6 +131,7 @@ impl<P: Ports> Guard<P> {
                 event_name: Some("Check".into()),
                 account: Some(target.account.clone()),
                 region: Some(target.region.clone()),
+                request_id: ctx.request_id.clone(),
                 ..EventMeta::default()
             },
             secret_id: target.secret_id.clone(),
@@ -584,6 +589,7 @@ impl<P: Ports> Guard<P> {
     ) -> AuditRecord {
         AuditRecord {
             event_id: meta.event_id.clone(),
+            request_id: meta.request_id.clone(),
             event_name: meta.event_name.clone(),
             account: meta.account.clone(),
             region: meta.region.clone(),

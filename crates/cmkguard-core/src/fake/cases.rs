@@ -241,5 +241,6 @@ pub fn ctx() -> Context {
         own_account: OWN_ACCOUNT.into(),
         region: "us-east-1".into(),
         deadline: None,
+        request_id: None,
     }
 }
