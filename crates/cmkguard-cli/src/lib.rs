@@ -124,6 +124,9 @@ async fn run_inner(
         .overrides
         .config()
         .map_err(|e| (exit::ERROR, e.to_string()))?;
+    // The SDK's own variables are checked at start too, before any input is read.
+    cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok())
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     match cli.command {
         Command::HandleEvent { file } => {
             let bytes = read_input(file.as_deref(), input)?;
@@ -229,7 +232,9 @@ fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Fa
 
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
 async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
-    let sdk = cmkguard_aws::sdk_config().await;
+    let sdk = cmkguard_aws::sdk_config()
+        .await
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
         (
             exit::ERROR,

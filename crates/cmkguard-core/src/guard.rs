@@ -381,6 +381,14 @@ impl<P: Ports> Guard<P> {
             let action = self.remediate(scope, facts, record).await;
             let action = finish(record, Action::Remediate, action)?;
             remediated = action.outcome == Outcome::Done;
+            if matches!(action.outcome, Outcome::Done | Outcome::DryRun)
+                && let Some(note) = facts.custom_label_note()
+            {
+                record.detail = Some(match record.detail.take() {
+                    Some(detail) => format!("{detail}; {note}"),
+                    None => note,
+                });
+            }
         }
 
         let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
@@ -515,7 +523,7 @@ impl<P: Ports> Guard<P> {
             return Ok(ActionRecord::new(
                 Action::Remediate,
                 Outcome::DryRun,
-                format!("would re-encrypt with `{}`", target.arn),
+                with_note(format!("would re-encrypt with `{}`", target.arn), facts),
             ));
         }
         match self
@@ -542,7 +550,7 @@ impl<P: Ports> Guard<P> {
         Ok(ActionRecord::new(
             Action::Remediate,
             Outcome::Done,
-            format!("re-encrypted with `{}`", target.arn),
+            with_note(format!("re-encrypted with `{}`", target.arn), facts),
         ))
     }
 
@@ -620,6 +628,14 @@ fn finish(
                 .push(ActionRecord::new(kind, Outcome::Failed, e.to_string()));
             Err(Transient(e.to_string()))
         }
+    }
+}
+
+/// A remediation's detail, with the versions it leaves on the previous key.
+fn with_note(detail: String, facts: &SecretFacts) -> String {
+    match facts.custom_label_note() {
+        Some(note) => format!("{detail}; {note}"),
+        None => detail,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 struct State {
     config: Config,
+    attempt_timeout: std::time::Duration,
     /// Made at the first invocation: the SDK configuration (so init stays at the floor: loading
     /// it reads profile files and TLS roots), and the function ARN tells the guard its account.
     guard: OnceCell<(Guard<AwsPorts>, String)>,
@@ -25,14 +26,16 @@ async fn main() -> Result<(), Error> {
     init_logging();
     let config = match Config::from_env() {
         Ok(config) => config,
-        Err(e) => {
-            tracing::error!(variable = e.variable, "{e}");
-            report_init_error(&e.to_string()).await;
-            std::process::exit(1);
-        }
+        Err(e) => init_failed(&e).await,
+    };
+    // Checked here, though the SDK configuration itself is loaded at the first invocation.
+    let attempt_timeout = match cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok()) {
+        Ok(timeout) => timeout,
+        Err(e) => init_failed(&e).await,
     };
     let state = Arc::new(State {
         config,
+        attempt_timeout,
         guard: OnceCell::new(),
     });
 
@@ -48,7 +51,7 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
     let (guard, region) = state
         .guard
         .get_or_init(|| async {
-            let sdk = cmkguard_aws::sdk_config().await;
+            let sdk = cmkguard_aws::sdk_config_with(state.attempt_timeout).await;
             let region = sdk
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
@@ -114,6 +117,13 @@ fn init_logging() {
         .with_current_span(false)
         .with_ansi(false)
         .init();
+}
+
+/// Logs a configuration error, reports it to the Runtime API and exits.
+async fn init_failed(e: &cmkguard_core::ConfigError) -> ! {
+    tracing::error!(variable = e.variable, "{e}");
+    report_init_error(&e.to_string()).await;
+    std::process::exit(1);
 }
 
 /// Tells the Runtime API that init failed, so Lambda reports the message (it names the variable).

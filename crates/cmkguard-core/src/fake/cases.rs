@@ -218,6 +218,7 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
                         kms_key_id: None,
                     })
                     .collect(),
+                ..SecretFacts::default()
             },
         );
     }
