@@ -16,13 +16,42 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use cmkguard_core::AwsError;
 
+/// Per-attempt timeout of every AWS call, in milliseconds (default 10000). The SDK retries an
+/// attempt that times out (`AWS_MAX_ATTEMPTS` attempts in all); tests shorten it to stay fast.
+pub const ATTEMPT_TIMEOUT_MS: &str = "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS";
+
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The per-attempt timeout from [`ATTEMPT_TIMEOUT_MS`]; an invalid value names the variable.
+pub fn attempt_timeout(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Duration, cmkguard_core::ConfigError> {
+    let Some(value) = lookup(ATTEMPT_TIMEOUT_MS).filter(|v| !v.trim().is_empty()) else {
+        return Ok(DEFAULT_ATTEMPT_TIMEOUT);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms @ 1..=300_000) => Ok(Duration::from_millis(ms)),
+        _ => Err(cmkguard_core::ConfigError {
+            variable: ATTEMPT_TIMEOUT_MS,
+            message: format!("`{value}` is not a number of milliseconds from 1 to 300000"),
+        }),
+    }
+}
+
 /// The one configuration every client derives from. Honours the standard AWS variables,
-/// `AWS_ENDPOINT_URL` included (how tests point the guard at a local emulator).
-pub async fn sdk_config() -> SdkConfig {
+/// `AWS_ENDPOINT_URL` and `AWS_MAX_ATTEMPTS` included (how tests point the guard at a local
+/// emulator), and [`ATTEMPT_TIMEOUT_MS`].
+pub async fn sdk_config() -> Result<SdkConfig, cmkguard_core::ConfigError> {
+    let attempt = attempt_timeout(|name| std::env::var(name).ok())?;
+    Ok(sdk_config_with(attempt).await)
+}
+
+/// [`sdk_config`] with an attempt timeout already read (and validated) by the caller.
+pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .operation_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(3).min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(Duration::from_secs(30).max(attempt * 3))
         .build();
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
@@ -50,4 +79,24 @@ pub async fn caller_account(config: &SdkConfig) -> Result<String, AwsError> {
     out.account()
         .map(str::to_owned)
         .ok_or_else(|| AwsError::Other("`GetCallerIdentity` returned no account".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attempt_timeout_is_validated_and_named() {
+        let at = |v: &str| {
+            let v = v.to_owned();
+            attempt_timeout(move |_| Some(v.clone()))
+        };
+        assert_eq!(attempt_timeout(|_| None).unwrap(), DEFAULT_ATTEMPT_TIMEOUT);
+        assert_eq!(at("250").unwrap(), Duration::from_millis(250));
+        for bad in ["0", "-1", "1.5", "soon", "300001"] {
+            let err = at(bad).unwrap_err();
+            assert_eq!(err.variable, ATTEMPT_TIMEOUT_MS);
+            assert!(err.to_string().contains(ATTEMPT_TIMEOUT_MS), "{err}");
+        }
+    }
 }

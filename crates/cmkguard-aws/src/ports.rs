@@ -189,7 +189,7 @@ impl DescribeSecret for AwsPorts {
             .send()
             .await
             .map_err(classify)?;
-        Ok(SecretFacts {
+        let mut facts = SecretFacts {
             arn: out.arn().unwrap_or(secret_id).to_owned(),
             name: out.name().unwrap_or_default().to_owned(),
             kms_key_id: out.kms_key_id().map(str::to_owned),
@@ -205,7 +205,15 @@ impl DescribeSecret for AwsPorts {
                     })
                 })
                 .collect(),
-        })
+            ..SecretFacts::default()
+        };
+        facts.set_custom_label_versions(
+            out.version_ids_to_stages()
+                .into_iter()
+                .flatten()
+                .map(|(id, labels)| (id.as_str(), labels.as_slice())),
+        );
+        Ok(facts)
     }
 }
 
@@ -228,14 +236,21 @@ impl ListSecrets for AwsPorts {
             .secret_list()
             .iter()
             .filter_map(|s| {
-                Some(SecretFacts {
+                let mut facts = SecretFacts {
                     arn: s.arn()?.to_owned(),
                     name: s.name().unwrap_or_default().to_owned(),
                     kms_key_id: s.kms_key_id().map(str::to_owned),
                     tags: tags_of(s.tags()),
                     owning_service: s.owning_service().map(str::to_owned),
-                    replicas: Vec::new(),
-                })
+                    ..SecretFacts::default()
+                };
+                facts.set_custom_label_versions(
+                    s.secret_versions_to_stages()
+                        .into_iter()
+                        .flatten()
+                        .map(|(id, labels)| (id.as_str(), labels.as_slice())),
+                );
+                Some(facts)
             })
             .collect();
         Ok(SecretPage {

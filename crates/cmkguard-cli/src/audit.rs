@@ -54,7 +54,10 @@ pub async fn run(
             ));
         }
     }
-    let sdk = cmkguard_aws::with_adaptive_retry(cmkguard_aws::sdk_config().await);
+    let sdk = cmkguard_aws::sdk_config()
+        .await
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
+    let sdk = cmkguard_aws::with_adaptive_retry(sdk);
     let home_region = sdk.region().map(|r| r.to_string());
     let own_account = cmkguard_aws::caller_account(&sdk).await.map_err(|e| {
         (
@@ -113,6 +116,7 @@ pub async fn run(
         own_account,
         region: home_region.unwrap_or_default(),
         deadline: None,
+        request_id: None,
     };
     let meta = EventMeta {
         event_name: Some("Audit".into()),

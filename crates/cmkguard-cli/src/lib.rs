@@ -130,6 +130,9 @@ async fn run_inner(
         .overrides
         .config()
         .map_err(|e| (exit::ERROR, e.to_string()))?;
+    // The SDK's own variables are checked at start too, before any input is read.
+    cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok())
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     match cli.command {
         Command::Audit(args) => audit::run(config, args, out, err).await,
         Command::HandleEvent { file } => {
@@ -236,7 +239,9 @@ fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Fa
 
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
 async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
-    let sdk = cmkguard_aws::sdk_config().await;
+    let sdk = cmkguard_aws::sdk_config()
+        .await
+        .map_err(|e| (exit::ERROR, e.to_string()))?;
     let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
         (
             exit::ERROR,
@@ -254,6 +259,7 @@ async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> 
         own_account,
         region,
         deadline: None,
+        request_id: None,
     };
     Ok((Guard::new(config, ports), ctx))
 }

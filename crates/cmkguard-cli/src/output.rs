@@ -332,6 +332,7 @@ mod tests {
     #[test]
     fn records_come_out_in_scope_order() {
         let record = |n: &str| AuditRecord {
+            request_id: None,
             event_id: None,
             event_name: None,
             account: None,

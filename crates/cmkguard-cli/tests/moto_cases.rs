@@ -251,3 +251,64 @@ async fn every_case_through_the_cli_against_moto() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_event_sweeps_the_region_through_the_cli() {
+    let moto = Moto::start();
+    let keys = moto.make_keys(OWN_ACCOUNT, "us-east-1", true).await;
+    let mut made = Vec::new();
+    for (name, key) in [
+        ("sweep/a", "default"),
+        ("sweep/b", "cmk"),
+        ("sweep/c", "default"),
+    ] {
+        let spec = SecretSpec {
+            name: name.into(),
+            account: OWN_ACCOUNT.into(),
+            region: "us-east-1".into(),
+            key: key.into(),
+            ..Default::default()
+        };
+        made.push(moto.make_secret(&spec, &keys).await);
+    }
+    let event = serde_json::to_vec(&cases::event("ScheduledEvent-sweep.json")).unwrap();
+    let env = BTreeMap::from([("CMKGUARD_ACTIONS".to_owned(), "tag".to_owned())]);
+    let output = cmkguard(&moto, &["handle-event", "-"], &env, &event);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Vec<Value> = records(&output)
+        .into_iter()
+        .filter(|r| r.get("verdict").is_some())
+        .collect();
+    let mut verdicts: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["secret_arn"].as_str().unwrap().to_owned(),
+                r["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    verdicts.sort();
+    let mut want: Vec<(String, String)> = made
+        .iter()
+        .zip(["non_compliant", "compliant", "non_compliant"])
+        .map(|(m, v)| (m.arn.clone(), v.to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(verdicts, want);
+    for record in &got {
+        assert_eq!(record["event_name"], "ScheduledEvent");
+    }
+    let state = moto
+        .secret_state(OWN_ACCOUNT, "us-east-1", &made[0].arn)
+        .await;
+    assert_eq!(
+        state.tags.get("cmkguard:status").map(String::as_str),
+        Some("non-compliant")
+    );
+}

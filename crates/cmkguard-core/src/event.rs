@@ -51,6 +51,22 @@ pub struct EventMeta {
     pub account: Option<String>,
     pub region: Option<String>,
     pub actor: Option<String>,
+    /// The Lambda request id of the invocation that handles the event.
+    pub request_id: Option<String>,
+}
+
+impl Input {
+    /// The same input, its records to carry `request_id`.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        let meta = match &mut self {
+            Input::ApiCall(call) => &mut call.meta,
+            Input::Malformed { meta, .. }
+            | Input::Scheduled(meta)
+            | Input::Ignored { meta, .. } => meta,
+        };
+        meta.request_id = request_id;
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,20 +185,25 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     }
     let envelope = Envelope::deserialize(value).unwrap_or_default();
     let detail = envelope.detail.unwrap_or_default();
+    // Every record quotes these: cap what an event can make the guard log.
+    let capped = |s: Option<String>| s.map(|s| shorten(&s));
     let meta = EventMeta {
-        event_id: detail.event_id.clone().or(envelope.id.clone()),
-        event_name: detail.event_name.clone(),
-        account: envelope
-            .account
-            .clone()
-            .or(detail.recipient_account_id.clone()),
-        region: detail.aws_region.clone().or(envelope.region.clone()),
-        actor: detail.user_identity.as_ref().and_then(|u| {
+        event_id: capped(detail.event_id.clone().or(envelope.id.clone())),
+        event_name: capped(detail.event_name.clone()),
+        account: capped(
+            envelope
+                .account
+                .clone()
+                .or(detail.recipient_account_id.clone()),
+        ),
+        region: capped(detail.aws_region.clone().or(envelope.region.clone())),
+        actor: capped(detail.user_identity.as_ref().and_then(|u| {
             u.arn
                 .clone()
                 .or(u.invoked_by.clone())
                 .or(u.principal_id.clone())
-        }),
+        })),
+        request_id: None,
     };
 
     match (envelope.source.as_deref(), envelope.detail_type.as_deref()) {

@@ -15,6 +15,64 @@ pub struct SecretFacts {
     pub owning_service: Option<String>,
     /// Regions this secret is replicated to.
     pub replicas: Vec<Replica>,
+    /// Versions whose staging labels are all custom (none of `AWSCURRENT`, `AWSPREVIOUS`,
+    /// `AWSPENDING`), by version id: AWS does not re-encrypt them when the secret's key changes.
+    pub custom_label_versions: BTreeMap<String, Vec<String>>,
+}
+
+/// The staging labels whose versions AWS re-encrypts when a secret's key changes.
+pub const AWS_STAGING_LABELS: [&str; 3] = ["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"];
+
+/// The reason word for versions that keep the previous key after a re-encryption.
+pub const CUSTOM_LABEL_VERSIONS: &str = "custom-label-versions";
+
+impl SecretFacts {
+    /// Keeps, of `versions` (version id to staging labels), those that carry only custom labels.
+    pub fn set_custom_label_versions<'a>(
+        &mut self,
+        versions: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) {
+        self.custom_label_versions = versions
+            .into_iter()
+            .filter(|(_, labels)| {
+                !labels.is_empty()
+                    && !labels
+                        .iter()
+                        .any(|l| AWS_STAGING_LABELS.contains(&l.as_str()))
+            })
+            .map(|(id, labels)| (id.to_owned(), labels.to_vec()))
+            .collect();
+    }
+
+    /// What a re-encryption leaves behind, when versions carry only custom labels.
+    pub fn custom_label_note(&self) -> Option<String> {
+        const SHOWN: usize = 5;
+        if self.custom_label_versions.is_empty() {
+            return None;
+        }
+        let mut listed: Vec<String> = self
+            .custom_label_versions
+            .iter()
+            .take(SHOWN)
+            .map(|(id, labels)| {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .take(SHOWN)
+                    .map(|l| format!("`{}`", crate::event::shorten(l)))
+                    .collect();
+                format!("`{}` ({})", crate::event::shorten(id), labels.join(", "))
+            })
+            .collect();
+        let more = self.custom_label_versions.len().saturating_sub(SHOWN);
+        if more > 0 {
+            listed.push(format!("{more} more"));
+        }
+        Some(format!(
+            "{CUSTOM_LABEL_VERSIONS}: {} version(s) with only custom staging labels keep the previous key, as AWS re-encrypts only the AWSCURRENT, AWSPREVIOUS and AWSPENDING versions: {}",
+            self.custom_label_versions.len(),
+            listed.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

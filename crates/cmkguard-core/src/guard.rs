@@ -30,6 +30,8 @@ pub struct Context {
     /// The region a sweep covers.
     pub region: String,
     pub deadline: Option<Instant>,
+    /// The Lambda request id, carried into every record (none for the CLI).
+    pub request_id: Option<String>,
 }
 
 /// A secret to check by hand.
@@ -105,7 +107,9 @@ impl<P: Ports> Guard<P> {
         event: &Value,
         ctx: &Context,
     ) -> Result<Vec<AuditRecord>, GuardError> {
-        match event::read(event)? {
+        let input = event::read(event)?;
+        let input = input.with_request_id(ctx.request_id.clone());
+        match input {
             Input::ApiCall(call) => Ok(vec![self.check_call(&call, ctx).await?]),
             Input::Scheduled(meta) => {
                 self.sweep(&Scope::new(&ctx.own_account, &ctx.region), &meta, ctx)
@@ -139,6 +143,7 @@ impl<P: Ports> Guard<P> {
                 event_name: Some("Check".into()),
                 account: Some(target.account.clone()),
                 region: Some(target.region.clone()),
+                request_id: ctx.request_id.clone(),
                 ..EventMeta::default()
             },
             secret_id: target.secret_id.clone(),
@@ -352,6 +357,14 @@ impl<P: Ports> Guard<P> {
             let action = self.remediate(scope, facts, record).await;
             let action = finish(record, Action::Remediate, action)?;
             remediated = action.outcome == Outcome::Done;
+            if matches!(action.outcome, Outcome::Done | Outcome::DryRun)
+                && let Some(note) = facts.custom_label_note()
+            {
+                record.detail = Some(match record.detail.take() {
+                    Some(detail) => format!("{detail}; {note}"),
+                    None => note,
+                });
+            }
         }
 
         let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
@@ -486,7 +499,7 @@ impl<P: Ports> Guard<P> {
             return Ok(ActionRecord::new(
                 Action::Remediate,
                 Outcome::DryRun,
-                format!("would re-encrypt with `{}`", target.arn),
+                with_note(format!("would re-encrypt with `{}`", target.arn), facts),
             ));
         }
         match self
@@ -513,7 +526,7 @@ impl<P: Ports> Guard<P> {
         Ok(ActionRecord::new(
             Action::Remediate,
             Outcome::Done,
-            format!("re-encrypted with `{}`", target.arn),
+            with_note(format!("re-encrypted with `{}`", target.arn), facts),
         ))
     }
 
@@ -552,6 +565,7 @@ impl<P: Ports> Guard<P> {
     ) -> AuditRecord {
         AuditRecord {
             event_id: meta.event_id.clone(),
+            request_id: meta.request_id.clone(),
             event_name: meta.event_name.clone(),
             account: meta.account.clone(),
             region: meta.region.clone(),
@@ -590,6 +604,14 @@ fn finish(
                 .push(ActionRecord::new(kind, Outcome::Failed, e.to_string()));
             Err(Transient(e.to_string()))
         }
+    }
+}
+
+/// A remediation's detail, with the versions it leaves on the previous key.
+fn with_note(detail: String, facts: &SecretFacts) -> String {
+    match facts.custom_label_note() {
+        Some(note) => format!("{detail}; {note}"),
+        None => detail,
     }
 }
 

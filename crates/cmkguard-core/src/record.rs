@@ -60,6 +60,8 @@ impl ActionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
     pub event_id: Option<String>,
+    /// The Lambda request id (null outside Lambda).
+    pub request_id: Option<String>,
     pub event_name: Option<String>,
     pub account: Option<String>,
     pub region: Option<String>,

@@ -67,3 +67,21 @@ async fn every_case_through_the_engine() {
         assert_eq!(again.len(), 1, "{}", case.label());
     }
 }
+
+#[test]
+fn every_event_fixture_is_in_the_table() {
+    let mut files: Vec<String> = std::fs::read_dir(cases::testdata().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = cases::load().into_iter().map(|c| c.event).collect();
+    // The sweep has its own tests (tests/engine.rs and the CLI's moto tests).
+    covered.push("ScheduledEvent-sweep.json".into());
+    covered.sort();
+    covered.dedup();
+    assert_eq!(
+        files, covered,
+        "every fixture in testdata/events runs through the case table"
+    );
+}

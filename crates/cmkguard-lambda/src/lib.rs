@@ -1,5 +1,7 @@
 //! The Lambda handler: a plain `async fn` over the guard, so tests call it with fakes.
 
+pub mod metrics;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use cmkguard_core::{AuditRecord, Context, Guard, GuardError, Ports, Verdict};
@@ -58,6 +60,7 @@ pub async fn handle<P: Ports>(
         own_account,
         region: invocation.region.clone(),
         deadline: Some(Instant::now() + remaining),
+        request_id: Some(invocation.request_id.clone()),
     };
 
     if remaining <= DEADLINE_MARGIN {

@@ -99,6 +99,28 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
         .filter(|v| v.get("verdict").is_some())
         .collect();
     assert_eq!(records.len(), 2, "one audit record per delivery: {stdout}");
+    // Each record names the invocation that made it and the CloudTrail event it came from.
+    for (record, result) in records.iter().zip(&results) {
+        assert_eq!(
+            record["request_id"].as_str(),
+            Some(result.request_id.as_str())
+        );
+        assert_eq!(record["event_id"], "d0416816-e6c4-4289-a5bc-f269cdcff301");
+    }
+    // Metrics as EMF lines, one per invocation here, with no `verdict` field.
+    let emf: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{stdout}");
+    assert_eq!(emf[0]["decisions.non_compliant"], 1);
+    assert_eq!(emf[0]["actions.remediate.done"], 1);
+    assert_eq!(emf[1]["decisions.compliant"], 1);
+    assert!(
+        emf.iter()
+            .all(|l| l.get("verdict").is_none() && l["handling_time"].is_number())
+    );
     let actions = |r: &Value| {
         r["actions"]
             .as_array()

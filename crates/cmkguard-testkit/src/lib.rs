@@ -6,6 +6,7 @@
 
 pub mod http;
 mod moto;
+pub mod proxy;
 mod runtime_api;
 pub mod world;
 
@@ -13,4 +14,5 @@ pub use moto::{
     DEFAULT_ACCOUNT, MOTO_REQUIREMENT, MOTO_SERVER_ENV, Moto, TEST_ROLE_NAME, moto_server_binary,
     workspace_root,
 };
+pub use proxy::{Fault, FaultProxy, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};

@@ -218,6 +218,7 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
                         kms_key_id: None,
                     })
                     .collect(),
+                ..SecretFacts::default()
             },
         );
     }
@@ -240,5 +241,6 @@ pub fn ctx() -> Context {
         own_account: OWN_ACCOUNT.into(),
         region: "us-east-1".into(),
         deadline: None,
+        request_id: None,
     }
 }

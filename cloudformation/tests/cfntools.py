@@ -1,0 +1,163 @@
+"""Helpers shared by the template tests, cloudformation/check and render_variants.py.
+
+Templates are read with cfn-lint's own loader, which understands the short tags
+(!Ref, !Sub, !GetAtt, ...) and returns the long form ({"Ref": ...}, {"Fn::Sub": ...}),
+as CloudFormation itself sees the template.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CFN_DIR = ROOT / "cloudformation"
+TEMPLATES = ("key.yaml", "guard.yaml", "member.yaml")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account: the guard's account in the tests
+MEMBER_ACCOUNT = "222233334444"
+EXTERNAL_ACCOUNT = "111122223333"
+ORG_ID = "o-cmkguardtest"
+
+HANDLED_EVENT_NAMES = ("CreateSecret", "UpdateSecret", "ReplicateSecretToRegions", "RestoreSecret")
+
+
+def role_arn(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+# Parameters that turn every optional part of each template on. The moto tests create
+# the stacks with them, and render_variants.py makes them the defaults of the copies that
+# checkov scans (checkov only looks at resources whose Condition holds for the defaults).
+FULL_PARAMETERS: dict[str, dict[str, str]] = {
+    "key.yaml": {
+        "KeyAdministratorArns": role_arn("key-admin"),
+        "SecretReaderArns": f"{role_arn('app-a')},{role_arn('app-b')}",
+        "GuardRoleName": f"cmkguard-guard-{REGION}",
+        "ExternalAccountIds": EXTERNAL_ACCOUNT,
+    },
+    "guard.yaml": {
+        "Actions": "tag,notify",
+        "EnableRemediation": "true",
+        "RemediateAccounts": MEMBER_ACCOUNT,
+        "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
+        "DryRun": "true",
+        "AssumeRoleName": "cmkguard-member",
+        "OrganizationId": ORG_ID,
+        "CreateTrail": "true",
+        "NotificationEmail": "security@example.com",
+    },
+    "member.yaml": {
+        "GuardRoleArn": role_arn(f"cmkguard-guard-{REGION}"),
+        "GuardEventBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default",
+        "OrganizationId": ORG_ID,
+        "MemberRoleRegion": REGION,
+        "EnableRemediation": "true",
+        "ForwardEvents": "true",
+    },
+}
+
+
+def load_template(name: str) -> dict[str, Any]:
+    """The template as plain JSON data (long-form intrinsic functions)."""
+    return json.loads(json.dumps(cfn_yaml.load(str(CFN_DIR / name))))
+
+
+def policy_document(value: Any) -> dict[str, Any]:
+    """A policy document as an IAM API returns it. moto 5.2.5 returns the inline policies
+    that its CloudFormation created as the Python text of a dict (single quotes), not JSON."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return ast.literal_eval(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    # moto keeps a conditional statement that resolved to AWS::NoValue as null in the
+    # list; CloudFormation drops it. Either way it is no statement.
+    return [s for s in as_list(document.get("Statement")) if s is not None]
+
+
+def action_covers(pattern: str, action: str) -> bool:
+    """Whether an IAM action pattern (wildcards allowed) covers an action; IAM matches
+    action names case-insensitively."""
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def role_policy_documents(template: dict[str, Any], role: str) -> Iterator[tuple[str, str | None, dict]]:
+    """Every policy document a template gives the role with logical id `role`:
+    (where, resource condition or None, document). Managed policies attached by ARN
+    are reported with an empty document so that a test can refuse them."""
+    resources = template["Resources"]
+    props = resources[role].get("Properties", {})
+    for policy in props.get("Policies", []):
+        yield f"{role}.Policies.{policy['PolicyName']}", resources[role].get("Condition"), policy["PolicyDocument"]
+    for arn in props.get("ManagedPolicyArns", []):
+        yield f"{role}.ManagedPolicyArns {arn}", None, {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+            continue
+        rprops = resource.get("Properties", {})
+        attached = rprops.get("Roles", []) + ([rprops["RoleName"]] if "RoleName" in rprops else [])
+        if {"Ref": role} in attached:
+            yield logical_id, resource.get("Condition"), rprops["PolicyDocument"]
+
+
+def iter_allowed_actions(documents: Iterable[dict[str, Any]]) -> Iterator[tuple[dict, str]]:
+    for document in documents:
+        for statement in statements(document):
+            if statement.get("Effect") == "Allow":
+                for action in as_list(statement.get("Action")):
+                    yield statement, action
+
+
+# ------------------------------------------------------------------ event fixtures
+EVENT_FIXTURE_DIRS = (ROOT / "testdata" / "events", CFN_DIR / "tests" / "fixtures")
+
+
+def event_fixtures() -> list[Path]:
+    return sorted(p for d in EVENT_FIXTURE_DIRS for p in d.glob("*.json"))
+
+
+def classify_event(path: Path, event: Any) -> str:
+    """What the guard makes of a fixture, by CONTRACT.md:
+    "handled"   a successful CreateSecret/UpdateSecret/ReplicateSecretToRegions/RestoreSecret
+                CloudTrail call from aws.secretsmanager: the CloudTrail rule must deliver it;
+    "ignored"   any other event (failed call with errorCode, other service, other call):
+                the rule must not deliver it;
+    "scheduled" the sweep's Scheduled Event (files ScheduledEvent-*), delivered by the
+                schedule rule, which has no pattern;
+    "not-event" not an EventBridge event at all (input for the CLI's error handling): no
+                bus ever carries it."""
+    if path.name.startswith("ScheduledEvent"):
+        return "scheduled"
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("source"), str)
+        and isinstance(event.get("detail-type"), str)
+        and isinstance(event.get("detail"), dict)
+    ):
+        return "not-event"
+    detail = event["detail"]
+    handled = (
+        event["source"] == "aws.secretsmanager"
+        and event["detail-type"] == "AWS API Call via CloudTrail"
+        and detail.get("eventSource") == "secretsmanager.amazonaws.com"
+        and detail.get("eventName") in HANDLED_EVENT_NAMES
+        and "errorCode" not in detail
+    )
+    return "handled" if handled else "ignored"

@@ -1,0 +1,129 @@
+"""guard.yaml in moto's CloudFormation (the variant of motostacks.moto_variant): what
+was made, and the guard role's permissions as IAM holds them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, REGION, action_covers, as_list, load_template, statements
+from motostacks import MOTO_LACKS, create_stack, moto_variant, outputs, package
+
+FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*")
+GUARD_ROLE = f"cmkguard-guard-{REGION}"
+
+
+def create_guard_stack(aws, parameters: dict[str, str]) -> dict:
+    template = load_template("guard.yaml")
+    variant, dropped = moto_variant(template, code=package(aws("s3")))
+    # The variant leaves out only what moto cannot create; everything else must be made.
+    assert set(dropped.values()) <= set(MOTO_LACKS)
+    return create_stack(aws("cloudformation"), "cmkguard-guard", variant, parameters)
+
+
+def live_role_actions(aws) -> dict[str, set[str]]:
+    iam = aws("iam")
+    assert iam.list_attached_role_policies(RoleName=GUARD_ROLE)["AttachedPolicies"] == []
+    granted = {}
+    for name in iam.list_role_policies(RoleName=GUARD_ROLE)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=GUARD_ROLE, PolicyName=name)["PolicyDocument"]
+        document = policy_document(document)
+        granted[name] = {a for s in statements(document) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
+    return granted
+
+
+def test_everything_on(aws):
+    parameters = FULL_PARAMETERS["guard.yaml"]
+    resources = create_guard_stack(aws, parameters)
+    out = outputs(aws("cloudformation"), "cmkguard-guard")
+
+    # The function.
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert (fn["Runtime"], fn["Handler"], fn["Timeout"], fn["MemorySize"]) == ("provided.al2023", "bootstrap", 300, 128)
+    assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{GUARD_ROLE}" == out["GuardRoleArn"]
+    assert fn["Environment"]["Variables"] == {
+        "CMKGUARD_ACTIONS": "tag,notify,remediate",
+        "CMKGUARD_REMEDIATE_ACCOUNTS": parameters["RemediateAccounts"],
+        "CMKGUARD_KEY_ALIAS": "alias/cmkguard/secrets",
+        "CMKGUARD_ALLOWED_KEY_ARNS": parameters["AllowedKeyArns"],
+        "CMKGUARD_EXEMPT_TAG": "cmkguard:exempt",
+        "CMKGUARD_SNS_TOPIC_ARN": out["TopicArn"],
+        "CMKGUARD_DRY_RUN": "true",
+        "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
+    }
+    assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
+
+    # Its role: the calls it makes, UpdateSecret and AssumeRole included (both turned on).
+    granted = live_role_actions(aws)
+    assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
+    for actions in granted.values():
+        for action in actions:
+            assert "*" not in action
+            assert not any(action_covers(action, f) for f in FORBIDDEN_ACTIONS), action
+
+    # The topic and the dead-letter queue, both on the stack's operations key.
+    operations_key = resources["OperationsKey"]["PhysicalResourceId"]
+    topic = aws("sns").get_topic_attributes(TopicArn=out["TopicArn"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == operations_key
+    queue = aws("sqs").get_queue_attributes(QueueUrl=out["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert queue["KmsMasterKeyId"] == operations_key
+    assert queue["MessageRetentionPeriod"] == "1209600"
+    assert aws("kms").get_key_rotation_status(KeyId=operations_key)["KeyRotationEnabled"] is True
+
+    # The rules: the CloudTrail events and the sweep, both to the function, undeliverable
+    # events to the dead-letter queue.
+    events = aws("events")
+    rule = events.describe_rule(Name=resources["SecretsManagerEventsRule"]["PhysicalResourceId"])
+    template_rule = load_template("guard.yaml")["Resources"]["SecretsManagerEventsRule"]["Properties"]
+    assert json.loads(rule["EventPattern"]) == template_rule["EventPattern"]
+    assert rule["State"] == "ENABLED"
+    sweep = events.describe_rule(Name=resources["SweepScheduleRule"]["PhysicalResourceId"])
+    assert sweep["ScheduleExpression"] == "rate(1 day)" and sweep["State"] == "ENABLED"
+    for r in (rule, sweep):
+        [target] = events.list_targets_by_rule(Rule=r["Name"])["Targets"]
+        assert target["Arn"] == fn["FunctionArn"]
+        assert target["DeadLetterConfig"]["Arn"] == queue["QueueArn"]
+
+    # Only these two rules, from this account, may invoke the function.
+    permissions = json.loads(aws("lambda").get_policy(FunctionName=fn["FunctionName"])["Policy"])["Statement"]
+    assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == sorted([rule["Arn"], sweep["Arn"]])
+    assert all(p["Principal"] == {"Service": "events.amazonaws.com"} for p in permissions)
+    assert all(p["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT for p in permissions)
+
+    # The audit records' log group.
+    [group] = aws("logs").describe_log_groups(logGroupNamePrefix=out["LogGroupName"])["logGroups"]
+    assert group["retentionInDays"] == 365
+
+    # The trail's bucket (the trail and bucket policy are in MOTO_LACKS).
+    assert "TrailBucket" in resources
+
+
+def test_defaults_leave_remediation_and_other_accounts_off(aws):
+    resources = create_guard_stack(aws, {})
+    assert not {"RemediationPolicy", "AssumeMemberRolePolicy", "TrailBucket"} & set(resources)
+    granted = live_role_actions(aws)
+    assert set(granted) == {"cmkguard-guard"}
+    everything = set().union(*granted.values())
+    assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
+
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    variables = fn["Environment"]["Variables"]
+    # Optional variables are left unset (CONTRACT.md defaults), not set to "".
+    assert set(variables) == {
+        "CMKGUARD_ACTIONS",
+        "CMKGUARD_KEY_ALIAS",
+        "CMKGUARD_EXEMPT_TAG",
+        "CMKGUARD_SNS_TOPIC_ARN",
+        "CMKGUARD_DRY_RUN",
+    }
+    assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
+
+
+@pytest.mark.parametrize(("actions", "expected"), [("none", "remediate"), ("tag", "tag,remediate"), ("notify", "notify,remediate")])
+def test_remediation_is_added_to_the_actions(aws, actions, expected):
+    resources = create_guard_stack(aws, {"Actions": actions, "EnableRemediation": "true", "RemediateAccounts": "*"})
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert fn["Environment"]["Variables"]["CMKGUARD_ACTIONS"] == expected
+    assert fn["Environment"]["Variables"]["CMKGUARD_REMEDIATE_ACCOUNTS"] == "*"

@@ -1,0 +1,62 @@
+"""member.yaml in moto's CloudFormation, in a member account."""
+
+from __future__ import annotations
+
+import json
+
+from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, MEMBER_ACCOUNT, ORG_ID, REGION, as_list, load_template, role_arn, statements
+from motostacks import create_stack
+
+
+def policy_actions(iam, role: str) -> dict[str, set[str]]:
+    granted = {}
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        document = policy_document(document)
+        granted[name] = {a for s in statements(document) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
+    return granted
+
+
+def test_member_role_and_forwarding(aws):
+    parameters = FULL_PARAMETERS["member.yaml"]
+    resources = create_stack(
+        aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
+    )
+
+    iam = aws("iam", MEMBER_ACCOUNT)
+    role = iam.get_role(RoleName="cmkguard-member")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = policy_document(trust)
+    [statement] = statements(trust)
+    assert statement["Principal"] == {"AWS": parameters["GuardRoleArn"]}
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG_ID}}
+    granted = policy_actions(iam, "cmkguard-member")
+    assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
+
+    events = aws("events", MEMBER_ACCOUNT)
+    rule = events.describe_rule(Name=resources["ForwardSecretsManagerEventsRule"]["PhysicalResourceId"])
+    [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+    assert target["RoleArn"] == iam.get_role(RoleName=resources["ForwarderRole"]["PhysicalResourceId"])["Role"]["Arn"]
+
+
+def test_no_forwarding_to_its_own_bus_and_no_remediation_by_default(aws):
+    # The member stack in the guard's own account and region: forwarding there would loop.
+    parameters = {
+        "GuardRoleArn": role_arn(f"cmkguard-guard-{REGION}"),
+        "GuardEventBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default",
+        "OrganizationId": ORG_ID,
+    }
+    resources = create_stack(aws("cloudformation"), "cmkguard-member", load_template("member.yaml"), parameters)
+    assert set(resources) == {"MemberRole"}
+    assert set(policy_actions(aws("iam"), "cmkguard-member")) == {"cmkguard-member"}
+
+
+def test_other_regions_only_forward(aws):
+    # IAM is global: only the stack in MemberRoleRegion creates the role.
+    parameters = {**FULL_PARAMETERS["member.yaml"], "MemberRoleRegion": "eu-west-1"}
+    resources = create_stack(
+        aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
+    )
+    assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule"}

@@ -1,0 +1,247 @@
+"""What can be proven from the templates themselves, for every parameter value: the
+guard's permissions, the function's configuration, and the resources moto cannot create."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cfntools import (
+    CFN_DIR,
+    HANDLED_EVENT_NAMES,
+    ROOT,
+    TEMPLATES,
+    action_covers,
+    as_list,
+    iter_allowed_actions,
+    load_template,
+    role_policy_documents,
+    statements,
+)
+
+# The secret's value, and the wildcards that would include it or any other call.
+FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*", "*")
+
+# Exactly what the guard calls (CONTRACT.md, issue 4), per role.
+GUARD_ACTIONS = {
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecrets",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
+    "kms:DescribeKey",
+    "kms:ListAliases",
+    "sns:Publish",
+    "sqs:SendMessage",  # Lambda's dead-letter queue, sent with the function's role
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sts:AssumeRole",  # only with AssumeRoleName set, see below
+}
+MEMBER_ACTIONS = {
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecrets",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:UpdateSecret",
+    "kms:DescribeKey",
+    "kms:ListAliases",
+}
+GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason"}  # CONTRACT.md "Tags written on secrets"
+
+ROLES = [("guard.yaml", "GuardRole", GUARD_ACTIONS), ("member.yaml", "MemberRole", MEMBER_ACTIONS)]
+
+
+def documents_of(template_name: str, role: str):
+    return list(role_policy_documents(load_template(template_name), role))
+
+
+@pytest.mark.parametrize(("template_name", "role", "_expected"), ROLES)
+def test_role_can_never_read_a_secret_value(template_name, role, _expected):
+    documents = documents_of(template_name, role)
+    assert documents, f"{role} has no policy at all?"
+    for where, _condition, document in documents:
+        assert document, f"{where}: a managed policy is not reviewable here; use an inline policy"
+        for statement in statements(document):
+            assert "NotAction" not in statement, f"{where}: NotAction allows everything else"
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in as_list(statement.get("Action")):
+                assert "*" not in action and "?" not in action, f"{where}: wildcard action {action}"
+                for forbidden in FORBIDDEN_ACTIONS:
+                    assert not action_covers(action, forbidden), f"{where}: {action} covers {forbidden}"
+                    assert action.lower() != forbidden.lower(), f"{where}: {action}"
+
+
+@pytest.mark.parametrize(("template_name", "role", "expected"), ROLES)
+def test_role_has_exactly_the_calls_the_guard_makes(template_name, role, expected):
+    documents = documents_of(template_name, role)
+    granted = {a for _, a in iter_allowed_actions(d for _, _, d in documents)}
+    assert granted == expected
+
+
+@pytest.mark.parametrize(("template_name", "role", "_expected"), ROLES)
+def test_tags_only_the_guards_own_keys(template_name, role, _expected):
+    for _where, _condition, document in documents_of(template_name, role):
+        for statement in statements(document):
+            actions = set(as_list(statement.get("Action")))
+            if not actions & {"secretsmanager:TagResource", "secretsmanager:UntagResource"}:
+                continue
+            condition = statement.get("Condition", {})
+            keys = set(as_list(condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")))
+            assert keys == GUARD_TAG_KEYS
+            assert all(k.startswith("cmkguard:") for k in keys)
+            # ForAllValues holds vacuously for a request without tags: require them.
+            assert condition.get("Null", {}).get("aws:TagKeys") == "false"
+
+
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_update_secret_only_when_remediation_is_enabled(template_name, role):
+    template = load_template(template_name)
+    assert template["Parameters"]["EnableRemediation"]["Default"] == "false"
+    # The condition requires EnableRemediation=true (and may require more).
+    condition = template["Conditions"]["RemediationEnabled"]
+    assert condition == {"Fn::Equals": [{"Ref": "EnableRemediation"}, "true"]} or (
+        "Fn::And" in condition and {"Fn::Equals": [{"Ref": "EnableRemediation"}, "true"]} in condition["Fn::And"]
+    )
+    found = False
+    for where, resource_condition, document in role_policy_documents(template, role):
+        for _statement, granted in iter_allowed_actions([document]):
+            if granted == "secretsmanager:UpdateSecret":
+                found = True
+                assert resource_condition == "RemediationEnabled", f"{where} grants UpdateSecret without RemediationEnabled"
+    assert found
+
+
+def test_guard_assumes_only_the_member_role_and_only_when_named():
+    template = load_template("guard.yaml")
+    for where, resource_condition, document in role_policy_documents(template, "GuardRole"):
+        for statement, granted in iter_allowed_actions([document]):
+            if granted == "sts:AssumeRole":
+                assert resource_condition == "HasAssumeRoleName", where
+                assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${AssumeRoleName}"}
+
+
+def test_member_role_trusts_only_the_guard_of_the_organization():
+    template = load_template("member.yaml")
+    trust = template["Resources"]["MemberRole"]["Properties"]["AssumeRolePolicyDocument"]
+    [statement] = statements(trust)
+    assert statement["Principal"] == {"AWS": {"Ref": "GuardRoleArn"}}
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+
+
+def test_function_configuration():
+    template = load_template("guard.yaml")
+    fn = template["Resources"]["Function"]["Properties"]
+    assert fn["Runtime"] == "provided.al2023"
+    assert fn["Architectures"] == ["arm64"]  # moto does not keep it: checked here
+    assert fn["Handler"] == "bootstrap"
+    assert fn["Timeout"] == 300
+    assert fn["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    assert fn["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": {"Ref": "LogGroup"}}
+    # `aws cloudformation package` resolves Code relative to the template: it must be
+    # where `cargo lambda build --output-format zip` puts the zip.
+    assert (CFN_DIR / fn["Code"]).resolve() == ROOT / "target" / "lambda" / "cmkguard-lambda" / "bootstrap.zip"
+    log_group = template["Resources"]["LogGroup"]["Properties"]
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
+
+
+def test_environment_mirrors_the_contract_variables():
+    contract = (ROOT.parent / "shared" / "CONTRACT.md") if (ROOT.parent / "shared" / "CONTRACT.md").exists() else None
+    expected = {
+        "CMKGUARD_ACTIONS",
+        "CMKGUARD_REMEDIATE_ACCOUNTS",
+        "CMKGUARD_KEY_ALIAS",
+        "CMKGUARD_ALLOWED_KEY_ARNS",
+        "CMKGUARD_EXEMPT_TAG",
+        "CMKGUARD_SNS_TOPIC_ARN",
+        "CMKGUARD_DRY_RUN",
+        "CMKGUARD_ASSUME_ROLE_NAME",
+    }
+    if contract is not None:
+        assert set(re.findall(r"`(CMKGUARD_[A-Z_]+)`", contract.read_text())) == expected
+    template = load_template("guard.yaml")
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert set(variables) == expected
+
+
+def test_alarms_watch_errors_and_the_dead_letter_queue():
+    resources = load_template("guard.yaml")["Resources"]
+    alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"Errors", "ApproximateNumberOfMessagesVisible", "decisions.error", "actions.remediate.failed"}
+    assert alarms["Errors"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
+    assert alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    ]
+    # The guard's own EMF metrics (crates/cmkguard-lambda/src/metrics.rs), aggregated without dimensions.
+    for name in ("decisions.error", "actions.remediate.failed"):
+        assert alarms[name]["Namespace"] == "cmkguard"
+        assert "Dimensions" not in alarms[name]
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
+        assert alarm["Threshold"] == 1
+
+
+def test_trail_and_its_bucket():
+    template = load_template("guard.yaml")
+    resources = template["Resources"]
+    trail = resources["Trail"]
+    assert trail["Condition"] == "CreateTrailCondition"
+    props = trail["Properties"]
+    assert props["IsMultiRegionTrail"] is True and props["EnableLogFileValidation"] is True
+    assert props["IsLogging"] is True and props["KMSKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
+    assert props["EventSelectors"] == [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}]
+    bucket = resources["TrailBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    deny = [s for s in statements(resources["TrailBucketPolicy"]["Properties"]["PolicyDocument"]) if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_async_retries_end_in_the_dead_letter_queue():
+    resources = load_template("guard.yaml")["Resources"]
+    config = resources["FunctionInvokeConfig"]["Properties"]
+    assert config["FunctionName"] == {"Ref": "Function"} and config["MaximumRetryAttempts"] == 2
+    for rule in ("SecretsManagerEventsRule", "SweepScheduleRule"):
+        [target] = resources[rule]["Properties"]["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": ["Function", "Arn"]}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    queue_policy = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+    [statement] = statements(queue_policy)
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        {"Fn::GetAtt": ["SecretsManagerEventsRule", "Arn"]},
+        {"Fn::GetAtt": ["SweepScheduleRule", "Arn"]},
+    ]
+
+
+def test_bus_policy_admits_only_the_organization():
+    resources = load_template("guard.yaml")["Resources"]
+    policy = resources["OrganizationEventBusPolicy"]
+    assert policy["Condition"] == "HasOrganizationId"
+    statement = policy["Properties"]["Statement"]
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+
+
+def test_member_forwards_exactly_what_the_guard_handles():
+    guard = load_template("guard.yaml")["Resources"]["SecretsManagerEventsRule"]["Properties"]["EventPattern"]
+    member = load_template("member.yaml")["Resources"]["ForwardSecretsManagerEventsRule"]["Properties"]["EventPattern"]
+    assert member == guard
+    assert guard["detail"]["eventName"] == list(HANDLED_EVENT_NAMES)
+
+
+@pytest.mark.parametrize("template_name", TEMPLATES)
+def test_every_suppression_is_justified(template_name):
+    template = load_template(template_name)
+    text = (CFN_DIR / template_name).read_text().splitlines()
+    for logical_id, resource in template["Resources"].items():
+        metadata = resource.get("Metadata", {})
+        for skip in metadata.get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "").split()) >= 5, f"{logical_id}: checkov {skip['id']} without a reason"
+        for check in metadata.get("cfn-lint", {}).get("config", {}).get("ignore_checks", []):
+            [line] = [i for i, t in enumerate(text) if t.strip() == f"- {check}"]
+            assert text[line - 1].strip().startswith("#"), f"{logical_id}: cfn-lint {check} without a reason above it"
+    assert "cfn-lint" not in template.get("Metadata", {}), "template-wide suppressions hide too much"

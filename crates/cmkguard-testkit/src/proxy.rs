@@ -1,0 +1,574 @@
+//! A fault-injecting HTTP proxy in front of moto: the SDK talks to it (through
+//! `AWS_ENDPOINT_URL`), it forwards to moto, and on the calls a [`Rule`] picks it answers with a
+//! fault instead: throttling in the service's own error format, a 500 or 503, a delay beyond the
+//! client's timeout, or a reset connection. It counts every request per operation.
+//!
+//! The operation is read from `X-Amz-Target` (JSON protocols: Secrets Manager, KMS) or from
+//! `Action=` in the form body (query protocols: SNS, STS); the service from the same header or
+//! from the credential scope of the `Authorization` header.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::http::{Headers, header, read_body, read_head};
+
+/// What the proxy answers instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 400 with `ThrottlingException`, as JSON (`__type`) or query-protocol XML.
+    Throttle,
+    /// That HTTP status (500, 503, ...) with an `InternalFailure`/`ServiceUnavailable` body.
+    Status(u16),
+    /// Holds the request this long, then forwards it (so a write may land after the client gave up,
+    /// as it can in AWS).
+    Delay(Duration),
+    /// Reads the request, then resets the connection (TCP RST) without an answer.
+    Reset,
+}
+
+/// Which of the calls a rule matches it hits, counting from 1 per rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    Always,
+    /// Only the n-th call.
+    Nth(usize),
+    /// The first n calls.
+    First(usize),
+    /// About this fraction of calls, from a seeded generator (the same seed, the same calls).
+    Fraction {
+        fraction: f64,
+        seed: u64,
+    },
+}
+
+/// A fault for one operation (`DescribeSecret`, or `kms:DescribeKey` to name the service too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub operation: String,
+    pub fault: Fault,
+    pub when: When,
+    /// Only requests whose body holds this text (e.g. `alias/` for `DescribeKey` on an alias).
+    pub body_contains: Option<String>,
+}
+
+impl Rule {
+    pub fn new(operation: &str, fault: Fault, when: When) -> Self {
+        Rule {
+            operation: operation.to_owned(),
+            fault,
+            when,
+            body_contains: None,
+        }
+    }
+
+    /// Limits the rule to requests whose body holds `text`.
+    pub fn with_body(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_owned());
+        self
+    }
+
+    fn matches(&self, op: &Operation, body: &[u8]) -> bool {
+        let named =
+            self.operation == op.name || self.operation == format!("{}:{}", op.service, op.name);
+        named
+            && self
+                .body_contains
+                .as_ref()
+                .is_none_or(|text| String::from_utf8_lossy(body).contains(text.as_str()))
+    }
+}
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub service: String,
+    pub operation: String,
+    /// The fault answered, if any.
+    pub fault: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Operation {
+    service: String,
+    name: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Each rule with its generator state and how many calls it matched so far.
+    rules: Vec<(Rule, u64, usize)>,
+    counts: BTreeMap<String, usize>,
+    seen: Vec<Seen>,
+    /// Requests read and not yet answered (a delayed one, say).
+    in_flight: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    state: Mutex<State>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The proxy, on `127.0.0.1:<free port>`; stops accepting when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl FaultProxy {
+    /// Starts a proxy forwarding to `upstream` (`http://127.0.0.1:PORT`, moto's endpoint).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let upstream = upstream
+            .strip_prefix("http://")
+            .unwrap_or(upstream)
+            .trim_end_matches('/')
+            .to_owned();
+        let shared = Arc::new(Shared {
+            upstream,
+            state: Mutex::default(),
+            stop: AtomicBool::new(false),
+        });
+        let accept_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("fault-proxy-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_shared.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = Arc::clone(&accept_shared);
+                    let _ = std::thread::Builder::new()
+                        .name("fault-proxy-conn".into())
+                        .spawn(move || {
+                            let _ = serve(stream, &shared);
+                        });
+                }
+            })
+            .expect("spawn the proxy acceptor");
+        FaultProxy { shared, addr }
+    }
+
+    /// `http://127.0.0.1:PORT`: the value for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `base` (say `moto.env()`) with `AWS_ENDPOINT_URL` pointing at the proxy.
+    pub fn env(&self, base: Vec<(String, String)>) -> Vec<(String, String)> {
+        base.into_iter()
+            .map(|(k, v)| {
+                if k == "AWS_ENDPOINT_URL" {
+                    (k, self.endpoint())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    }
+
+    /// Adds a rule; the first matching rule that hits a call decides it.
+    pub fn inject(&self, rule: Rule) {
+        let seed = match rule.when {
+            // xorshift never leaves 0: mix the seed first.
+            When::Fraction { seed, .. } => seed.wrapping_add(0x9E37_79B9_7F4A_7C15).max(1),
+            _ => 0,
+        };
+        self.shared.lock().rules.push((rule, seed, 0));
+    }
+
+    /// Removes every rule (counts stay).
+    pub fn heal(&self) {
+        self.shared.lock().rules.clear();
+    }
+
+    /// Forgets the counts and the requests seen.
+    pub fn reset_counts(&self) {
+        let mut state = self.shared.lock();
+        state.counts.clear();
+        state.seen.clear();
+    }
+
+    /// Requests seen for `operation` (`UpdateSecret`, or `kms:DescribeKey`), faults included.
+    pub fn count(&self, operation: &str) -> usize {
+        let state = self.shared.lock();
+        state
+            .seen
+            .iter()
+            .filter(|s| {
+                s.operation == operation || format!("{}:{}", s.service, s.operation) == operation
+            })
+            .count()
+    }
+
+    /// Requests seen per `service:Operation`.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.shared.lock().counts.clone()
+    }
+
+    /// Every request seen, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.lock().seen.clone()
+    }
+
+    /// Waits until no request is in flight (a delayed write has landed), at most `timeout`.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.shared.lock().in_flight == 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Writes seen (`TagResource`, `UntagResource`, `UpdateSecret`, `Publish`), faults included.
+    pub fn writes(&self) -> usize {
+        ["TagResource", "UntagResource", "UpdateSecret", "Publish"]
+            .iter()
+            .map(|op| self.count(op))
+            .sum()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor; connection threads end with their connections (or their delay).
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Serves one client connection: request by request, each forwarded or faulted.
+fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    let mut writer = client.try_clone()?;
+    let mut reader = BufReader::new(client);
+    loop {
+        let Some((start_line, mut headers)) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let body = read_body(&mut reader, &mut headers, false)?;
+        let op = operation(&headers, &body);
+        let fault = decide(shared, &op, &body);
+        shared.lock().in_flight += 1;
+        let answered = answer(
+            shared,
+            fault,
+            &op,
+            &start_line,
+            &headers,
+            &body,
+            &mut writer,
+        );
+        shared.lock().in_flight -= 1;
+        if !answered? {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers one request; `false` when the connection is to be dropped.
+fn answer(
+    shared: &Shared,
+    fault: Option<Fault>,
+    op: &Operation,
+    start_line: &str,
+    headers: &Headers,
+    body: &[u8],
+    writer: &mut TcpStream,
+) -> io::Result<bool> {
+    match fault {
+        Some(Fault::Throttle) => {
+            let (status, reason, body, content_type) = throttle(op);
+            write_response(writer, status, reason, content_type, op, &body)?;
+        }
+        Some(Fault::Status(status)) => {
+            let (reason, body, content_type) = server_error(op, status);
+            write_response(writer, status, reason, content_type, op, &body)?;
+        }
+        Some(Fault::Reset) => {
+            // Linger 0: close sends RST instead of FIN.
+            let _ = socket2::SockRef::from(&*writer).set_linger(Some(Duration::ZERO));
+            return Ok(false);
+        }
+        Some(Fault::Delay(delay)) => {
+            let until = Instant::now() + delay;
+            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            forward(shared, start_line, headers, body, writer)?;
+        }
+        None => forward(shared, start_line, headers, body, writer)?,
+    }
+    Ok(true)
+}
+
+/// Counts the call and picks the fault for it, if any.
+fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
+    let mut state = shared.lock();
+    let key = format!("{}:{}", op.service, op.name);
+    *state.counts.entry(key).or_default() += 1;
+    let mut fault = None;
+    for (rule, rng, matched) in state.rules.iter_mut() {
+        if !rule.matches(op, body) {
+            continue;
+        }
+        *matched += 1;
+        let n = *matched;
+        let hit = match rule.when {
+            When::Always => true,
+            When::Nth(k) => n == k,
+            When::First(k) => n <= k,
+            When::Fraction { fraction, .. } => {
+                // xorshift64*: reproducible per seed.
+                *rng ^= *rng >> 12;
+                *rng ^= *rng << 25;
+                *rng ^= *rng >> 27;
+                let x = rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                ((x >> 11) as f64 / (1u64 << 53) as f64) < fraction
+            }
+        };
+        if hit {
+            fault = Some(rule.fault.clone());
+            break;
+        }
+    }
+    state.seen.push(Seen {
+        service: op.service.clone(),
+        operation: op.name.clone(),
+        fault: fault.as_ref().map(|f| format!("{f:?}")),
+    });
+    fault
+}
+
+/// The service and operation of a request.
+fn operation(headers: &Headers, body: &[u8]) -> Operation {
+    if let Some(target) = header(headers, "x-amz-target") {
+        let (prefix, name) = target.split_once('.').unwrap_or(("", target));
+        let service = match prefix {
+            "TrentService" => "kms".to_owned(),
+            p if p.starts_with("secretsmanager") => "secretsmanager".to_owned(),
+            p => p.to_ascii_lowercase(),
+        };
+        return Operation {
+            service,
+            name: name.to_owned(),
+        };
+    }
+    let service = header(headers, "authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split([',', ' ']).next())
+        .and_then(|scope| scope.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_owned();
+    let body = String::from_utf8_lossy(body);
+    let name = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_owned();
+    Operation { service, name }
+}
+
+fn is_json(op: &Operation) -> bool {
+    matches!(op.service.as_str(), "secretsmanager" | "kms")
+}
+
+fn throttle(op: &Operation) -> (u16, &'static str, Vec<u8>, &'static str) {
+    let (body, content_type) = error_body(op, "ThrottlingException", "Rate exceeded", "Sender");
+    (400, "Bad Request", body, content_type)
+}
+
+fn server_error(op: &Operation, status: u16) -> (&'static str, Vec<u8>, &'static str) {
+    let (reason, code) = match status {
+        503 => ("Service Unavailable", "ServiceUnavailable"),
+        _ => ("Internal Server Error", "InternalFailure"),
+    };
+    let (body, content_type) = error_body(op, code, "injected by the fault proxy", "Receiver");
+    (reason, body, content_type)
+}
+
+/// An error body as the service's protocol shapes it: `awsJson1_1` or `awsQuery` XML.
+fn error_body(op: &Operation, code: &str, message: &str, kind: &str) -> (Vec<u8>, &'static str) {
+    if is_json(op) {
+        let body = serde_json::json!({"__type": code, "message": message});
+        (body.to_string().into_bytes(), "application/x-amz-json-1.1")
+    } else {
+        let body = format!(
+            "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+        );
+        (body.into_bytes(), "text/xml")
+    }
+}
+
+fn write_response(
+    writer: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    op: &Operation,
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-RequestId: fault-proxy\r\n",
+        body.len()
+    );
+    if is_json(op) {
+        let code = if status == 400 {
+            "ThrottlingException"
+        } else if status == 503 {
+            "ServiceUnavailable"
+        } else {
+            "InternalFailure"
+        };
+        head.push_str(&format!("x-amzn-ErrorType: {code}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    writer.write_all(&message)?;
+    writer.flush()
+}
+
+/// Sends the request to moto on a connection of its own and relays the answer.
+fn forward(
+    shared: &Shared,
+    start_line: &str,
+    headers: &Headers,
+    body: &[u8],
+    writer: &mut TcpStream,
+) -> io::Result<()> {
+    let mut upstream = TcpStream::connect(&shared.upstream)?;
+    upstream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!("{start_line}\r\n");
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if ["connection", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    upstream.write_all(&message)?;
+    upstream.flush()?;
+
+    let mut reader = BufReader::new(upstream);
+    let (status_line, mut response_headers) = read_head(&mut reader)?
+        .ok_or_else(|| io::Error::other("moto closed the connection before answering"))?;
+    let response_body = read_body(&mut reader, &mut response_headers, true)?;
+    let mut head = format!("{status_line}\r\n");
+    for (name, value) in &response_headers {
+        let lower = name.to_ascii_lowercase();
+        if ["connection", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
+    let mut message = head.into_bytes();
+    message.extend_from_slice(&response_body);
+    writer.write_all(&message)?;
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_operation_of_json_and_query_requests() {
+        let op = operation(
+            &headers(&[("X-Amz-Target", "secretsmanager.UpdateSecret")]),
+            b"{}",
+        );
+        assert_eq!(
+            (op.service.as_str(), op.name.as_str()),
+            ("secretsmanager", "UpdateSecret")
+        );
+        let op = operation(
+            &headers(&[("x-amz-target", "TrentService.DescribeKey")]),
+            b"{}",
+        );
+        assert_eq!(
+            (op.service.as_str(), op.name.as_str()),
+            ("kms", "DescribeKey")
+        );
+        let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=x";
+        let op = operation(
+            &headers(&[("Authorization", auth)]),
+            b"Action=Publish&Version=2010-03-31&TopicArn=x",
+        );
+        assert_eq!((op.service.as_str(), op.name.as_str()), ("sns", "Publish"));
+    }
+
+    #[test]
+    fn rules_pick_calls_by_number_and_fraction() {
+        let shared = Shared {
+            upstream: String::new(),
+            state: Mutex::default(),
+            stop: AtomicBool::new(false),
+        };
+        let op = Operation {
+            service: "kms".into(),
+            name: "DescribeKey".into(),
+        };
+        shared.lock().rules.push((
+            Rule::new("kms:DescribeKey", Fault::Throttle, When::Nth(2)),
+            0,
+            0,
+        ));
+        let hits: Vec<bool> = (0..3)
+            .map(|_| decide(&shared, &op, b"").is_some())
+            .collect();
+        assert_eq!(hits, [false, true, false]);
+
+        let shared = Shared {
+            upstream: String::new(),
+            state: Mutex::default(),
+            stop: AtomicBool::new(false),
+        };
+        shared.lock().rules.push((
+            Rule::new(
+                "DescribeKey",
+                Fault::Status(503),
+                When::Fraction {
+                    fraction: 0.5,
+                    seed: 7,
+                },
+            ),
+            7u64.wrapping_add(0x9E37_79B9_7F4A_7C15),
+            0,
+        ));
+        let hits = (0..1000)
+            .filter(|_| decide(&shared, &op, b"").is_some())
+            .count();
+        assert!((400..600).contains(&hits), "{hits}");
+    }
+}
