@@ -3,7 +3,7 @@
 //!
 //! - init: exec to the first Runtime API `next`, against a bare `lambda_runtime` hello-world
 //!   (same profile) and against importing Cloud Custodian's Lambda handler (`c7n`, pinned);
-//! - AWS requests per event, counted in moto's request log, cold and warm;
+//! - AWS requests per event, counted at a proxy in front of moto, cold and warm;
 //! - handling time per event (from the function's EMF lines), cold and warm;
 //! - peak RSS over 1,000 events;
 //! - the size of the deployable arm64 zip.
@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{Moto, RuntimeApi, workspace_root};
+use cmkguard_testkit::{FaultProxy, Moto, RuntimeApi, workspace_root};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -31,7 +31,7 @@ impl Function {
     fn start(
         binary: &Path,
         api: &RuntimeApi,
-        moto: Option<&Moto>,
+        aws: Option<Vec<(String, String)>>,
         env: &[(&str, &str)],
     ) -> Function {
         let dir = std::env::temp_dir().join(format!(
@@ -45,8 +45,8 @@ impl Function {
             .env_clear()
             .envs(api.env())
             .env("AWS_REGION", REGION);
-        if let Some(moto) = moto {
-            command.envs(moto.env());
+        if let Some(aws) = aws {
+            command.envs(aws);
         }
         let child = command
             .envs(env.iter().copied())
@@ -140,11 +140,8 @@ fn custodian_init_time(python: &Path) -> Option<Duration> {
     Some(median(runs))
 }
 
-fn moto_requests(moto: &Moto) -> usize {
-    moto.log()
-        .lines()
-        .filter(|l| l.contains("\"POST ") || l.contains("\"GET "))
-        .count()
+fn requests(proxy: &FaultProxy) -> usize {
+    proxy.counts().values().sum()
 }
 
 fn event_for(arn: &str, id: usize) -> Value {
@@ -156,18 +153,20 @@ fn event_for(arn: &str, id: usize) -> Value {
     event
 }
 
-/// Runs `events` through one process; for each, the AWS requests it cost and its handling time.
+/// Runs `events` through one process; for each, the AWS requests it cost (counted at a proxy in
+/// front of moto) and its handling time.
 fn per_event(
     moto: &Moto,
     binary: &Path,
     events: &[Value],
     env: &[(&str, &str)],
 ) -> Vec<(usize, f64)> {
+    let proxy = FaultProxy::start(&moto.endpoint());
     let api = RuntimeApi::start(vec![]);
-    let function = Function::start(binary, &api, Some(moto), env);
+    let function = Function::start(binary, &api, Some(proxy.env(moto.env())), env);
     let mut costs = Vec::new();
     for (i, event) in events.iter().enumerate() {
-        let before = moto_requests(moto);
+        let before = requests(&proxy);
         api.push_event(event.clone());
         let done = api.wait_for(i + 1, Duration::from_secs(30));
         assert_eq!(
@@ -176,9 +175,8 @@ fn per_event(
             "event {i} not handled: {}",
             function.stdout()
         );
-        // moto writes its log line after answering: give it a moment.
-        std::thread::sleep(Duration::from_millis(30));
-        costs.push((moto_requests(moto) - before, 0.0));
+        proxy.wait_idle(Duration::from_secs(5));
+        costs.push((requests(&proxy) - before, 0.0));
     }
     let times: Vec<f64> = function
         .stdout()
@@ -298,7 +296,7 @@ async fn main() {
     println!();
     println!("== peak RSS over 1,000 events");
     let api = RuntimeApi::start(vec![]);
-    let function = Function::start(&guard, &api, Some(&moto), &tag);
+    let function = Function::start(&guard, &api, Some(moto.env()), &tag);
     let arns = [&cmk_a, &cmk_b, &default_a, &default_b];
     for i in 0..1000 {
         api.push_event(event_for(arns[i % arns.len()], 100 + i));
