@@ -471,8 +471,16 @@ impl<P: Ports> Guard<P> {
             return skipped("replicas are not re-encrypted; the primary's key is right".into());
         }
         let alias = &self.config.key_alias;
-        let target = match self.ports.resolve_alias(scope, alias).await {
-            Ok(Some(target)) => target,
+        // The designated key shares the key cache (same lifetime as any key's state).
+        let resolved = match self.keys.get(scope, alias) {
+            Some(cached) => Ok(Some(cached)),
+            None => self.ports.resolve_alias(scope, alias).await,
+        };
+        let target = match resolved {
+            Ok(Some(target)) => {
+                self.keys.put(scope, alias, &target);
+                target
+            }
             Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
             Err(e @ AwsError::Transient(_)) => return Err(e),
             Err(e) => {

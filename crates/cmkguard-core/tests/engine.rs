@@ -396,3 +396,25 @@ async fn the_notification_is_the_record_with_filterable_attributes() {
     );
     assert_eq!(records[0].actions[0].outcome, Outcome::Done);
 }
+
+#[tokio::test]
+async fn the_designated_key_is_resolved_once_per_warm_process() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("a", None));
+    fake.put_secret(&scope(), secret("b", None));
+    let guard = Guard::new(config("remediate"), fake);
+    for name in ["a", "b"] {
+        let records = guard
+            .handle(&event("CreateSecret", &arn(name)), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(
+            records[0].actions[0].outcome,
+            Outcome::Done,
+            "{:?}",
+            records[0]
+        );
+    }
+    assert_eq!(guard.ports().count("ResolveAlias"), 1);
+    assert_eq!(guard.ports().count("UpdateSecret"), 2);
+}
