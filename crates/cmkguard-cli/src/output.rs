@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use clap::ValueEnum;
-use cmkguard_core::{AuditRecord, Verdict};
+use cmkguard_core::guard::WOULD_FAIL;
+use cmkguard_core::{AuditRecord, Outcome, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -37,6 +38,9 @@ pub struct Tally {
     pub counts: BTreeMap<(String, String), BTreeMap<Verdict, usize>>,
     /// A record is `error` or one of its actions `failed`.
     pub failures: usize,
+    /// Planned actions of a dry run that would not go through, per account and region: why, and
+    /// for how many secrets.
+    pub would_fail: BTreeMap<(String, String), BTreeMap<String, usize>>,
 }
 
 impl Tally {
@@ -47,11 +51,24 @@ impl Tally {
         );
         *self
             .counts
-            .entry(place)
+            .entry(place.clone())
             .or_default()
             .entry(record.verdict)
             .or_default() += 1;
         self.failures += usize::from(record.is_failure());
+        for action in &record.actions {
+            if action.outcome != Outcome::DryRun {
+                continue;
+            }
+            if let Some(why) = action.detail.strip_prefix(WOULD_FAIL) {
+                *self
+                    .would_fail
+                    .entry(place.clone())
+                    .or_default()
+                    .entry(format!("{}: {why}", action.action.as_str()))
+                    .or_default() += 1;
+            }
+        }
     }
 
     /// Counts an account and region even when it has no secret.
@@ -183,6 +200,15 @@ impl<W: Write> Printer<W> {
                 " Nothing was changed: pass `--apply` to run the actions listed as `dry_run`."
             }
         )?;
+        if !tally.would_fail.is_empty() {
+            writeln!(self.out)?;
+            writeln!(self.out, "Planned actions that would not go through:")?;
+            for ((account, region), reasons) in &tally.would_fail {
+                for (why, n) in reasons {
+                    writeln!(self.out, "  {account} {region}: {why} ({n} secrets)")?;
+                }
+            }
+        }
         self.out.flush()
     }
 }

@@ -371,3 +371,80 @@ async fn audit_an_organization() {
         assert!(text.contains(id.as_str()), "{id} not audited: {text}");
     }
 }
+
+/// A region without the designated alias: a dry run attempts nothing, so nothing `failed` and the
+/// audit is complete (exit 1, findings); its records and the table say why the re-encryption
+/// would not go through. `--apply` attempts it: `failed`, exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_without_the_alias_is_a_dry_run_that_would_fail_then_a_failed_apply() {
+    let moto = Moto::start();
+    let region = "eu-west-1";
+    let keys = moto.make_keys(DEFAULT_ACCOUNT, region, false).await;
+    for name in ["noalias/one", "noalias/two"] {
+        let spec = SecretSpec {
+            name: name.into(),
+            account: DEFAULT_ACCOUNT.into(),
+            region: region.into(),
+            key: "default".into(),
+            ..SecretSpec::default()
+        };
+        moto.make_secret(&spec, &keys).await;
+    }
+    let base = [
+        "audit",
+        "--region",
+        region,
+        "--actions",
+        "tag,remediate",
+        "--remediate-accounts",
+        DEFAULT_ACCOUNT,
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
+
+    let dry = cmkguard(&moto, &with(&["--format", "json"]));
+    let stderr = String::from_utf8_lossy(&dry.stderr).into_owned();
+    assert_eq!(dry.status.code(), Some(1), "{stderr}");
+    let recs = records(&dry);
+    assert_eq!(recs.len(), 2, "{}", stdout(&dry));
+    for record in &recs {
+        let remediate = record["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == "remediate")
+            .unwrap();
+        assert_eq!(remediate["outcome"], "dry_run", "{record}");
+        assert_eq!(
+            remediate["detail"],
+            format!("would fail: alias `alias/cmkguard/secrets` not found in `{region}`"),
+            "{record}"
+        );
+    }
+    let table = cmkguard(&moto, &with(&[]));
+    assert_eq!(table.status.code(), Some(1));
+    let text = stdout(&table);
+    assert!(
+        text.contains("Planned actions that would not go through:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{DEFAULT_ACCOUNT} {region}: remediate: alias `alias/cmkguard/secrets` not found in `{region}` (2 secrets)"
+        )),
+        "{text}"
+    );
+
+    let applied = cmkguard(&moto, &with(&["--format", "json", "--apply"]));
+    assert_eq!(applied.status.code(), Some(2));
+    for record in records(&applied) {
+        let remediate = record["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == "remediate")
+            .unwrap();
+        assert_eq!(remediate["outcome"], "failed", "{record}");
+    }
+}

@@ -19,6 +19,9 @@ pub const REASON_TAG: &str = "cmkguard:reason";
 pub const NON_COMPLIANT: &str = "non-compliant";
 pub const REMEDIATED: &str = "remediated";
 
+/// How a dry run's action detail starts when the action could not be carried out.
+pub const WOULD_FAIL: &str = "would fail: ";
+
 /// A sweep stops this long before the invocation deadline, so it can report how far it got.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
@@ -451,12 +454,18 @@ impl<P: Ports> Guard<P> {
                 detail,
             ))
         };
+        // `failed` means an attempted write failed: a dry run attempts none, so it says why the
+        // re-encryption would not go through instead.
         let failed = |detail: String| {
-            Ok(ActionRecord::new(
-                Action::Remediate,
-                Outcome::Failed,
-                detail,
-            ))
+            Ok(if self.config.dry_run {
+                ActionRecord::new(
+                    Action::Remediate,
+                    Outcome::DryRun,
+                    format!("{WOULD_FAIL}{detail}"),
+                )
+            } else {
+                ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
+            })
         };
         if !self.config.remediate_accounts.contains(&scope.account) {
             return skipped(format!(

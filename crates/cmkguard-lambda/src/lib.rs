@@ -15,26 +15,25 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 #[derive(Debug, Clone)]
 pub struct Invocation {
     pub request_id: String,
-    pub invoked_function_arn: String,
+    /// The function's own account: from the invoked function ARN, or from STS where the ARN names
+    /// none (see [`account_of_function_arn`]).
+    pub own_account: String,
     pub deadline: SystemTime,
     /// The function's region (`AWS_REGION`): what a scheduled sweep covers.
     pub region: String,
 }
 
-impl Invocation {
-    /// The function's own account, from its ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
-    pub fn own_account(&self) -> Option<&str> {
-        self.invoked_function_arn
-            .split(':')
-            .nth(4)
-            .filter(|a| cmkguard_core::arn::is_account_id(a))
-    }
+/// The account in a function ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`). Local Runtime
+/// API emulators (`cargo lambda watch` hands out `function-arn`) name none.
+pub fn account_of_function_arn(function_arn: &str) -> Option<&str> {
+    function_arn
+        .split(':')
+        .nth(4)
+        .filter(|a| cmkguard_core::arn::is_account_id(a))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("invocation error: the function ARN `{0}` names no account")]
-    NoAccount(String),
     #[error("{0}")]
     Guard(#[from] GuardError),
     #[error("the invocation deadline is near; the event will be retried")]
@@ -48,10 +47,7 @@ pub async fn handle<P: Ports>(
     invocation: &Invocation,
     emit: &mut impl FnMut(&AuditRecord),
 ) -> Result<Value, HandlerError> {
-    let own_account = invocation
-        .own_account()
-        .ok_or_else(|| HandlerError::NoAccount(invocation.invoked_function_arn.clone()))?
-        .to_owned();
+    let own_account = invocation.own_account.clone();
     let remaining = invocation
         .deadline
         .duration_since(SystemTime::now())

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_aws::AwsPorts;
 use cmkguard_core::{AuditRecord, Config, Guard};
@@ -15,9 +15,15 @@ use tokio::sync::OnceCell;
 struct State {
     config: Config,
     attempt_timeout: std::time::Duration,
-    /// Made at the first invocation: the SDK configuration (so init stays at the floor: loading
-    /// it reads profile files and TLS roots), and the function ARN tells the guard its account.
-    guard: OnceCell<(Guard<AwsPorts>, String)>,
+    /// Made at the first invocation that gets that far: the SDK configuration (so init stays at
+    /// the floor: loading it reads profile files and TLS roots) and the function's own account.
+    warm: OnceCell<Warm>,
+}
+
+struct Warm {
+    guard: Guard<AwsPorts>,
+    region: String,
+    own_account: String,
 }
 
 // One event at a time: a single-threaded runtime starts faster and holds less memory.
@@ -36,7 +42,7 @@ async fn main() -> Result<(), Error> {
     let state = Arc::new(State {
         config,
         attempt_timeout,
-        guard: OnceCell::new(),
+        warm: OnceCell::new(),
     });
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -48,26 +54,18 @@ async fn main() -> Result<(), Error> {
 
 async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, ctx) = event.into_parts();
-    let (guard, region) = state
-        .guard
-        .get_or_init(|| async {
-            let sdk = cmkguard_aws::sdk_config_with(state.attempt_timeout).await;
-            let region = sdk
-                .region()
-                .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-            let own = own_account(&ctx.invoked_function_arn)
-                .unwrap_or_default()
-                .to_owned();
-            let ports = AwsPorts::new(sdk, own, state.config.assume_role_name.clone());
-            (Guard::new(state.config.clone(), ports), region)
-        })
-        .await;
+    let warm = state
+        .warm
+        .get_or_try_init(|| warm_up(state, &ctx.invoked_function_arn))
+        .await
+        .inspect_err(|e| tracing::error!(request_id = %ctx.request_id, "{e}"))?;
     let invocation = Invocation {
         request_id: ctx.request_id.clone(),
-        invoked_function_arn: ctx.invoked_function_arn.clone(),
+        own_account: warm.own_account.clone(),
         deadline: ctx.deadline(),
-        region: region.clone(),
+        region: warm.region.clone(),
     };
+    let guard = &warm.guard;
     let started = Instant::now();
     let mut records = Vec::new();
     let result = handle(guard, &payload, &invocation, &mut |record: &AuditRecord| {
@@ -92,8 +90,32 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
     Ok(result?)
 }
 
-fn own_account(function_arn: &str) -> Option<&str> {
-    function_arn.split(':').nth(4)
+/// The SDK configuration, the region and the own account, once per warm process. The account
+/// comes from the function ARN, else (local emulators name none) from STS `GetCallerIdentity`;
+/// a failure there is an invocation error, and the next invocation tries again.
+async fn warm_up(state: &State, function_arn: &str) -> Result<Warm, Error> {
+    let sdk = cmkguard_aws::sdk_config_with(state.attempt_timeout).await;
+    let region = sdk
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let own_account = match cmkguard_lambda::account_of_function_arn(function_arn) {
+        Some(account) => account.to_owned(),
+        None => cmkguard_aws::caller_account(&sdk).await.map_err(|e| {
+            format!(
+                "the function ARN `{function_arn}` names no account, and `GetCallerIdentity` failed: {e}"
+            )
+        })?,
+    };
+    let ports = AwsPorts::new(
+        sdk,
+        own_account.clone(),
+        state.config.assume_role_name.clone(),
+    );
+    Ok(Warm {
+        guard: Guard::new(state.config.clone(), ports),
+        region,
+        own_account,
+    })
 }
 
 /// One audit record, one line on stdout (CloudWatch Logs).
@@ -126,6 +148,10 @@ async fn init_failed(e: &cmkguard_core::ConfigError) -> ! {
     std::process::exit(1);
 }
 
+/// How long the init error report may take: some local emulators never answer it, and a process
+/// that cannot start must exit either way.
+const INIT_ERROR_REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Tells the Runtime API that init failed, so Lambda reports the message (it names the variable).
 async fn report_init_error(message: &str) {
     let Ok(client) = lambda_runtime_api_client::Client::builder().build() else {
@@ -144,6 +170,6 @@ async fn report_init_error(message: &str) {
             body.to_string(),
         ));
     if let Ok(request) = request {
-        let _ = client.call(request).await;
+        let _ = tokio::time::timeout(INIT_ERROR_REPORT_TIMEOUT, client.call(request)).await;
     }
 }

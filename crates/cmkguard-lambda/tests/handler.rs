@@ -7,14 +7,12 @@ use std::time::{Duration, SystemTime};
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{self, config, world};
 use cmkguard_core::{AuditRecord, Guard};
-use cmkguard_lambda::{HandlerError, Invocation, handle};
-use serde_json::json;
+use cmkguard_lambda::{HandlerError, Invocation, account_of_function_arn, handle};
 
 fn invocation(seconds: u64) -> Invocation {
     Invocation {
         request_id: "req-1".into(),
-        invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:cmkguard-lambda"
-            .into(),
+        own_account: "123456789012".into(),
         deadline: SystemTime::now() + Duration::from_secs(seconds),
         region: "us-east-1".into(),
     }
@@ -48,16 +46,21 @@ async fn every_case_through_the_lambda_handler() {
     }
 }
 
-#[tokio::test]
-async fn the_own_account_comes_from_the_function_arn() {
-    let guard = Guard::new(cmkguard_core::Config::default(), FakeAws::new());
-    let mut bad = invocation(30);
-    bad.invoked_function_arn = "not-an-arn".into();
-    let err = handle(&guard, &json!({}), &bad, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(matches!(err, HandlerError::NoAccount(_)), "{err}");
-    assert_eq!(invocation(30).own_account(), Some("123456789012"));
+#[test]
+fn the_own_account_comes_from_the_function_arn_when_it_names_one() {
+    assert_eq!(
+        account_of_function_arn("arn:aws:lambda:us-east-1:123456789012:function:cmkguard-lambda"),
+        Some("123456789012")
+    );
+    // `cargo lambda watch` hands out `function-arn`: the binary then asks STS (tests/runtime_api.rs).
+    for none in [
+        "function-arn",
+        "not-an-arn",
+        "arn:aws:lambda:us-east-1::function:f",
+        "",
+    ] {
+        assert_eq!(account_of_function_arn(none), None, "{none}");
+    }
 }
 
 #[tokio::test]

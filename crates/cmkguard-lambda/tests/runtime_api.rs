@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{Moto, Outcome, RuntimeApi};
+use cmkguard_testkit::{FaultProxy, Moto, Outcome, RuntimeApi};
 use serde_json::Value;
 
 /// The function process; its output goes to files, as a pipe nobody reads would stall it.
@@ -23,10 +23,14 @@ impl Drop for Function {
 }
 
 fn start(moto: &Moto, api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
+    start_with(&moto.env(), api, env)
+}
+
+fn start_with(aws: &[(String, String)], api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
         .env_clear()
-        .envs(moto.env())
+        .envs(aws.iter().cloned())
         .envs(api.env())
         .envs(env.iter().copied())
         .stdout(Stdio::from(
@@ -187,6 +191,80 @@ fn a_bad_configuration_fails_the_init_naming_the_variable() {
         body["errorMessage"].as_str().unwrap().contains("explode"),
         "{body}"
     );
+}
+
+/// Local emulators (`cargo lambda watch`) hand out `function-arn`: the account comes from STS,
+/// asked once per warm process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_arn_without_an_account_asks_sts_once() {
+    let moto = Moto::start();
+    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
+    let spec = SecretSpec {
+        name: "cmkguard-test/no-account-arn".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        key: "default".into(),
+        ..Default::default()
+    };
+    let made = moto.make_secret(&spec, &keys).await;
+    let fixture = cmkguard_core_event("CreateSecret-default-key.json");
+    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event: Value =
+        serde_json::from_str(&fixture.to_string().replace(&fixture_arn, &made.arn)).unwrap();
+
+    let proxy = FaultProxy::start(&moto.endpoint());
+    let api = RuntimeApi::start(vec![event.clone(), event]).with_function_arn("function-arn");
+    let env = proxy.env(moto.env());
+    let function = start_with(&env, &api, &[]);
+    let results = api.wait_for(2, Duration::from_secs(60));
+    let (stdout, stderr) = output(function);
+    assert_eq!(results.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
+    for result in &results {
+        let Outcome::Response(body) = &result.outcome else {
+            panic!("not a response: {result:?}\n{stderr}")
+        };
+        assert_eq!(body["verdicts"]["non_compliant"], 1, "{body}");
+    }
+    assert_eq!(proxy.count("GetCallerIdentity"), 1, "{:?}", proxy.counts());
+    let records: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("verdict").is_some())
+        .collect();
+    assert_eq!(records.len(), 2, "{stdout}");
+    assert!(
+        records.iter().all(|r| r["account"] == "123456789012"),
+        "{stdout}"
+    );
+}
+
+/// `cargo lambda watch` does not answer `/runtime/init/error` for a restarted function: the
+/// report is bounded, and the process exits non-zero either way.
+#[test]
+fn a_bad_configuration_exits_even_when_the_init_error_is_never_answered() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start(vec![]).never_answering_init_error();
+    let mut function = start(&moto, &api, &[("CMKGUARD_DRY_RUN", "maybe")]);
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = function.child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > until {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let results = api.wait_for(1, Duration::from_secs(1));
+    let (stdout, stderr) = output(function);
+    let status = status.unwrap_or_else(|| panic!("still running after 15 s: {stdout}{stderr}"));
+    assert!(!status.success(), "{status:?}");
+    // The log line (JSON, on stdout as every log line) names the variable.
+    assert!(stdout.contains("CMKGUARD_DRY_RUN"), "{stdout}{stderr}");
+    assert_eq!(results.len(), 1, "the report was still sent: {results:?}");
 }
 
 fn cmkguard_core_event(file: &str) -> Value {

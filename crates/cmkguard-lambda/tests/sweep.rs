@@ -76,7 +76,7 @@ impl Publish for SlowList {
 fn invocation(deadline: Duration) -> Invocation {
     Invocation {
         request_id: "req-1".into(),
-        invoked_function_arn: format!("arn:aws:lambda:{REGION}:{OWN_ACCOUNT}:function:cmkguard"),
+        own_account: OWN_ACCOUNT.into(),
         deadline: SystemTime::now() + deadline,
         region: REGION.into(),
     }

@@ -100,6 +100,9 @@ struct State {
     next_requests: usize,
     timeout: Duration,
     function_arn: String,
+    /// Record an init error but never answer it (as `cargo lambda watch` does for a restarted
+    /// function), holding the connection until the emulator is dropped.
+    silent_init_error: bool,
     shutting_down: bool,
     connections: HashMap<u64, TcpStream>,
     threads: Vec<JoinHandle<()>>,
@@ -121,6 +124,7 @@ impl RuntimeApi {
                 next_requests: 0,
                 timeout: DEFAULT_TIMEOUT,
                 function_arn: DEFAULT_FUNCTION_ARN.to_owned(),
+                silent_init_error: false,
                 shutting_down: false,
                 connections: HashMap::new(),
                 threads: Vec::new(),
@@ -150,6 +154,12 @@ impl RuntimeApi {
     /// The `Lambda-Runtime-Invoked-Function-Arn` handed out.
     pub fn with_function_arn(self, arn: impl Into<String>) -> Self {
         self.shared.lock().function_arn = arn.into();
+        self
+    }
+
+    /// Records `POST /runtime/init/error` but never answers it.
+    pub fn never_answering_init_error(self) -> Self {
+        self.shared.lock().silent_init_error = true;
         self
     }
 
@@ -369,9 +379,23 @@ fn route(
         }
         ("POST", ["init", "error"]) => {
             record(shared, "", headers, body, Outcome::InitError);
+            if shared.lock().silent_init_error {
+                hold_until_shutdown(shared);
+                return None;
+            }
             Some(accepted())
         }
         _ => Some(not_found(path)),
+    }
+}
+
+fn hold_until_shutdown(shared: &Shared) {
+    let mut state = shared.lock();
+    while !state.shutting_down {
+        state = shared
+            .changed
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
 }
 
