@@ -2,36 +2,64 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# Every tool a recipe needs is installed here, pinned, on first use.
 moto_pin := "moto[server]==5.2.5"
+cargo_lambda_pin := "cargo-lambda==1.9.2"
+cargo_deny_version := "0.20.2"
 cargo_fuzz_version := "0.13.2"
+root := justfile_directory()
+# cargo-installed tools (cargo-deny), kept out of ~/.cargo so a pin is this checkout's own.
+tools := root / ".tools"
+cargo_deny := tools / "bin" / "cargo-deny"
+cargo_lambda := root / ".venv-lambda" / "bin" / "cargo-lambda"
+# Cargo's target directory, wherever CARGO_TARGET_DIR puts it (relative to the checkout, as
+# recipes run there); the Rust test log goes there, and `.ci/run` reads it from there.
+target_dir := env("CARGO_TARGET_DIR", root / "target")
+test_log := target_dir / "test.log"
+# `cargo`, replaceable (`just --set cargo ...`) so the log handling can be tested on its own.
+cargo := "cargo"
 
 import 'cloudformation/cfn.just'
 
 # Run every test: format, lints, unit, adapter, emulator, Runtime API, templates, cargo-deny.
-test: venv
-    cargo fmt --all --check
-    cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo test --workspace --quiet 2>&1 | tee target/test.log
+test: venv lambda-tools deny-tool
+    {{cargo}} fmt --all --check
+    {{cargo}} clippy --workspace --all-targets --quiet -- -D warnings
+    {{just_executable()}} --justfile '{{justfile()}}' --set cargo '{{cargo}}' rust-tests
     ./cloudformation/check
-    just deny
+    {{just_executable()}} --justfile '{{justfile()}}' deny
 
-# Advisories need the RustSec database from GitHub: skipped, and said so on stderr, when unreachable.
+# The Rust tests (`cargo test`, with `args`), their output also in `test_log` for `.ci/run`.
+rust-tests *args:
+    mkdir -p '{{parent_directory(test_log)}}'
+    {{cargo}} test --workspace --quiet {{args}} 2>&1 | tee '{{test_log}}'
+
 # cargo-deny: licenses, bans and sources; advisories when the RustSec database can be fetched.
-deny:
-    cargo deny check licenses bans sources
+deny: deny-tool
+    '{{cargo_deny}}' check licenses bans sources
     if timeout 30 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then \
-        cargo deny check advisories; \
+        '{{cargo_deny}}' check advisories; \
     else \
         echo "deny: advisories NOT checked: the RustSec advisory database (github.com) is unreachable" >&2; \
     fi
 
+# cargo-deny, pinned and --locked, built once into .tools. Its release profile (fat LTO, one
+# codegen unit) takes ~10 minutes on 2 cores; opt-level 1 without LTO builds the same source in
+# ~2 and checks this workspace in about a second.
+deny-tool:
+    @'{{cargo_deny}}' --version 2>/dev/null | grep -qx 'cargo-deny {{cargo_deny_version}}' || { \
+        echo "installing cargo-deny {{cargo_deny_version}} into {{tools}} (once, ~2 minutes)" >&2; \
+        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 \
+        {{cargo}} install --quiet --locked --root '{{tools}}' 'cargo-deny@{{cargo_deny_version}}'; }
+
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 lets the stable toolchain build it.
 # Fuzz event reading (through the whole engine) and configuration reading, `seconds` per target.
 fuzz seconds="300":
-    @command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@{{cargo_fuzz_version}}
+    @test -x '{{tools}}/bin/cargo-fuzz' || cargo install --locked --root '{{tools}}' cargo-fuzz@{{cargo_fuzz_version}}
     mkdir -p fuzz/corpus/event fuzz/corpus/config
-    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run event corpus/event ../testdata/events ../testdata/hostile -- -max_total_time={{seconds}}
-    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run config corpus/config -- -max_total_time={{seconds}}
+    cd fuzz && PATH='{{tools}}/bin':"$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run event corpus/event ../testdata/events ../testdata/hostile -- -max_total_time={{seconds}}
+    cd fuzz && PATH='{{tools}}/bin':"$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run config corpus/config -- -max_total_time={{seconds}}
 
 # Start moto, make a key and secrets, run the guard on their events, show before and after.
 demo: venv
@@ -41,6 +69,21 @@ demo: venv
 # The pinned moto server, in .venv (the test harness uses it too).
 venv:
     @test -x .venv/bin/moto_server || (python3 -m venv .venv && .venv/bin/pip install --quiet '{{moto_pin}}')
+
+# The pinned cargo-lambda (its PyPI package), in .venv-lambda: `just watch`, `just invoke`, tests.
+lambda-tools:
+    @test -x '{{cargo_lambda}}' || (python3 -m venv .venv-lambda && .venv-lambda/bin/pip install --quiet '{{cargo_lambda_pin}}')
+
+# The local Lambda loop: moto with the designated key, and `cargo lambda watch` running the
+# function from the working tree (rebuilt on every change). Then, in another terminal:
+# `just invoke testdata/events/CreateSecret-default-key.json`.
+watch port="9000": venv lambda-tools
+    cargo build --quiet -p cmkguard-cli --examples
+    PATH='{{parent_directory(cargo_lambda)}}':"$PATH" cargo run --quiet -p cmkguard-cli --example local -- watch {{port}}
+
+# Delivers one event to the function under `just watch` and shows its audit records.
+invoke event: lambda-tools
+    PATH='{{parent_directory(cargo_lambda)}}':"$PATH" cargo run --quiet -p cmkguard-cli --example local -- invoke '{{invocation_directory() / event}}'
 
 # Format and lint.
 fmt:

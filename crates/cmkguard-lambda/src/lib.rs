@@ -2,7 +2,7 @@
 
 pub mod metrics;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_core::{AuditRecord, Context, Guard, GuardError, Ports, Verdict};
 use serde_json::{Value, json};
@@ -30,6 +30,21 @@ pub fn account_of_function_arn(function_arn: &str) -> Option<&str> {
         .split(':')
         .nth(4)
         .filter(|a| cmkguard_core::arn::is_account_id(a))
+}
+
+/// Any real `Lambda-Runtime-Deadline-Ms` (milliseconds since the epoch) is later than this
+/// (September 2001).
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The invocation deadline from `Lambda-Runtime-Deadline-Ms`. Lambda sends a time since the
+/// epoch; `cargo lambda watch` sends the function timeout instead (`600000`), so a value too
+/// small to be a time since the epoch is taken as a duration from `now`.
+pub fn deadline_from_header(deadline_ms: u64, now: SystemTime) -> SystemTime {
+    if deadline_ms < EPOCH_MS_FLOOR {
+        now + Duration::from_millis(deadline_ms)
+    } else {
+        UNIX_EPOCH + Duration::from_millis(deadline_ms)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -62,7 +62,7 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
     let invocation = Invocation {
         request_id: ctx.request_id.clone(),
         own_account: warm.own_account.clone(),
-        deadline: ctx.deadline(),
+        deadline: cmkguard_lambda::deadline_from_header(ctx.deadline, SystemTime::now()),
         region: warm.region.clone(),
     };
     let guard = &warm.guard;

@@ -63,6 +63,23 @@ fn the_own_account_comes_from_the_function_arn_when_it_names_one() {
     }
 }
 
+#[test]
+fn the_deadline_is_a_time_since_the_epoch_or_from_cargo_lambda_a_duration() {
+    use cmkguard_lambda::deadline_from_header;
+    use std::time::UNIX_EPOCH;
+    let now = SystemTime::now();
+    let lambda = 1_796_206_671_144;
+    assert_eq!(
+        deadline_from_header(lambda, now),
+        UNIX_EPOCH + Duration::from_millis(lambda)
+    );
+    // `cargo lambda watch` sends `Lambda-Runtime-Deadline-Ms: 600000`.
+    assert_eq!(
+        deadline_from_header(600_000, now),
+        now + Duration::from_secs(600)
+    );
+}
+
 #[tokio::test]
 async fn a_spent_deadline_is_a_retryable_error() {
     let fake = FakeAws::new();

@@ -392,32 +392,51 @@ pub fn moto_server_binary() -> PathBuf {
 
 /// `<venv>/bin/moto_server`, installing moto into `venv` first when it is missing.
 fn ensure_installed(venv: &Path) -> PathBuf {
-    let binary = venv.join("bin").join("moto_server");
+    ensure_pip_tool(venv, "moto_server", MOTO_REQUIREMENT)
+}
+
+/// The cargo-lambda release (the PyPI package) the justfile pins for `just watch`/`just invoke`.
+pub const CARGO_LAMBDA_REQUIREMENT: &str = "cargo-lambda==1.9.2";
+
+/// `<workspace>/.venv-lambda/bin/cargo-lambda`, installed there on first use (as `just watch`
+/// does), so the test of cargo-lambda's emulator runs on a fresh machine too.
+pub fn cargo_lambda_binary() -> PathBuf {
+    ensure_pip_tool(
+        &workspace_root().join(".venv-lambda"),
+        "cargo-lambda",
+        CARGO_LAMBDA_REQUIREMENT,
+    )
+}
+
+/// `<venv>/bin/<script>`, from `pip install <requirement>` into `venv` when it is missing
+/// (serialized across processes by a lock file in the venv).
+fn ensure_pip_tool(venv: &Path, script: &str, requirement: &str) -> PathBuf {
+    let binary = venv.join("bin").join(script);
     if binary.is_file() {
         return binary;
     }
     fs::create_dir_all(venv).expect("create the venv directory");
     let lock = File::create(venv.join(".cmkguard-install.lock")).expect("create the install lock");
-    lock.lock().expect("lock the moto install");
+    lock.lock().expect("lock the install");
     // Another process may have installed it while this one waited for the lock. pip installs
-    // moto (and so its `moto_server` script) after all its dependencies: the script's presence
-    // means a complete install.
+    // the package (and so its script) after all its dependencies: the script's presence means a
+    // complete install.
     if !binary.is_file() {
-        install_moto(venv);
+        pip_install(venv, requirement);
     }
     drop(lock);
     assert!(
         binary.is_file(),
-        "installing moto did not create `{}`",
+        "installing {requirement} did not create `{}`",
         binary.display()
     );
     binary
 }
 
-fn install_moto(venv: &Path) {
+fn pip_install(venv: &Path, requirement: &str) {
     let log_path = venv.join("cmkguard-install.log");
     eprintln!(
-        "cmkguard-testkit: installing {MOTO_REQUIREMENT} into {} (once; log in {})",
+        "cmkguard-testkit: installing {requirement} into {} (once; log in {})",
         venv.display(),
         log_path.display()
     );
@@ -436,14 +455,16 @@ fn install_moto(venv: &Path) {
             panic!("{command:?} failed ({status})\n--- install log ---\n{text}");
         }
     };
-    run(Command::new("python3").arg("-m").arg("venv").arg(venv));
+    if !venv.join("bin").join("pip").is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(venv));
+    }
     run(Command::new(venv.join("bin").join("pip"))
         .args(["install", "--disable-pip-version-check", "--quiet"])
-        .arg(MOTO_REQUIREMENT));
+        .arg(requirement));
     let mut log = log;
     let _ = writeln!(log, "installed in {:?}", started.elapsed());
     eprintln!(
-        "cmkguard-testkit: installed {MOTO_REQUIREMENT} in {:.0?}",
+        "cmkguard-testkit: installed {requirement} in {:.0?}",
         started.elapsed()
     );
 }
@@ -488,6 +509,18 @@ mod tests {
         let log = fs::read_to_string(venv.join("cmkguard-install.log")).unwrap();
         assert_eq!(log.matches("installed in").count(), 1, "{log}");
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The justfile installs the same pins for `just demo`/`just watch` as the harness does.
+    #[test]
+    fn the_justfile_pins_what_the_harness_installs() {
+        let justfile = fs::read_to_string(workspace_root().join("justfile")).unwrap();
+        for pin in [MOTO_REQUIREMENT, CARGO_LAMBDA_REQUIREMENT] {
+            assert!(
+                justfile.contains(&format!("\"{pin}\"")),
+                "the justfile lacks `{pin}`"
+            );
+        }
     }
 
     #[test]
