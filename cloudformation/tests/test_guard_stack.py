@@ -9,6 +9,7 @@ import pytest
 
 from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, REGION, action_covers, as_list, load_template, statements
 from motostacks import MOTO_LACKS, create_stack, moto_variant, outputs, package
+from policyeval import Request, iam_allows, kms_allows
 
 FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*")
 GUARD_ROLE = f"cmkguard-guard-{REGION}"
@@ -42,7 +43,8 @@ def test_everything_on(aws):
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     assert (fn["Runtime"], fn["Handler"], fn["Timeout"], fn["MemorySize"]) == ("provided.al2023", "bootstrap", 300, 128)
     assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{GUARD_ROLE}" == out["GuardRoleArn"]
-    assert fn["Environment"]["Variables"] == {
+    # moto keeps a Number parameter's default as a number; CloudFormation passes strings.
+    assert {k: str(v) for k, v in fn["Environment"]["Variables"].items()} == {
         "CMKGUARD_ACTIONS": "tag,notify,remediate",
         "CMKGUARD_REMEDIATE_ACCOUNTS": parameters["RemediateAccounts"],
         "CMKGUARD_KEY_ALIAS": "alias/cmkguard/secrets",
@@ -51,6 +53,7 @@ def test_everything_on(aws):
         "CMKGUARD_SNS_TOPIC_ARN": out["TopicArn"],
         "CMKGUARD_DRY_RUN": "true",
         "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
+        "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS": "10000",
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
@@ -71,6 +74,24 @@ def test_everything_on(aws):
     assert queue["KmsMasterKeyId"] == operations_key
     assert queue["MessageRetentionPeriod"] == "1209600"
     assert aws("kms").get_key_rotation_status(KeyId=operations_key)["KeyRotationEnabled"] is True
+
+    # The operations key as KMS holds it: IAM grants work through SNS and SQS (and S3 for
+    # the trail), never directly; the account keeps the administration.
+    key_policy = policy_document(aws("kms").get_key_policy(KeyId=operations_key, PolicyName="default")["Policy"])
+    key_arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{operations_key}"
+    app, iam = f"arn:aws:iam::{ACCOUNT}:role/some-app", [{"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}]
+    for service, allowed in (("sqs", True), ("s3", True), ("secretsmanager", False), (None, False)):
+        context = {"kms:CallerAccount": ACCOUNT, **({"kms:ViaService": f"{service}.{REGION}.amazonaws.com"} if service else {})}
+        assert kms_allows(key_policy, Request(app, "kms:Decrypt", key_arn, context), iam) is allowed, service
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    assert kms_allows(key_policy, Request(root, "kms:PutKeyPolicy", key_arn, {"kms:CallerAccount": ACCOUNT}))
+
+    # Re-encryption as IAM holds it: onto a key of this account, named in the request.
+    remediate = policy_document(aws("iam").get_role_policy(RoleName=GUARD_ROLE, PolicyName="cmkguard-remediate")["PolicyDocument"])
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf"
+    for key, allowed in ((key_arn, True), (f"arn:aws:kms:{REGION}:999999999999:key/x", False), (None, False)):
+        context = {"secretsmanager:KmsKeyArn": key} if key else {}
+        assert iam_allows([remediate], Request(fn["Role"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
     # The rules: the CloudTrail events and the sweep, both to the function, undeliverable
     # events to the dead-letter queue.
@@ -117,6 +138,7 @@ def test_defaults_leave_remediation_and_other_accounts_off(aws):
         "CMKGUARD_EXEMPT_TAG",
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
+        "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
     }
     assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
 

@@ -1,5 +1,7 @@
 """key.yaml in moto's CloudFormation: the key, its alias, and a key policy under which
-no principal can both administer and use the key."""
+no principal can both administer and use the key, and whatever IAM grants works only
+through Secrets Manager (the policy as KMS holds it; test_key_policies.py checks every
+variant of the template)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 
 from cfntools import ACCOUNT, EXTERNAL_ACCOUNT, FULL_PARAMETERS, REGION, as_list, action_covers, load_template, role_arn, statements
 from motostacks import create_stack, outputs
+from policyeval import Request, kms_allows
 
 # Calls that change the key or its policy (administration) and calls that use it or
 # hand its use to someone else (a grant). Read-only calls (Describe*, List*, Get*) are
@@ -54,7 +57,7 @@ def account_of(arn: str) -> str:
 def allowed(policy: dict, principal: str, action: str, via_iam: bool = True) -> bool:
     """Could `principal` be allowed `action` under this key policy? Conservative towards
     "yes": conditions of Allow statements are taken as met, and (via_iam) the account
-    statement (the account's root) counts as if IAM granted the principal anything. Only
+    statements (the account's root) count as if IAM granted the principal anything. Only
     an unconditional explicit Deny rules an action out, as it does in AWS whatever IAM
     says. via_iam=False: what the key policy grants by itself."""
     root = f"arn:aws:iam::{account_of(principal)}:root"
@@ -72,7 +75,7 @@ def allowed(policy: dict, principal: str, action: str, via_iam: bool = True) -> 
 
 def named_principals(policy: dict) -> set[str]:
     """Every principal the policy names, but the account itself (the IAM delegation that
-    the statement EnableIAMPolicies makes, which allowed() models) and "*"."""
+    the EnableIAMPolicies* statements make, which allowed() models) and "*"."""
     return {p for s in statements(policy) for p in principals_of(s) if p not in ("*", ROOT_ARN)}
 
 
@@ -114,7 +117,8 @@ def test_key_alias_and_policy(aws):
 
     by_sid = {s["Sid"]: s for s in statements(policy)}
     assert set(by_sid) == {
-        "EnableIAMPolicies",
+        "EnableIAMPoliciesForKeyAdministration",
+        "EnableIAMPoliciesForUseThroughSecretsManager",
         "AllowKeyAdministration",
         "DenyKeyUseByAdministrators",
         "AllowSecretReadersThroughSecretsManager",
@@ -122,26 +126,30 @@ def test_key_alias_and_policy(aws):
         "AllowGuardToReEncryptThroughSecretsManager",
         "DenyKeyAdministrationByGuard",
         "AllowExternalAccountsThroughSecretsManager",
-        "AllowExternalGrantsOnlyForAWSResources",
         "DenyGrantsNotForAWSResources",
     }
     admin, reader_a, guard = parameters["KeyAdministratorArns"], role_arn("app-a"), role_arn(parameters["GuardRoleName"])
-    assert principals_of(by_sid["EnableIAMPolicies"]) == [ROOT_ARN]
+    assert principals_of(by_sid["EnableIAMPoliciesForKeyAdministration"]) == [ROOT_ARN]
+    assert principals_of(by_sid["EnableIAMPoliciesForUseThroughSecretsManager"]) == [ROOT_ARN]
+    assert "Condition" not in by_sid["EnableIAMPoliciesForKeyAdministration"]
     assert principals_of(by_sid["AllowKeyAdministration"]) == [admin]
     assert principals_of(by_sid["AllowGuardToReEncryptThroughSecretsManager"]) == [guard]
     assert reader_a in principals_of(by_sid["AllowSecretReadersThroughSecretsManager"])
 
-    # Every use of the key by a reader, the guard or another account goes through
-    # Secrets Manager in this region; grants only for AWS resources.
+    # Every use of the key by the account (through IAM), a reader, the guard or another
+    # account goes through Secrets Manager in this region; no grant but for AWS resources.
     via = {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}
-    for sid in ("AllowSecretReadersThroughSecretsManager", "AllowGuardToReEncryptThroughSecretsManager"):
+    for sid in (
+        "EnableIAMPoliciesForUseThroughSecretsManager",
+        "AllowSecretReadersThroughSecretsManager",
+        "AllowGuardToReEncryptThroughSecretsManager",
+    ):
         assert by_sid[sid]["Condition"]["StringEquals"] == {**via, "kms:CallerAccount": ACCOUNT}
     assert by_sid["AllowExternalAccountsThroughSecretsManager"]["Condition"]["StringEquals"] == {
         **via,
         "kms:CallerAccount": [EXTERNAL_ACCOUNT],
     }
     assert set(by_sid["AllowSecretReadersThroughSecretsManager"]["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
-    assert by_sid["AllowExternalGrantsOnlyForAWSResources"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     assert by_sid["DenyGrantsNotForAWSResources"]["Condition"] == {"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}}
 
     # What the key policy itself grants each, what not even IAM can give them, and that
@@ -155,6 +163,17 @@ def test_key_alias_and_policy(aws):
     for user in (guard, reader_a):
         assert not any(allowed(policy, user, a) for a in ADMIN_ACTIONS), user
     assert_separation_of_duties(policy)
+
+    # As KMS decides: kms:Decrypt granted in IAM decrypts only through Secrets Manager;
+    # the account keeps the administration.
+    key_arn = metadata["Arn"]
+    app, iam = role_arn("some-app"), [{"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}]
+    through = {"kms:CallerAccount": ACCOUNT, **via}
+    assert kms_allows(policy, Request(app, "kms:Decrypt", key_arn, through), iam)
+    assert not kms_allows(policy, Request(app, "kms:Decrypt", key_arn, {"kms:CallerAccount": ACCOUNT}), iam)
+    s3 = {"kms:CallerAccount": ACCOUNT, "kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    assert not kms_allows(policy, Request(app, "kms:Decrypt", key_arn, s3), iam)
+    assert kms_allows(policy, Request(ROOT_ARN, "kms:PutKeyPolicy", key_arn, {"kms:CallerAccount": ACCOUNT}))
 
 
 def test_no_principal_gets_both_duties_even_when_listed_for_both(aws):
@@ -174,7 +193,8 @@ def test_optional_statements_are_absent_without_readers_or_external_accounts(aws
     _key_id, policy = create_key_stack(aws, {"KeyAdministratorArns": role_arn("key-admin")})
     sids = {s["Sid"] for s in statements(policy)}
     assert sids == {
-        "EnableIAMPolicies",
+        "EnableIAMPoliciesForKeyAdministration",
+        "EnableIAMPoliciesForUseThroughSecretsManager",
         "AllowKeyAdministration",
         "DenyKeyUseByAdministrators",
         "AllowGuardToReEncryptThroughSecretsManager",

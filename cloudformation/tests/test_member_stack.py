@@ -6,6 +6,7 @@ import json
 
 from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, MEMBER_ACCOUNT, ORG_ID, REGION, as_list, load_template, role_arn, statements
 from motostacks import create_stack
+from policyeval import Request, iam_allows
 
 
 def policy_actions(iam, role: str) -> dict[str, set[str]]:
@@ -33,6 +34,16 @@ def test_member_role_and_forwarding(aws):
     granted = policy_actions(iam, "cmkguard-member")
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
+    # Re-encryption as IAM holds it: onto a key of the member account, named in the request.
+    remediate = policy_document(iam.get_role_policy(RoleName="cmkguard-member", PolicyName="cmkguard-remediate")["PolicyDocument"])
+    secret = f"arn:aws:secretsmanager:{REGION}:{MEMBER_ACCOUNT}:secret:app-AbCdEf"
+    for key, allowed in (
+        (f"arn:aws:kms:{REGION}:{MEMBER_ACCOUNT}:key/k", True),
+        (f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k", False),  # not even the guard's account
+        (None, False),
+    ):
+        context = {"secretsmanager:KmsKeyArn": key} if key else {}
+        assert iam_allows([remediate], Request(role["Arn"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
     events = aws("events", MEMBER_ACCOUNT)
     rule = events.describe_rule(Name=resources["ForwardSecretsManagerEventsRule"]["PhysicalResourceId"])

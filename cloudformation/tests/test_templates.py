@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from cfnrender import variants
 from cfntools import (
     CFN_DIR,
     HANDLED_EVENT_NAMES,
@@ -47,7 +48,8 @@ MEMBER_ACTIONS = {
     "kms:DescribeKey",
     "kms:ListAliases",
 }
-GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason"}  # CONTRACT.md "Tags written on secrets"
+# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on.
+GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason", "cmkguard:previous-key"}
 
 ROLES = [("guard.yaml", "GuardRole", GUARD_ACTIONS), ("member.yaml", "MemberRole", MEMBER_ACTIONS)]
 
@@ -93,6 +95,35 @@ def test_tags_only_the_guards_own_keys(template_name, role, _expected):
             assert all(k.startswith("cmkguard:") for k in keys)
             # ForAllValues holds vacuously for a request without tags: require them.
             assert condition.get("Null", {}).get("aws:TagKeys") == "false"
+
+
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_tagging_is_granted_whenever_an_action_writes_tags(template_name, role):
+    # tag, notify (its record of what was notified) and remediate (the remediating and
+    # remediated marks) all write the status mark. The member role cannot know the
+    # guard's actions: it always may.
+    policy_types = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
+    extra = ("ActionsNone", "RemediationEnabled") if template_name == "guard.yaml" else ()
+    checked = 0
+    for variant in variants(template_name, policy_types, extra):
+        if role not in variant.resources:
+            continue
+        writes_tags = template_name == "member.yaml" or not (
+            variant.conditions["ActionsNone"] and not variant.conditions["RemediationEnabled"]
+        )
+        props = variant.resources[role]["Properties"]
+        documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+        # Policies attached by name (the rendered Ref of the role).
+        documents += [
+            r["Properties"]["PolicyDocument"]
+            for r in variant.resources.values()
+            if props["RoleName"] in r.get("Properties", {}).get("Roles", [])
+        ]
+        granted = {a for _, a in iter_allowed_actions(documents)}
+        if writes_tags:
+            assert {"secretsmanager:TagResource", "secretsmanager:UntagResource"} <= granted, variant.label
+            checked += 1
+    assert checked
 
 
 @pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
@@ -158,6 +189,7 @@ def test_environment_mirrors_the_contract_variables():
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
         "CMKGUARD_ASSUME_ROLE_NAME",
+        "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
     }
     if contract is not None:
         # The rows of the contract's configuration table (tuning knobs mentioned in prose are not mirrored).
