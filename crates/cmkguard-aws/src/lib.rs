@@ -4,10 +4,12 @@
 mod directory;
 mod errors;
 mod ports;
+pub mod retry;
 
 pub use directory::{enabled_regions, list_organization, organization_accounts};
 pub use errors::classify;
 pub use ports::{AwsPorts, Clients};
+pub use retry::{RETRY_BUDGET_MS, RetryBudget, retry_budget};
 
 use std::time::Duration;
 
@@ -53,10 +55,18 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
         .operation_attempt_timeout(attempt)
         .operation_timeout(Duration::from_secs(30).max(attempt * 3))
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+    // Adaptive mode unless `AWS_RETRY_MODE` says otherwise: after throttling, each client sends
+    // more slowly instead of failing (`AWS_MAX_ATTEMPTS`, default 3, still applies).
+    if std::env::var_os("AWS_RETRY_MODE").is_none() {
+        let attempts = std::env::var("AWS_MAX_ATTEMPTS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(3);
+        loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(attempts));
+    }
+    loader.load().await
 }
 
 /// `config` with the SDK's adaptive retry, for audits: when AWS throttles (`ListSecrets` 100/s,

@@ -17,6 +17,7 @@ use cmkguard_core::ports::{
 use cmkguard_core::{AwsError, Notification, Scope};
 
 use crate::errors::classify;
+use crate::retry::RetryBudget;
 
 /// The clients for one account and region.
 #[derive(Clone, Debug)]
@@ -51,6 +52,7 @@ pub struct AwsPorts {
     accounts: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
     clients: Mutex<HashMap<Scope, Clients>>,
     sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+    retry: RetryBudget,
 }
 
 impl AwsPorts {
@@ -66,7 +68,19 @@ impl AwsPorts {
             accounts: tokio::sync::Mutex::default(),
             clients: Mutex::default(),
             sns: Mutex::default(),
+            retry: RetryBudget::default(),
         }
+    }
+
+    /// Retries each transient failure for at most `per_call` (see [`crate::retry`]).
+    pub fn with_retry_budget(mut self, per_call: std::time::Duration) -> Self {
+        self.retry = RetryBudget::new(per_call);
+        self
+    }
+
+    /// The retry budget; the Lambda sets each invocation's deadline on it.
+    pub fn retry(&self) -> &RetryBudget {
+        &self.retry
     }
 
     /// Uses these clients for `scope` (tests hand in mocked clients this way).
@@ -179,8 +193,9 @@ fn tags_of(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-impl DescribeSecret for AwsPorts {
-    async fn describe_secret(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
+/// One try of the `DescribeSecret` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn describe_secret_once(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
         let clients = self.clients(scope).await?;
         let out = clients
             .secrets
@@ -217,8 +232,9 @@ impl DescribeSecret for AwsPorts {
     }
 }
 
-impl ListSecrets for AwsPorts {
-    async fn list_secrets(
+/// One try of the `ListSecrets` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn list_secrets_once(
         &self,
         scope: &Scope,
         next_token: Option<String>,
@@ -260,8 +276,9 @@ impl ListSecrets for AwsPorts {
     }
 }
 
-impl TagSecret for AwsPorts {
-    async fn tag_secret(
+/// One try of the `TagSecret` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn tag_secret_once(
         &self,
         scope: &Scope,
         arn: &str,
@@ -283,7 +300,7 @@ impl TagSecret for AwsPorts {
         Ok(())
     }
 
-    async fn untag_secret(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
+    async fn untag_secret_once(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
         let clients = self.clients(scope).await?;
         clients
             .secrets
@@ -297,8 +314,9 @@ impl TagSecret for AwsPorts {
     }
 }
 
-impl ReencryptSecret for AwsPorts {
-    async fn set_secret_key(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
+/// One try of the `ReencryptSecret` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn set_secret_key_once(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
         let clients = self.clients(scope).await?;
         clients
             .secrets
@@ -312,8 +330,9 @@ impl ReencryptSecret for AwsPorts {
     }
 }
 
-impl DescribeKey for AwsPorts {
-    async fn describe_key(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
+/// One try of the `DescribeKey` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn describe_key_once(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
         let clients = self.clients(scope).await?;
         let out = clients
             .kms
@@ -352,8 +371,9 @@ impl ResolveAlias for AwsPorts {
     }
 }
 
-impl Publish for AwsPorts {
-    async fn publish(&self, notification: &Notification) -> AwsResult<()> {
+/// One try of the `Publish` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn publish_once(&self, notification: &Notification) -> AwsResult<()> {
         let region =
             cmkguard_core::arn::Arn::parse(&notification.topic_arn).map(|a| a.region.to_owned());
         let client = self.sns(region.as_deref().unwrap_or("us-east-1"));
@@ -372,5 +392,68 @@ impl Publish for AwsPorts {
         }
         request.send().await.map_err(classify)?;
         Ok(())
+    }
+}
+
+// Every port retries transient failures within the budget.
+
+impl DescribeSecret for AwsPorts {
+    async fn describe_secret(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
+        self.retry
+            .run(|| self.describe_secret_once(scope, secret_id))
+            .await
+    }
+}
+
+impl ListSecrets for AwsPorts {
+    async fn list_secrets(
+        &self,
+        scope: &Scope,
+        next_token: Option<String>,
+    ) -> AwsResult<SecretPage> {
+        self.retry
+            .run(|| self.list_secrets_once(scope, next_token.clone()))
+            .await
+    }
+}
+
+impl TagSecret for AwsPorts {
+    async fn tag_secret(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: &[(String, String)],
+    ) -> AwsResult<()> {
+        self.retry
+            .run(|| self.tag_secret_once(scope, arn, tags))
+            .await
+    }
+
+    async fn untag_secret(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
+        self.retry
+            .run(|| self.untag_secret_once(scope, arn, keys))
+            .await
+    }
+}
+
+impl ReencryptSecret for AwsPorts {
+    async fn set_secret_key(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
+        self.retry
+            .run(|| self.set_secret_key_once(scope, arn, key_arn))
+            .await
+    }
+}
+
+impl DescribeKey for AwsPorts {
+    async fn describe_key(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
+        self.retry
+            .run(|| self.describe_key_once(scope, key_id))
+            .await
+    }
+}
+
+impl Publish for AwsPorts {
+    async fn publish(&self, notification: &Notification) -> AwsResult<()> {
+        self.retry.run(|| self.publish_once(notification)).await
     }
 }

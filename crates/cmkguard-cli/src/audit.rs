@@ -87,7 +87,8 @@ pub async fn run(
             ),
         ));
     }
-    let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone());
+    let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone())
+        .with_retry_budget(crate::retry_budget()?);
 
     let mut scopes = Vec::new();
     for account in &accounts {

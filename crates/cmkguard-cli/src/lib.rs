@@ -133,6 +133,7 @@ async fn run_inner(
     // The SDK's own variables are checked at start too, before any input is read.
     cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok())
         .map_err(|e| (exit::ERROR, e.to_string()))?;
+    retry_budget()?;
     match cli.command {
         Command::Audit(args) => audit::run(config, args, out, err).await,
         Command::HandleEvent { file } => {
@@ -237,6 +238,12 @@ fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Fa
     Ok(())
 }
 
+/// How long each AWS call retries a transient failure (`CMKGUARD_RETRY_BUDGET_MS`).
+pub(crate) fn retry_budget() -> Result<std::time::Duration, Failure> {
+    cmkguard_aws::retry_budget(|name| std::env::var(name).ok())
+        .map_err(|e| (exit::ERROR, e.to_string()))
+}
+
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
 async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
     let sdk = cmkguard_aws::sdk_config()
@@ -254,7 +261,8 @@ async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> 
             format!("cannot find the caller's account (`sts:GetCallerIdentity`): {e}"),
         )
     })?;
-    let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone());
+    let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone())
+        .with_retry_budget(retry_budget()?);
     let ctx = Context {
         own_account,
         region,

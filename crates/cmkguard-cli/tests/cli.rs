@@ -163,6 +163,7 @@ fn an_unreachable_aws_stops_handle_event_with_exit_1() {
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
         ("AWS_MAX_ATTEMPTS".to_owned(), "1".to_owned()),
+        ("CMKGUARD_RETRY_BUDGET_MS".to_owned(), "0".to_owned()),
     ];
     let event = std::fs::read(
         cmkguard_testkit::workspace_root().join("testdata/events/CreateSecret-default-key.json"),

@@ -164,6 +164,7 @@ fn env() -> BTreeMap<String, String> {
         ),
         ("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000"),
         ("AWS_MAX_ATTEMPTS", "2"),
+        ("CMKGUARD_RETRY_BUDGET_MS", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

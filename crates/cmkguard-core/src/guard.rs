@@ -18,6 +18,13 @@ pub const STATUS_TAG: &str = "cmkguard:status";
 pub const REASON_TAG: &str = "cmkguard:reason";
 pub const NON_COMPLIANT: &str = "non-compliant";
 pub const REMEDIATED: &str = "remediated";
+/// Written before a re-encryption, with [`PREVIOUS_KEY_TAG`]; replaced by [`REMEDIATED`] once the
+/// re-encryption is done and reported.
+pub const REMEDIATING: &str = "remediating";
+/// The key a secret was on before the guard re-encrypted it (kept as history).
+pub const PREVIOUS_KEY_TAG: &str = "cmkguard:previous-key";
+/// [`PREVIOUS_KEY_TAG`]'s value for a secret on the AWS managed default key.
+pub const DEFAULT_KEY: &str = "aws/secretsmanager";
 
 /// How a dry run's action detail starts when the action could not be carried out.
 pub const WOULD_FAIL: &str = "would fail: ";
@@ -346,17 +353,53 @@ impl<P: Ports> Guard<P> {
         }
     }
 
-    /// Remediate, then tag, then notify; each writes only when the state is not already right.
+    /// Remediate, then mark, then notify; each writes only when the state is not already right.
+    ///
+    /// The status mark on the secret (`cmkguard:status` + `cmkguard:reason`) is the record of
+    /// what was reported, so each finding is notified at most once whatever the deliveries: it
+    /// is written before the notification (by `tag`, or by `notify` alone), a delivery that finds
+    /// it skips the notification, and a notification that fails transiently puts the mark back so
+    /// the retry sends it. A re-encryption is announced on the secret first
+    /// (`cmkguard:status=remediating`), so a delivery after a partial failure finishes it.
     async fn act(
         &self,
         scope: &Scope,
         facts: &SecretFacts,
         record: &mut AuditRecord,
     ) -> Result<(), Transient> {
-        let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
+        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
+        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
         let mut remediated = false;
 
-        if flagged && self.config.acts(Action::Remediate) {
+        if status_now == Some(REMEDIATING) && record.verdict == Verdict::Compliant {
+            match self.designated_key(scope).await {
+                Ok(Some(target)) if facts.kms_key_id.as_deref() == Some(target.arn.as_str()) => {
+                    // An earlier delivery re-encrypted the secret and stopped before its mark
+                    // and notification: the finding is that delivery's, and this one finishes it.
+                    record.verdict = Verdict::NonCompliant;
+                    record.reason = reason_now.unwrap_or("aws-managed-key").to_owned();
+                    record.actions.push(ActionRecord::new(
+                        Action::Remediate,
+                        Outcome::Done,
+                        format!(
+                            "re-encrypted with `{}` by an earlier delivery; finishing its mark and notification",
+                            target.arn
+                        ),
+                    ));
+                    remediated = true;
+                }
+                Ok(_) => {}
+                Err(e @ AwsError::Transient(_)) => {
+                    return finish(record, Action::Remediate, Err(e)).map(drop);
+                }
+                // Without the designated key the intent cannot be confirmed: the secret is
+                // compliant, and the intent mark is removed below.
+                Err(_) => {}
+            }
+        }
+
+        let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
+        if flagged && !remediated && self.config.acts(Action::Remediate) {
             let action = self.remediate(scope, facts, record).await;
             let action = finish(record, Action::Remediate, action)?;
             remediated = action.outcome == Outcome::Done;
@@ -370,49 +413,66 @@ impl<P: Ports> Guard<P> {
             }
         }
 
-        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
-        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        // `notify` keeps the mark too: it is how a redelivery knows the finding was reported.
+        let marks = self.config.acts(Action::Tag) || self.config.acts(Action::Notify);
+        // The mark's writes are `tag` actions, or `notify` ones when only `notify` is on.
+        let mark_action = if self.config.acts(Action::Tag) {
+            Action::Tag
+        } else {
+            Action::Notify
+        };
         let wanted_status = if remediated {
             REMEDIATED
         } else {
             NON_COMPLIANT
         };
-        let already_reported = self.config.acts(Action::Tag)
-            && status_now == Some(wanted_status)
-            && reason_now == Some(&record.reason);
+        let already_reported =
+            status_now == Some(wanted_status) && reason_now == Some(&record.reason);
 
-        if self.config.acts(Action::Tag) {
-            if flagged {
-                let action = if already_reported {
-                    Ok(ActionRecord::new(
-                        Action::Tag,
-                        Outcome::Skipped,
-                        format!("already tagged `{STATUS_TAG}={wanted_status}`"),
-                    ))
-                } else {
-                    let tags = [
-                        (STATUS_TAG.to_owned(), wanted_status.to_owned()),
-                        (REASON_TAG.to_owned(), record.reason.clone()),
-                    ];
-                    self.write(
-                        Action::Tag,
-                        format!("tagged `{STATUS_TAG}={wanted_status}`"),
-                        || self.ports.tag_secret(scope, &facts.arn, &tags),
-                    )
-                    .await
-                };
-                finish(record, Action::Tag, action)?;
-            } else if record.verdict == Verdict::Compliant && status_now == Some(NON_COMPLIANT) {
-                let keys = [STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
-                let action = self
-                    .write(
-                        Action::Tag,
-                        format!("removed `{STATUS_TAG}={NON_COMPLIANT}`"),
-                        || self.ports.untag_secret(scope, &facts.arn, &keys),
-                    )
-                    .await;
-                finish(record, Action::Tag, action)?;
+        let mut marked = already_reported;
+        if flagged && marks {
+            let action = if already_reported {
+                Ok(ActionRecord::new(
+                    mark_action,
+                    Outcome::Skipped,
+                    format!("already marked `{STATUS_TAG}={wanted_status}`"),
+                ))
+            } else {
+                let tags = [
+                    (STATUS_TAG.to_owned(), wanted_status.to_owned()),
+                    (REASON_TAG.to_owned(), record.reason.clone()),
+                ];
+                self.write(
+                    mark_action,
+                    format!("marked `{STATUS_TAG}={wanted_status}`"),
+                    || self.ports.tag_secret(scope, &facts.arn, &tags),
+                )
+                .await
+            };
+            let action = match action {
+                Ok(action)
+                    if mark_action == Action::Notify && action.outcome != Outcome::Failed =>
+                {
+                    // Only `notify` is on: its one action says what was published, below.
+                    action
+                }
+                action => finish(record, mark_action, action)?,
+            };
+            marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
+        } else if !flagged && marks && matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) {
+            // Compliant now: the finding is over (a `remediated` mark stays as history), and an
+            // intent that did not come to pass (someone else fixed the secret) is withdrawn.
+            let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
+            if status_now == Some(REMEDIATING) {
+                keys.push(PREVIOUS_KEY_TAG.to_owned());
             }
+            let was = status_now.unwrap_or_default();
+            let action = self
+                .write(mark_action, format!("removed `{STATUS_TAG}={was}`"), || {
+                    self.ports.untag_secret(scope, &facts.arn, &keys)
+                })
+                .await;
+            finish(record, mark_action, action)?;
         }
 
         // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
@@ -421,14 +481,28 @@ impl<P: Ports> Guard<P> {
                 _ if already_reported => Ok(ActionRecord::new(
                     Action::Notify,
                     Outcome::Skipped,
-                    "already reported (the secret was tagged before)",
+                    format!(
+                        "already reported (the secret is marked `{STATUS_TAG}={wanted_status}`)"
+                    ),
+                )),
+                _ if !marked => Ok(ActionRecord::new(
+                    Action::Notify,
+                    Outcome::Failed,
+                    "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
                 )),
                 Some(topic) => {
                     let notification = notification(topic, record);
-                    self.write(Action::Notify, format!("published to `{topic}`"), || {
-                        self.ports.publish(&notification)
-                    })
-                    .await
+                    let sent = self
+                        .write(Action::Notify, format!("published to `{topic}`"), || {
+                            self.ports.publish(&notification)
+                        })
+                        .await;
+                    if sent.is_err() {
+                        // The retry must send it: take the mark back (best effort).
+                        self.unmark(scope, facts, remediated, status_now, reason_now)
+                            .await;
+                    }
+                    sent
                 }
                 None => Ok(ActionRecord::new(
                     Action::Notify,
@@ -439,6 +513,57 @@ impl<P: Ports> Guard<P> {
             finish(record, Action::Notify, action)?;
         }
         Ok(())
+    }
+
+    /// Puts the mark back as it was before this delivery (a re-encryption back to `remediating`,
+    /// so the retry finishes it), after a notification that failed transiently.
+    async fn unmark(
+        &self,
+        scope: &Scope,
+        facts: &SecretFacts,
+        remediated: bool,
+        status_before: Option<&str>,
+        reason_before: Option<&str>,
+    ) {
+        let result = match (remediated, status_before) {
+            (true, _) => {
+                let tags = [(STATUS_TAG.to_owned(), REMEDIATING.to_owned())];
+                self.ports.tag_secret(scope, &facts.arn, &tags).await
+            }
+            (false, Some(status)) => {
+                let tags = [
+                    (STATUS_TAG.to_owned(), status.to_owned()),
+                    (
+                        REASON_TAG.to_owned(),
+                        reason_before.unwrap_or_default().to_owned(),
+                    ),
+                ];
+                self.ports.tag_secret(scope, &facts.arn, &tags).await
+            }
+            (false, None) => {
+                let keys = [STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
+                self.ports.untag_secret(scope, &facts.arn, &keys).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(secret_arn = %facts.arn, "could not take the mark back after a failed notification; the retry will not notify again: {e}");
+        }
+    }
+
+    /// The designated key of `scope`'s region (cached like any key's state); `None` without the alias.
+    async fn designated_key(
+        &self,
+        scope: &Scope,
+    ) -> Result<Option<crate::facts::KeyFacts>, AwsError> {
+        let alias = &self.config.key_alias;
+        if let Some(cached) = self.keys.get(scope, alias) {
+            return Ok(Some(cached));
+        }
+        let resolved = self.ports.resolve_alias(scope, alias).await?;
+        if let Some(target) = &resolved {
+            self.keys.put(scope, alias, target);
+        }
+        Ok(resolved)
     }
 
     async fn remediate(
@@ -480,16 +605,8 @@ impl<P: Ports> Guard<P> {
             return skipped("replicas are not re-encrypted; the primary's key is right".into());
         }
         let alias = &self.config.key_alias;
-        // The designated key shares the key cache (same lifetime as any key's state).
-        let resolved = match self.keys.get(scope, alias) {
-            Some(cached) => Ok(Some(cached)),
-            None => self.ports.resolve_alias(scope, alias).await,
-        };
-        let target = match resolved {
-            Ok(Some(target)) => {
-                self.keys.put(scope, alias, &target);
-                target
-            }
+        let target = match self.designated_key(scope).await {
+            Ok(Some(target)) => target,
             Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
             Err(e @ AwsError::Transient(_)) => return Err(e),
             Err(e) => {
@@ -518,6 +635,25 @@ impl<P: Ports> Guard<P> {
                 Outcome::DryRun,
                 with_note(format!("would re-encrypt with `{}`", target.arn), facts),
             ));
+        }
+        // Write-ahead: the intent goes on the secret first, so that a delivery after a failure
+        // past this point finds it and finishes the job (the mark, the notification).
+        if facts.tags.get(STATUS_TAG).map(String::as_str) != Some(REMEDIATING) {
+            let previous = facts.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY);
+            let intent = [
+                (STATUS_TAG.to_owned(), REMEDIATING.to_owned()),
+                (REASON_TAG.to_owned(), record.reason.clone()),
+                (PREVIOUS_KEY_TAG.to_owned(), previous.to_owned()),
+            ];
+            match self.ports.tag_secret(scope, &facts.arn, &intent).await {
+                Ok(()) => {}
+                Err(e @ AwsError::Transient(_)) => return Err(e),
+                Err(e) => {
+                    return failed(format!(
+                        "not re-encrypted: cannot mark the intent `{STATUS_TAG}={REMEDIATING}` first: {e}"
+                    ));
+                }
+            }
         }
         match self
             .ports

@@ -129,26 +129,107 @@ async fn a_transient_failure_is_retryable_and_the_redelivery_converges() {
     let GuardError::Transient { records, .. } = &err else {
         panic!("not transient: {err}")
     };
-    // The failed action is in the record; the remediation before it is done.
-    let outcomes: Vec<_> = records[0]
-        .actions
-        .iter()
-        .map(|a| (a.action.as_str(), a.outcome))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [("remediate", Outcome::Done), ("tag", Outcome::Failed)]
-    );
+    // The intent could not be marked, so nothing was re-encrypted.
+    assert_eq!(outcomes(&records[0]), [("remediate", Outcome::Failed)]);
+    assert_eq!(guard.ports().count("UpdateSecret"), 0);
 
     guard.ports().heal("TagResource");
     let records = guard
         .handle(&event("CreateSecret", &arn("app/db")), &ctx())
         .await
         .unwrap();
-    // The secret is already on the right key: the redelivery finds it compliant and writes nothing
-    // but nothing is lost either (the key is right).
-    assert_eq!(records[0].verdict, Verdict::Compliant);
+    assert_eq!(records[0].verdict, Verdict::NonCompliant);
+    assert_eq!(
+        outcomes(&records[0]),
+        [("remediate", Outcome::Done), ("tag", Outcome::Done)]
+    );
     assert_eq!(guard.ports().count("UpdateSecret"), 1);
+}
+
+fn outcomes(record: &cmkguard_core::AuditRecord) -> Vec<(&'static str, Outcome)> {
+    record
+        .actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.outcome))
+        .collect()
+}
+
+/// Re-encrypted, then the mark (or the notification) failed: the retry finds the intent on the
+/// secret and finishes the job, with one notification in all.
+#[tokio::test]
+async fn a_retry_after_a_partial_failure_finishes_the_remediation_once() {
+    for failing in ["TagResource", "Publish"] {
+        let fake = world();
+        fake.put_secret(&scope(), secret("app/db", None));
+        // The intent mark passes; the next tag (or the publish) fails.
+        let passes = usize::from(failing == "TagResource");
+        fake.fail_after(failing, passes, AwsError::Transient("HTTP 503".into()));
+        let guard = Guard::new(config("tag,notify,remediate"), fake);
+        let err = guard
+            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, GuardError::Transient { .. }),
+            "{failing}: {err}"
+        );
+        assert_eq!(guard.ports().count("UpdateSecret"), 1, "{failing}");
+        let after = guard.ports().secret(&scope(), &arn("app/db")).unwrap();
+        assert_eq!(after.tags["cmkguard:status"], "remediating", "{failing}");
+
+        guard.ports().heal(failing);
+        let records = guard
+            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(records[0].verdict, Verdict::NonCompliant, "{failing}");
+        assert_eq!(
+            outcomes(&records[0]),
+            [
+                ("remediate", Outcome::Done),
+                ("tag", Outcome::Done),
+                ("notify", Outcome::Done)
+            ],
+            "{failing}"
+        );
+        let after = guard.ports().secret(&scope(), &arn("app/db")).unwrap();
+        assert_eq!(after.tags["cmkguard:status"], "remediated", "{failing}");
+        assert_eq!(after.tags["cmkguard:previous-key"], "aws/secretsmanager");
+        // A third delivery, and the events of the guard's own writes: nothing more.
+        let writes = guard.ports().writes();
+        let records = guard
+            .handle(&event("UpdateSecret", &arn("app/db")), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(records[0].verdict, Verdict::Compliant);
+        assert_eq!(guard.ports().writes(), writes, "{failing}");
+        assert_eq!(guard.ports().published().len(), 1, "{failing}");
+        assert_eq!(guard.ports().count("UpdateSecret"), 1, "{failing}");
+    }
+}
+
+/// `notify` alone keeps the mark: three deliveries and two sweeps, one message.
+#[tokio::test]
+async fn notify_alone_notifies_once_across_deliveries_and_sweeps() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    let guard = Guard::new(config("notify"), fake);
+    for _ in 0..3 {
+        guard
+            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+            .await
+            .unwrap();
+    }
+    let sweep = serde_json::json!({
+        "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "region": "us-east-1", "detail": {}
+    });
+    for _ in 0..2 {
+        guard.handle(&sweep, &ctx()).await.unwrap();
+    }
+    assert_eq!(guard.ports().published().len(), 1);
+    let after = guard.ports().secret(&scope(), &arn("app/db")).unwrap();
+    assert_eq!(after.tags["cmkguard:status"], "non-compliant");
 }
 
 #[tokio::test]
@@ -196,10 +277,31 @@ async fn permanent_failures_are_verdicts() {
         .iter()
         .map(|a| (a.action.as_str(), a.outcome))
         .collect();
-    // A failed action does not stop the others.
+    // A failed action does not stop the others, but without the mark a notification could not
+    // be kept from repeating on every delivery: at most one per finding means none is sent.
     assert_eq!(
         outcomes,
-        [("tag", Outcome::Failed), ("notify", Outcome::Done)]
+        [("tag", Outcome::Failed), ("notify", Outcome::Failed)]
+    );
+    assert!(records[0].actions[1].detail.contains("could not be marked"));
+    assert_eq!(guard.ports().published().len(), 0);
+
+    // A permanent failure to publish keeps the mark: the record and the metric tell of it.
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail("Publish", AwsError::AccessDenied("no publishing".into()));
+    let guard = Guard::new(config("tag,notify"), fake);
+    let records = guard
+        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        records[0]
+            .actions
+            .iter()
+            .map(|a| a.outcome)
+            .collect::<Vec<_>>(),
+        [Outcome::Done, Outcome::Failed]
     );
 }
 

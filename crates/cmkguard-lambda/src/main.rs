@@ -14,7 +14,9 @@ use tokio::sync::OnceCell;
 
 struct State {
     config: Config,
-    attempt_timeout: std::time::Duration,
+    attempt_timeout: Duration,
+    /// A cap on each call's retries; the invocation deadline bounds them too.
+    retry_budget: Duration,
     /// Made at the first invocation that gets that far: the SDK configuration (so init stays at
     /// the floor: loading it reads profile files and TLS roots) and the function's own account.
     warm: OnceCell<Warm>,
@@ -39,9 +41,14 @@ async fn main() -> Result<(), Error> {
         Ok(timeout) => timeout,
         Err(e) => init_failed(&e).await,
     };
+    let retry_budget = match cmkguard_aws::retry_budget(|name| std::env::var(name).ok()) {
+        Ok(budget) => budget,
+        Err(e) => init_failed(&e).await,
+    };
     let state = Arc::new(State {
         config,
         attempt_timeout,
+        retry_budget,
         warm: OnceCell::new(),
     });
 
@@ -66,6 +73,17 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
         region: warm.region.clone(),
     };
     let guard = &warm.guard;
+    // Retries of throttled and transient calls stop in time for the handler to report them.
+    let retry_until = invocation
+        .deadline
+        .duration_since(SystemTime::now())
+        .ok()
+        .and_then(|left| left.checked_sub(cmkguard_lambda::DEADLINE_MARGIN + RETRY_SLACK))
+        .map(|left| Instant::now() + left);
+    guard
+        .ports()
+        .retry()
+        .set_deadline(Some(retry_until.unwrap_or_else(Instant::now)));
     let started = Instant::now();
     let mut records = Vec::new();
     let result = handle(guard, &payload, &invocation, &mut |record: &AuditRecord| {
@@ -110,7 +128,8 @@ async fn warm_up(state: &State, function_arn: &str) -> Result<Warm, Error> {
         sdk,
         own_account.clone(),
         state.config.assume_role_name.clone(),
-    );
+    )
+    .with_retry_budget(state.retry_budget);
     Ok(Warm {
         guard: Guard::new(state.config.clone(), ports),
         region,
@@ -147,6 +166,9 @@ async fn init_failed(e: &cmkguard_core::ConfigError) -> ! {
     report_init_error(&e.to_string()).await;
     std::process::exit(1);
 }
+
+/// Retries end this long before the handler's own deadline, so the last one's error is reported.
+const RETRY_SLACK: Duration = Duration::from_millis(500);
 
 /// How long the init error report may take: some local emulators never answer it, and a process
 /// that cannot start must exit either way.

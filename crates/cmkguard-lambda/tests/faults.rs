@@ -48,6 +48,7 @@ async fn lasting_fault_then_retry(operation: &str, fault: Fault, action: &str) {
         .env("CMKGUARD_SNS_TOPIC_ARN", &topic)
         .env("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000")
         .env("AWS_MAX_ATTEMPTS", ATTEMPTS.to_string())
+        .env("CMKGUARD_RETRY_BUDGET_MS", "0")
         .env("AWS_LAMBDA_LOG_LEVEL", "trace")
         .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())

@@ -12,11 +12,13 @@ use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec};
 use cmkguard_testkit::{FaultProxy, Moto};
 use serde_json::Value;
 
-/// Short timeouts and two attempts, so faults cost little time. The attempt timeout stays well
-/// above moto's slowest first call on a busy machine.
-pub const FAST_SDK: [(&str, &str); 2] = [
+/// Short timeouts, two attempts and no retry budget beyond them, so faults cost little time
+/// (tests/burst.rs shows the budget at work). The attempt timeout stays well above moto's
+/// slowest first call on a busy machine.
+pub const FAST_SDK: [(&str, &str); 3] = [
     ("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000"),
     ("AWS_MAX_ATTEMPTS", "2"),
+    ("CMKGUARD_RETRY_BUDGET_MS", "0"),
 ];
 
 /// A delay that outlasts one attempt.

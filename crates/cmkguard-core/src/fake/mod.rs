@@ -18,6 +18,8 @@ struct World {
     published: Vec<Notification>,
     calls: Vec<String>,
     failures: HashMap<String, AwsError>,
+    /// Calls of an operation that still succeed before its failure begins.
+    passes: HashMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -66,8 +68,17 @@ impl FakeAws {
         self.world().failures.insert(operation.to_owned(), error);
     }
 
+    /// Lets the next `passes` calls of `operation` succeed, then fails every later one.
+    pub fn fail_after(&self, operation: &str, passes: usize, error: AwsError) {
+        let mut world = self.world();
+        world.passes.insert(operation.to_owned(), passes);
+        world.failures.insert(operation.to_owned(), error);
+    }
+
     pub fn heal(&self, operation: &str) {
-        self.world().failures.remove(operation);
+        let mut world = self.world();
+        world.failures.remove(operation);
+        world.passes.remove(operation);
     }
 
     /// Every call so far, as `Operation` names.
@@ -100,6 +111,12 @@ impl FakeAws {
     fn enter(&self, operation: &str) -> AwsResult<std::sync::MutexGuard<'_, World>> {
         let mut world = self.world();
         world.calls.push(operation.to_owned());
+        if let Some(passes) = world.passes.get_mut(operation)
+            && *passes > 0
+        {
+            *passes -= 1;
+            return Ok(world);
+        }
         match world.failures.get(operation) {
             Some(error) => Err(error.clone()),
             None => Ok(world),
