@@ -105,3 +105,9 @@ bench: venv c7n-venv
 bench-audit sizes="1000,10000": venv c7n-venv
     cargo build --quiet --release -p cmkguard-cli
     .venv/bin/python bench/audit.py --moto .venv/bin/moto_server --custodian .venv-c7n/bin/custodian --cmkguard target/release/cmkguard --sizes {{sizes}}
+
+# A burst of 300 CreateSecret events from 30 concurrent handlers under AWS's quotas (scaled to a
+# fifth), through the CLI and through the Lambda binary: failures, throttling, losses, time.
+bench-burst events="300" workers="30": venv
+    cargo build --release --quiet -p cmkguard-cli -p cmkguard-lambda --bins
+    BURST_EVENTS={{events}} BURST_WORKERS={{workers}} cargo bench --quiet -p cmkguard-lambda --bench burst

@@ -64,7 +64,8 @@ fn ports(secrets: &Rule, kms: &Rule) -> AwsPorts {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .build();
-    let ports = AwsPorts::new(base, ACCOUNT, None);
+    // The SDK's attempts only: a test of the retry budget sets one.
+    let ports = AwsPorts::new(base, ACCOUNT, None).with_retry_budget(std::time::Duration::ZERO);
     ports.insert_clients(scope(), Clients { secrets, kms });
     ports
 }
@@ -156,13 +157,30 @@ async fn access_denied_on_another_accounts_key_is_not_a_violation() {
 async fn throttling_is_retried_then_surfaces_as_transient() {
     let secrets = secrets_rule(400, error_body("ThrottlingException"));
     let kms = key_rule(200, None);
-    let ports = ports(&secrets, &kms);
+    // No budget beyond the SDK's own attempts.
+    let ports = ports(&secrets, &kms).with_retry_budget(std::time::Duration::ZERO);
     let err = ports.describe_secret(&scope(), SECRET).await.unwrap_err();
     assert!(
         matches!(err, AwsError::Transient(ref m) if m.contains("ThrottlingException")),
         "{err:?}"
     );
     assert_eq!(secrets.num_calls(), 3, "the SDK retried before giving up");
+
+    // With a budget, the port keeps trying (after jittered pauses) until the budget is spent.
+    let lasting = secrets_rule(400, error_body("ThrottlingException"));
+    let budgeted =
+        self::ports(&lasting, &kms).with_retry_budget(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let err = budgeted
+        .describe_secret(&scope(), SECRET)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AwsError::Transient(ref m) if m.contains("still failing")),
+        "{err:?}"
+    );
+    assert!(lasting.num_calls() >= 9, "{} calls", lasting.num_calls());
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
 
     // Through the guard: an error for Lambda to retry, not a verdict.
     let guard = Guard::new(Config::default(), ports);

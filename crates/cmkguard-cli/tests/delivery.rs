@@ -70,7 +70,8 @@ async fn three_deliveries_one_update_and_the_guards_own_events_write_nothing() {
         ));
     }
     assert_eq!(proxy.count("UpdateSecret"), 1, "{:?}", proxy.counts());
-    assert_eq!(proxy.count("TagResource"), 1, "{:?}", proxy.counts());
+    // The intent (`remediating`) before the re-encryption, the mark (`remediated`) after it.
+    assert_eq!(proxy.count("TagResource"), 2, "{:?}", proxy.counts());
     assert_eq!(proxy.count("Publish"), 1, "{:?}", proxy.counts());
     assert!(states.windows(2).all(|w| w[0] == w[1]), "{states:?}");
 
@@ -254,4 +255,63 @@ async fn all_values(
         values.insert(format!("version {id}"), value);
     }
     values
+}
+
+/// `notify` alone, as an SNS subscriber counts it: three deliveries of the event and then two
+/// scheduled sweeps publish one message. The mark `notify` writes is what the later runs find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_alone_sends_one_message_over_three_deliveries_and_two_sweeps() {
+    let moto = Moto::start();
+    let case = case("default-key-is-tagged");
+    let setup = setup(&moto, &case).await;
+    let made = setup.made.clone().unwrap();
+    let topic = format!("arn:aws:sns:us-east-1:{OWN_ACCOUNT}:cmkguard");
+    let queue = moto.subscribe_queue(&topic, "notify-alone").await;
+    let mut env = setup.env.clone();
+    env.insert("CMKGUARD_ACTIONS".into(), "notify".into());
+    env.insert("CMKGUARD_SNS_TOPIC_ARN".into(), topic);
+    let sweep = std::fs::read(
+        cmkguard_testkit::workspace_root().join("testdata/events/ScheduledEvent-sweep.json"),
+    )
+    .unwrap();
+
+    let mut outcomes = Vec::new();
+    for (run_no, input) in [&setup.event, &setup.event, &setup.event, &sweep, &sweep]
+        .into_iter()
+        .enumerate()
+    {
+        let run = cmkguard(&moto, None, &["handle-event", "-"], &env, input);
+        assert_eq!(run.code, Some(0), "run {run_no}: {}", run.stderr);
+        let record = run
+            .records
+            .iter()
+            .find(|r| r["secret_arn"] == made.arn.as_str())
+            .unwrap_or_else(|| panic!("run {run_no}: no record of the secret: {}", run.stdout));
+        assert_eq!(record["verdict"], "non_compliant", "run {run_no}: {record}");
+        outcomes.push(actions(record));
+        assert_no_canary(&made, &run.stdout, "notify alone");
+    }
+    // The first run published (its mark is part of the `notify` action); the others skipped.
+    assert_eq!(
+        outcomes[0],
+        [("notify".to_owned(), "done".to_owned())],
+        "{outcomes:?}"
+    );
+    for later in &outcomes[1..] {
+        assert_eq!(
+            later,
+            &[("notify".to_owned(), "skipped".to_owned())],
+            "{outcomes:?}"
+        );
+    }
+    let messages = moto.receive_all(&queue);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains(&made.arn), "{}", messages[0]);
+    let state = moto.secret_state(OWN_ACCOUNT, "us-east-1", &made.arn).await;
+    assert_eq!(
+        state.tags.get("cmkguard:status").map(String::as_str),
+        Some("non-compliant"),
+        "notify alone keeps the mark: {:?}",
+        state.tags
+    );
 }

@@ -435,7 +435,7 @@ impl<P: Ports> Guard<P> {
                 Ok(ActionRecord::new(
                     mark_action,
                     Outcome::Skipped,
-                    format!("already marked `{STATUS_TAG}={wanted_status}`"),
+                    format!("already tagged `{STATUS_TAG}={wanted_status}`"),
                 ))
             } else {
                 let tags = [
@@ -444,7 +444,7 @@ impl<P: Ports> Guard<P> {
                 ];
                 self.write(
                     mark_action,
-                    format!("marked `{STATUS_TAG}={wanted_status}`"),
+                    format!("tagged `{STATUS_TAG}={wanted_status}`"),
                     || self.ports.tag_secret(scope, &facts.arn, &tags),
                 )
                 .await

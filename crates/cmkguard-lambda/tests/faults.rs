@@ -7,18 +7,32 @@
 use std::process::Command;
 use std::time::Duration;
 
-use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{Fault, FaultProxy, Moto, Outcome, Rule, RuntimeApi, When};
+use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec, SecretState};
+use cmkguard_testkit::{Fault, FaultProxy, Invocation, Moto, Outcome, Rule, RuntimeApi, When};
 use serde_json::Value;
 
 /// Attempts per AWS call in the function: a rule hitting the first two calls outlasts them.
 const ATTEMPTS: usize = 2;
 
-async fn lasting_fault_then_retry(operation: &str, fault: Fault, action: &str) {
+/// One secret on the default key, two deliveries of its CreateSecret event to the Lambda binary,
+/// with `rule` in the proxy; notifications land in an SQS queue subscribed to the topic.
+struct TwoDeliveries {
+    moto: Moto,
+    proxy: FaultProxy,
+    keys: Keys,
+    made: MadeSecret,
+    results: Vec<Invocation>,
+    records: Vec<Value>,
+    notifications: Vec<String>,
+    output: String,
+}
+
+async fn deliver_twice(rule: Rule) -> TwoDeliveries {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint());
     let keys = moto.make_keys("123456789012", "us-east-1", true).await;
     let topic = moto.make_topic().await;
+    let queue = moto.subscribe_queue(&topic, "cmkguard-notifications").await;
     let spec = SecretSpec {
         name: "cmkguard-test/lambda-faults".into(),
         account: "123456789012".into(),
@@ -36,7 +50,7 @@ async fn lasting_fault_then_retry(operation: &str, fault: Fault, action: &str) {
     let event: Value =
         serde_json::from_str(&fixture.to_string().replace(fixture_arn, &made.arn)).unwrap();
 
-    proxy.inject(Rule::new(operation, fault.clone(), When::First(ATTEMPTS)));
+    proxy.inject(rule);
     let api = RuntimeApi::start(vec![event.clone(), event]);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
@@ -60,63 +74,146 @@ async fn lasting_fault_then_retry(operation: &str, fault: Fault, action: &str) {
     let _ = child.wait();
     let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
     let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
-    let what = format!("{operation} {fault:?}");
-    assert_eq!(results.len(), 2, "{what}: {stdout}\n{stderr}");
-
-    // The first invocation: an error Lambda retries, and the failed action in the record.
-    let Outcome::Error(body) = &results[0].outcome else {
-        panic!("{what}: not an error: {:?}", results[0])
-    };
-    assert!(
-        body["errorMessage"].as_str().unwrap().contains("transient"),
-        "{what}: {body}"
-    );
     let records: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("verdict").is_some())
         .collect();
-    assert_eq!(
-        records.len(),
-        2,
-        "{what}: one record per delivery: {stdout}"
-    );
-    let failed = records[0]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a["action"] == action && a["outcome"] == "failed");
-    assert!(failed, "{what}: {}", records[0]);
+    let notifications = moto.receive_all(&queue);
+    TwoDeliveries {
+        moto,
+        proxy,
+        keys,
+        made,
+        results,
+        records,
+        notifications,
+        output: format!("{stdout}\n{stderr}"),
+    }
+}
 
-    // Lambda's retry converges: on the designated key, every value intact.
-    assert!(
-        matches!(results[1].outcome, Outcome::Response(_)),
-        "{what}: {:?}",
-        results[1]
-    );
-    let state = moto
-        .secret_state("123456789012", "us-east-1", &made.arn)
+impl TwoDeliveries {
+    /// The first delivery failed with an error Lambda retries, `action` failed in its record, and
+    /// the retry converged: on the designated key, every value intact, one `UpdateSecret` landed.
+    async fn assert_failed_then_converged(&self, what: &str, action: &str) {
+        let output = &self.output;
+        assert_eq!(self.results.len(), 2, "{what}: {output}");
+        let Outcome::Error(body) = &self.results[0].outcome else {
+            panic!("{what}: not an error: {:?}", self.results[0])
+        };
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains("transient"),
+            "{what}: {body}"
+        );
+        assert_eq!(
+            self.records.len(),
+            2,
+            "{what}: one record per delivery: {output}"
+        );
+        let failed = self.records[0]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == action && a["outcome"] == "failed");
+        assert!(failed, "{what}: {}", self.records[0]);
+
+        assert!(
+            matches!(self.results[1].outcome, Outcome::Response(_)),
+            "{what}: {:?}",
+            self.results[1]
+        );
+        let state = self.state().await;
+        assert_eq!(
+            state.kms_key_id.as_deref(),
+            Some(self.keys.designated.as_str()),
+            "{what}"
+        );
+        assert_eq!(state.current_value, self.made.current_value, "{what}");
+        assert_eq!(
+            state.previous_value.as_deref(),
+            Some(self.made.previous_value.as_str())
+        );
+        let landed_updates = self
+            .proxy
+            .seen()
+            .iter()
+            .filter(|s| s.operation == "UpdateSecret" && s.fault.is_none())
+            .count();
+        assert_eq!(landed_updates, 1, "{what}: {:?}", self.proxy.seen());
+        assert!(!output.contains("CANARY-"), "{what}");
+    }
+
+    async fn state(&self) -> SecretState {
+        self.moto
+            .secret_state("123456789012", "us-east-1", &self.made.arn)
+            .await
+    }
+}
+
+async fn lasting_fault_then_retry(operation: &str, fault: Fault, action: &str) {
+    let run = deliver_twice(Rule::new(operation, fault.clone(), When::First(ATTEMPTS))).await;
+    run.assert_failed_then_converged(&format!("{operation} {fault:?}"), action)
         .await;
+}
+
+/// A failure after a successful re-encryption (the `remediated` mark, or the notification): the
+/// retry finds the secret on the designated key with the intent `remediating`, and finishes the
+/// job: the mark, and exactly one notification, as an SQS subscriber of the topic receives them.
+async fn a_failure_after_the_re_encryption_is_finished_by_the_retry(rule: Rule, action: &str) {
+    let what = format!("{rule:?}");
+    let run = deliver_twice(rule).await;
+    run.assert_failed_then_converged(&what, action).await;
+    let state = run.state().await;
     assert_eq!(
-        state.kms_key_id.as_deref(),
-        Some(keys.designated.as_str()),
+        state.tags.get("cmkguard:status").map(String::as_str),
+        Some("remediated"),
+        "{what}: {:?}",
+        state.tags
+    );
+    assert_eq!(
+        state.tags.get("cmkguard:reason").map(String::as_str),
+        Some("aws-managed-key"),
         "{what}"
     );
-    assert_eq!(state.current_value, made.current_value, "{what}");
     assert_eq!(
-        state.previous_value.as_deref(),
-        Some(made.previous_value.as_str())
+        run.notifications.len(),
+        1,
+        "{what}: {:?}",
+        run.notifications
     );
-    let landed_updates = proxy
-        .seen()
-        .iter()
-        .filter(|s| s.operation == "UpdateSecret" && s.fault.is_none())
-        .count();
-    assert_eq!(landed_updates, 1, "{what}: {:?}", proxy.seen());
     assert!(
-        !stdout.contains("CANARY-") && !stderr.contains("CANARY-"),
-        "{what}"
+        run.notifications[0].contains(&run.made.arn),
+        "{what}: {}",
+        run.notifications[0]
     );
+    // The retry's record is the finding: re-encrypted (by the first delivery), then finished.
+    let retry = &run.records[1];
+    assert_eq!(retry["verdict"], "non_compliant", "{what}: {retry}");
+    let outcome = |name: &str| {
+        retry["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == name)
+            .map(|a| a["outcome"].clone())
+    };
+    assert_eq!(outcome("remediate"), Some("done".into()), "{what}: {retry}");
+    assert_eq!(outcome("tag"), Some("done".into()), "{what}: {retry}");
+    assert_eq!(outcome("notify"), Some("done".into()), "{what}: {retry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_fails_after_the_re_encryption_and_the_retry_finishes_once() {
+    // Only the `remediated` mark (the intent `remediating` before it goes through).
+    let rule =
+        Rule::new("TagResource", Fault::Throttle, When::First(ATTEMPTS)).with_body("remediated\"");
+    a_failure_after_the_re_encryption_is_finished_by_the_retry(rule, "tag").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_fails_after_the_re_encryption_and_the_retry_finishes_once() {
+    let rule = Rule::new("Publish", Fault::Status(500), When::First(ATTEMPTS));
+    a_failure_after_the_re_encryption_is_finished_by_the_retry(rule, "notify").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,5 +14,5 @@ pub use moto::{
     CARGO_LAMBDA_REQUIREMENT, DEFAULT_ACCOUNT, MOTO_REQUIREMENT, MOTO_SERVER_ENV, Moto,
     TEST_ROLE_NAME, cargo_lambda_binary, moto_server_binary, workspace_root,
 };
-pub use proxy::{Fault, FaultProxy, Rule, When};
+pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};

@@ -97,10 +97,145 @@ struct Operation {
     name: String,
 }
 
+/// AWS's request quotas as token buckets, one per group of operations that share a quota:
+/// a request that finds its bucket empty is throttled (`ThrottlingException`), as AWS does.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    name: &'static str,
+    service: &'static str,
+    operations: &'static [&'static str],
+    /// Tokens per second, and the most the bucket holds (the burst).
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// AWS's published quotas per account and region (requests per second, burst), by operation
+/// group (`shared/MOTO.md`); `BatchImportFindings` bursts to 30.
+type Quota = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    f64,
+    f64,
+);
+const AWS_QUOTAS: [Quota; 6] = [
+    (
+        "secretsmanager-writes",
+        "secretsmanager",
+        &[
+            "UpdateSecret",
+            "CreateSecret",
+            "PutSecretValue",
+            "DeleteSecret",
+            "RestoreSecret",
+            "ReplicateSecretToRegions",
+            "RemoveRegionsFromReplication",
+            "StopReplicationToReplica",
+            "RotateSecret",
+            "CancelRotateSecret",
+            "UpdateSecretVersionStage",
+        ],
+        50.0,
+        50.0,
+    ),
+    (
+        "secretsmanager-tags",
+        "secretsmanager",
+        &["TagResource", "UntagResource"],
+        50.0,
+        50.0,
+    ),
+    (
+        "secretsmanager-list",
+        "secretsmanager",
+        &["ListSecrets"],
+        100.0,
+        100.0,
+    ),
+    (
+        "secretsmanager-describe",
+        "secretsmanager",
+        &["DescribeSecret"],
+        10_000.0,
+        10_000.0,
+    ),
+    ("kms-describe", "kms", &["DescribeKey"], 2_000.0, 2_000.0),
+    (
+        "securityhub-import",
+        "securityhub",
+        &["BatchImportFindings"],
+        10.0,
+        30.0,
+    ),
+];
+
+impl RateLimits {
+    /// AWS's published quotas times `scale` (moto answers only ~150 requests/s: a fifth, `0.2`,
+    /// makes throttling visible).
+    pub fn aws(scale: f64) -> RateLimits {
+        let now = Instant::now();
+        RateLimits {
+            buckets: AWS_QUOTAS
+                .iter()
+                .map(|(name, service, operations, rate, burst)| Bucket {
+                    name,
+                    service,
+                    operations,
+                    rate: rate * scale,
+                    burst: (burst * scale).max(1.0),
+                    tokens: (burst * scale).max(1.0),
+                    refilled: now,
+                })
+                .collect(),
+        }
+    }
+
+    /// The group of an operation and its rate (requests per second), if it has a quota here.
+    pub fn group_of(&self, service: &str, operation: &str) -> Option<(&'static str, f64)> {
+        self.bucket_index(service, operation)
+            .map(|i| (self.buckets[i].name, self.buckets[i].rate))
+    }
+
+    fn bucket_index(&self, service: &str, operation: &str) -> Option<usize> {
+        self.buckets
+            .iter()
+            .position(|b| b.service == service && b.operations.contains(&operation))
+    }
+
+    /// Takes a token for the request; `false` when its bucket is empty.
+    fn admit(&mut self, service: &str, operation: &str) -> bool {
+        let Some(i) = self.bucket_index(service, operation) else {
+            return true;
+        };
+        let bucket = &mut self.buckets[i];
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.burst);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Each rule with its generator state and how many calls it matched so far.
     rules: Vec<(Rule, u64, usize)>,
+    /// Quotas enforced after the rules, when set.
+    limits: Option<RateLimits>,
+    /// Requests the quotas throttled.
+    throttled: usize,
     counts: BTreeMap<String, usize>,
     seen: Vec<Seen>,
     /// Requests read and not yet answered (a delayed one, say).
@@ -189,6 +324,16 @@ impl FaultProxy {
             _ => 0,
         };
         self.shared.lock().rules.push((rule, seed, 0));
+    }
+
+    /// Enforces `limits` from now on (see [`RateLimits::aws`]).
+    pub fn rate_limit(&self, limits: RateLimits) {
+        self.shared.lock().limits = Some(limits);
+    }
+
+    /// Requests the rate limits throttled so far.
+    pub fn throttled(&self) -> usize {
+        self.shared.lock().throttled
     }
 
     /// Removes every rule (counts stay).
@@ -347,6 +492,13 @@ fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
             fault = Some(rule.fault.clone());
             break;
         }
+    }
+    if fault.is_none()
+        && let Some(limits) = state.limits.as_mut()
+        && !limits.admit(&op.service, &op.name)
+    {
+        fault = Some(Fault::Throttle);
+        state.throttled += 1;
     }
     state.seen.push(Seen {
         service: op.service.clone(),

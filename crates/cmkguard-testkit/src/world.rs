@@ -237,4 +237,109 @@ impl Moto {
             .expect("create_topic");
         out.topic_arn().expect("a topic ARN").to_owned()
     }
+
+    /// An SQS queue subscribed to `topic`, so a test counts messages as a subscriber receives
+    /// them. SQS is driven with its query protocol over plain HTTP (moto does not check
+    /// signatures): one SDK crate fewer to build for a test-only reader.
+    pub async fn subscribe_queue(&self, topic: &str, name: &str) -> Queue {
+        let account = topic
+            .split(':')
+            .nth(4)
+            .expect("a topic ARN names its account");
+        let region = topic
+            .split(':')
+            .nth(3)
+            .expect("a topic ARN names its region");
+        let created = self.sqs(region, &[("Action", "CreateQueue"), ("QueueName", name)]);
+        let url = between(&created, "<QueueUrl>", "</QueueUrl>")
+            .unwrap_or_else(|| panic!("CreateQueue answered no QueueUrl: {created}"))
+            .to_owned();
+        let arn = format!("arn:aws:sqs:{region}:{account}:{name}");
+        let sns = aws_sdk_sns::Client::new(&self.sdk_config(region).await);
+        sns.subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(&arn)
+            .send()
+            .await
+            .expect("subscribe the queue to the topic");
+        Queue {
+            url,
+            region: region.to_owned(),
+        }
+    }
+
+    /// Every message on `queue` not received before (each SNS envelope's body, as SQS holds it).
+    pub fn receive_all(&self, queue: &Queue) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let answer = self.sqs(
+                &queue.region,
+                &[
+                    ("Action", "ReceiveMessage"),
+                    ("QueueUrl", &queue.url),
+                    ("MaxNumberOfMessages", "10"),
+                    ("VisibilityTimeout", "600"),
+                ],
+            );
+            let before = bodies.len();
+            let mut rest = answer.as_str();
+            while let Some(body) = between(rest, "<Body>", "</Body>") {
+                bodies.push(body.to_owned());
+                rest = &rest[rest.find("</Body>").map_or(rest.len(), |i| i + 7)..];
+            }
+            if bodies.len() == before {
+                return bodies;
+            }
+        }
+    }
+
+    /// One SQS query-protocol call; the XML answer.
+    fn sqs(&self, region: &str, params: &[(&str, &str)]) -> String {
+        let mut form = String::from("Version=2012-11-05");
+        for (name, value) in params {
+            form.push_str(&format!("&{name}={}", url_encode(value)));
+        }
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let response = crate::http::request(
+            "POST",
+            &format!("{}/", self.endpoint()),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Authorization", &authorization),
+            ],
+            form.as_bytes(),
+        )
+        .expect("an SQS call to moto");
+        let text = response.text();
+        assert_eq!(response.status, 200, "SQS {params:?}: {text}");
+        text
+    }
+}
+
+/// An SQS queue in moto (see [`Moto::subscribe_queue`]).
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub url: String,
+    pub region: String,
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = start + text[start..].find(close)?;
+    Some(&text[start..end])
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
