@@ -5,6 +5,7 @@ mod directory;
 mod errors;
 mod ports;
 pub mod retry;
+pub mod securityhub;
 
 pub use directory::{enabled_regions, list_organization, organization_accounts};
 pub use errors::classify;

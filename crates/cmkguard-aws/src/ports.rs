@@ -24,6 +24,7 @@ use crate::retry::RetryBudget;
 pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub kms: aws_sdk_kms::Client,
+    pub securityhub: aws_sdk_securityhub::Client,
 }
 
 impl Clients {
@@ -33,11 +34,15 @@ impl Clients {
             .region(region.clone())
             .build();
         let kms = aws_sdk_kms::config::Builder::from(config)
+            .region(region.clone())
+            .build();
+        let securityhub = aws_sdk_securityhub::config::Builder::from(config)
             .region(region)
             .build();
         Clients {
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
             kms: aws_sdk_kms::Client::from_conf(kms),
+            securityhub: aws_sdk_securityhub::Client::from_conf(securityhub),
         }
     }
 }
@@ -103,7 +108,7 @@ impl AwsPorts {
         &self.own_account
     }
 
-    async fn clients(&self, scope: &Scope) -> AwsResult<Clients> {
+    pub(crate) async fn clients(&self, scope: &Scope) -> AwsResult<Clients> {
         if let Some(clients) = self
             .clients
             .lock()
@@ -210,6 +215,9 @@ impl AwsPorts {
             kms_key_id: out.kms_key_id().map(str::to_owned),
             tags: tags_of(out.tags()),
             owning_service: out.owning_service().map(str::to_owned),
+            created: out
+                .created_date()
+                .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
             replicas: out
                 .replication_status()
                 .iter()
@@ -258,6 +266,9 @@ impl AwsPorts {
                     kms_key_id: s.kms_key_id().map(str::to_owned),
                     tags: tags_of(s.tags()),
                     owning_service: s.owning_service().map(str::to_owned),
+                    created: s
+                        .created_date()
+                        .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
                     ..SecretFacts::default()
                 };
                 facts.set_custom_label_versions(

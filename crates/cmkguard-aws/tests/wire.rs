@@ -65,8 +65,19 @@ fn ports(secrets: &Rule, kms: &Rule) -> AwsPorts {
         .region(Region::new("us-east-1"))
         .build();
     // The SDK's attempts only: a test of the retry budget sets one.
+    // Not called here: tests/securityhub_wire.rs covers Security Hub.
+    let unused = mock!(aws_sdk_securityhub::Client::batch_import_findings)
+        .then_output(|| aws_sdk_securityhub::operation::batch_import_findings::BatchImportFindingsOutput::builder().build());
+    let securityhub = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&unused]);
     let ports = AwsPorts::new(base, ACCOUNT, None).with_retry_budget(std::time::Duration::ZERO);
-    ports.insert_clients(scope(), Clients { secrets, kms });
+    ports.insert_clients(
+        scope(),
+        Clients {
+            secrets,
+            kms,
+            securityhub,
+        },
+    );
     ports
 }
 

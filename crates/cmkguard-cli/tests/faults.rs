@@ -325,7 +325,9 @@ async fn tag_resource() {
         operation: "TagResource",
         body: None,
         case: REMEDIATED,
-        action: Some("tag"),
+        // The first `TagResource` is the intent `remediating`, written before `UpdateSecret`:
+        // when it cannot be written, the re-encryption is not attempted.
+        action: Some("remediate"),
     })
     .await;
 }

@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::event::EventMeta;
 use crate::facts::SecretFacts;
-use crate::guard::{Context, DEADLINE_MARGIN, Guard, Transient, error_reason};
+use crate::finding::Finding;
+use crate::guard::{Context, DEADLINE_MARGIN, Decided, Guard, Transient, error_reason};
 use crate::ports::{AwsError, Ports, Scope};
-use crate::record::{AuditRecord, Verdict};
+use crate::record::{ActionRecord, AuditRecord, Verdict};
 
 /// How much runs at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +136,10 @@ pub async fn sweep_scope<P: Ports>(
     }
 }
 
-/// Decides the secrets of one page, `parallel` at a time, in order. Returns the records, whether
-/// the deadline stopped it, and the first transient failure.
+/// Decides the secrets of one page, `parallel` at a time, in order: first every verdict and
+/// re-encryption, then the page's findings in one `BatchImportFindings` (up to 100), then each
+/// secret's mark and notification. Returns the records, whether the deadline stopped it, and the
+/// first transient failure.
 async fn decide_page<P: Ports>(
     guard: &Guard<P>,
     scope: &Scope,
@@ -145,12 +148,42 @@ async fn decide_page<P: Ports>(
     parallel: usize,
     secrets: Vec<SecretFacts>,
 ) -> (Vec<AuditRecord>, bool, Option<String>) {
-    let results: Vec<_> = stream::iter(secrets)
+    let decided: Vec<_> = stream::iter(secrets)
         .map(|facts| async move {
             if near_deadline(ctx) {
                 return None;
             }
-            Some(guard.evaluate(scope, facts, meta).await)
+            Some(guard.decide(scope, facts, meta).await)
+        })
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    let findings: Vec<Finding> = decided
+        .iter()
+        .filter_map(|d| match d {
+            Some(Ok(decided)) => decided.finding.clone(),
+            _ => None,
+        })
+        .collect();
+    let mut imported = guard.import_findings(scope, &findings).await.into_iter();
+    let mut steps = Vec::with_capacity(decided.len());
+    for d in decided {
+        steps.push(match d {
+            None => Step::Stopped,
+            Some(Err(failed)) => Step::Failed(Box::new(failed)),
+            Some(Ok(decided)) => {
+                let import = decided.finding.as_ref().and_then(|_| imported.next());
+                Step::Decided(Box::new(decided), import)
+            }
+        });
+    }
+    let results: Vec<_> = stream::iter(steps)
+        .map(|step| async move {
+            match step {
+                Step::Stopped => None,
+                Step::Failed(failed) => Some(Err(*failed)),
+                Step::Decided(decided, import) => Some(guard.report(scope, *decided, import).await),
+            }
         })
         .buffered(parallel.max(1))
         .collect()
@@ -169,6 +202,14 @@ async fn decide_page<P: Ports>(
         }
     }
     (records, stopped, transient)
+}
+
+/// A secret of a page between [`Guard::decide`] and [`Guard::report`].
+enum Step {
+    /// Not decided: the deadline came near.
+    Stopped,
+    Failed(Box<(Transient, AuditRecord)>),
+    Decided(Box<Decided>, Option<Result<ActionRecord, AwsError>>),
 }
 
 fn near_deadline(ctx: &Context) -> bool {

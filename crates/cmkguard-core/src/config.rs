@@ -31,6 +31,8 @@ pub enum Action {
     Tag,
     Notify,
     Remediate,
+    /// Imports the finding into AWS Security Hub.
+    SecurityHub,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
             Action::Tag => "tag",
             Action::Notify => "notify",
             Action::Remediate => "remediate",
+            Action::SecurityHub => "securityhub",
         }
     }
 }
@@ -224,6 +227,7 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
             "tag" => Action::Tag,
             "notify" => Action::Notify,
             "remediate" => Action::Remediate,
+            "securityhub" => Action::SecurityHub,
             "none" => {
                 return Err(invalid(
                     ACTIONS,
@@ -234,7 +238,7 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
                 return Err(invalid(
                     ACTIONS,
                     format!(
-                        "unknown action `{other}` (expected `tag`, `notify`, `remediate` or `none`)"
+                        "unknown action `{other}` (expected `tag`, `notify`, `remediate`, `securityhub` or `none`)"
                     ),
                 ));
             }

@@ -18,6 +18,8 @@ pub struct SecretFacts {
     /// Versions whose staging labels are all custom (none of `AWSCURRENT`, `AWSPREVIOUS`,
     /// `AWSPENDING`), by version id: AWS does not re-encrypt them when the secret's key changes.
     pub custom_label_versions: BTreeMap<String, Vec<String>>,
+    /// When the secret was created (`CreatedDate`), if known.
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// The staging labels whose versions AWS re-encrypts when a secret's key changes.

@@ -10,6 +10,7 @@ use crate::cache::KeyCache;
 use crate::config::{Action, Config};
 use crate::event::{self, ApiCall, EventMeta, Input};
 use crate::facts::{KeyState, SecretFacts};
+use crate::finding::{Change, Finding, RecordState};
 use crate::policy::{self, Decision, KeyFinding, is_foreign_key};
 use crate::ports::{AwsError, Notification, Ports, Scope};
 use crate::record::{ActionRecord, AuditRecord, Outcome, Verdict};
@@ -81,6 +82,31 @@ impl GuardError {
         match self {
             GuardError::Transient { records, .. } | GuardError::Stopped { records, .. } => records,
             GuardError::Event(_) => &[],
+        }
+    }
+}
+
+/// Findings per `BatchImportFindings` request (Security Hub's limit).
+pub const IMPORT_BATCH: usize = 100;
+
+/// A decision whose finding is still to be imported (see [`Guard::decide`]).
+pub(crate) struct Decided {
+    record: AuditRecord,
+    facts: SecretFacts,
+    remediated: bool,
+    pub(crate) finding: Option<Finding>,
+    /// Nothing more to do (the key could not be read): the record is final.
+    finished: bool,
+}
+
+impl Decided {
+    fn finished(record: AuditRecord, facts: SecretFacts) -> Self {
+        Decided {
+            record,
+            facts,
+            remediated: false,
+            finding: None,
+            finished: true,
         }
     }
 }
@@ -210,13 +236,20 @@ impl<P: Ports> Guard<P> {
                     event::shorten(&call.secret_id),
                     call.region
                 );
-                return Ok(self.bare(
+                let mut record = self.bare(
                     &meta,
                     id_arn,
                     Verdict::NotFound,
                     "secret-not-found",
                     Some(detail),
-                ));
+                );
+                if let Err(Transient(message)) = self.archive_deleted(&scope, &mut record).await {
+                    return Err(GuardError::Transient {
+                        message,
+                        records: vec![record],
+                    });
+                }
+                return Ok(record);
             }
             Err(AwsError::Transient(message)) => {
                 let record = self.bare(
@@ -249,6 +282,24 @@ impl<P: Ports> Guard<P> {
             })
     }
 
+    /// A deleted secret's finding is archived (the ARN is known when the event named it).
+    async fn archive_deleted(
+        &self,
+        scope: &Scope,
+        record: &mut AuditRecord,
+    ) -> Result<(), Transient> {
+        if !self.config.acts(Action::SecurityHub) {
+            return Ok(());
+        }
+        let Some(finding) = Finding::new(Change::Deleted, record, None) else {
+            return Ok(());
+        };
+        if let Some(imported) = self.import_findings(scope, &[finding]).await.pop() {
+            finish(record, Action::SecurityHub, imported)?;
+        }
+        Ok(())
+    }
+
     /// A secret in another account can only be reached through `CMKGUARD_ASSUME_ROLE_NAME`.
     pub(crate) fn foreign_account_error(
         &self,
@@ -273,6 +324,26 @@ impl<P: Ports> Guard<P> {
         facts: SecretFacts,
         meta: &EventMeta,
     ) -> Result<AuditRecord, (Transient, AuditRecord)> {
+        let decided = self.decide(scope, facts, meta).await?;
+        let imported = match &decided.finding {
+            Some(finding) => self
+                .import_findings(scope, std::slice::from_ref(finding))
+                .await
+                .pop(),
+            None => None,
+        };
+        self.report(scope, decided, imported).await
+    }
+
+    /// The first half of [`Self::evaluate`]: the verdict, and the re-encryption when one is due.
+    /// A sweep runs it for a whole page, imports the page's findings in one batch, then runs
+    /// [`Self::report`] for each secret.
+    pub(crate) async fn decide(
+        &self,
+        scope: &Scope,
+        facts: SecretFacts,
+        meta: &EventMeta,
+    ) -> Result<Decided, (Transient, AuditRecord)> {
         let mut record = self.bare(meta, Some(facts.arn.clone()), Verdict::Error, "", None);
         record.key_id = facts.kms_key_id.clone();
 
@@ -289,7 +360,7 @@ impl<P: Ports> Guard<P> {
                     _ => "key-lookup-failed".into(),
                 };
                 record.detail = Some(e.to_string());
-                return Ok(record);
+                return Ok(Decided::finished(record, facts));
             }
         };
         record.key_manager = key.manager();
@@ -319,10 +390,151 @@ impl<P: Ports> Guard<P> {
         record.verdict = verdict;
         record.reason = reason.into();
         record.detail = detail;
-        self.act(scope, &facts, &mut record)
+        let remediated = self
+            .remediate_if_due(scope, &facts, &mut record)
+            .await
+            .map_err(|t| (t, record.clone()))?;
+        let finding = self.finding_due(&record, &facts, remediated);
+        Ok(Decided {
+            record,
+            facts,
+            remediated,
+            finding,
+            finished: false,
+        })
+    }
+
+    /// The second half of [`Self::evaluate`]: the outcome of the finding's import (when one was
+    /// due), then the mark and the notification.
+    pub(crate) async fn report(
+        &self,
+        scope: &Scope,
+        decided: Decided,
+        imported: Option<Result<ActionRecord, AwsError>>,
+    ) -> Result<AuditRecord, (Transient, AuditRecord)> {
+        let Decided {
+            mut record,
+            facts,
+            remediated,
+            finished,
+            ..
+        } = decided;
+        if finished {
+            return Ok(record);
+        }
+        if let Some(imported) = imported {
+            finish(&mut record, Action::SecurityHub, imported).map_err(|t| (t, record.clone()))?;
+        }
+        self.mark_and_notify(scope, &facts, &mut record, remediated)
             .await
             .map_err(|t| (t, record.clone()))?;
         Ok(record)
+    }
+
+    /// The finding to import now, if the secret's Security Hub finding changes with this
+    /// decision. The status mark on the secret is the record of what was reported (as for
+    /// notifications): a finding already marked is not imported again.
+    fn finding_due(
+        &self,
+        record: &AuditRecord,
+        facts: &SecretFacts,
+        remediated: bool,
+    ) -> Option<Finding> {
+        if !self.config.acts(Action::SecurityHub) {
+            return None;
+        }
+        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
+        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        let change = match record.verdict {
+            Verdict::NonCompliant | Verdict::Managed => {
+                let wanted = if remediated {
+                    REMEDIATED
+                } else {
+                    NON_COMPLIANT
+                };
+                if status_now == Some(wanted) && reason_now == Some(record.reason.as_str()) {
+                    return None;
+                }
+                if remediated {
+                    Change::Remediated
+                } else {
+                    Change::Failed
+                }
+            }
+            Verdict::Compliant if matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) => {
+                Change::FixedElsewhere
+            }
+            Verdict::Exempt if matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) => {
+                Change::Exempt
+            }
+            _ => return None,
+        };
+        Finding::new(change, record, Some(facts))
+    }
+
+    /// Imports `findings` (all of `scope`), 100 per request; one action per finding, in order.
+    /// A transient failure comes back as the error (the decision stops before its mark, so the
+    /// retry imports again); anything else is a `failed` action and the other actions go on.
+    pub(crate) async fn import_findings(
+        &self,
+        scope: &Scope,
+        findings: &[Finding],
+    ) -> Vec<Result<ActionRecord, AwsError>> {
+        let described = |f: &Finding| {
+            format!(
+                "`{}` ({}, {}{})",
+                f.id,
+                f.compliance.as_str(),
+                f.severity.as_str(),
+                match f.record_state {
+                    RecordState::Archived => ", archived",
+                    RecordState::Active => "",
+                }
+            )
+        };
+        if self.config.dry_run {
+            return findings
+                .iter()
+                .map(|f| {
+                    Ok(ActionRecord::new(
+                        Action::SecurityHub,
+                        Outcome::DryRun,
+                        format!("would import finding {}", described(f)),
+                    ))
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(findings.len());
+        for batch in findings.chunks(IMPORT_BATCH) {
+            match self.ports.import_findings(scope, batch).await {
+                Ok(refused) => out.extend(batch.iter().map(|f| {
+                    Ok(match refused.iter().find(|r| r.id == f.id) {
+                        Some(r) => ActionRecord::new(
+                            Action::SecurityHub,
+                            Outcome::Failed,
+                            format!(
+                                "Security Hub refused finding `{}`: {}: {}",
+                                f.id, r.code, r.message
+                            ),
+                        ),
+                        None => ActionRecord::new(
+                            Action::SecurityHub,
+                            Outcome::Done,
+                            format!("imported finding {}", described(f)),
+                        ),
+                    })
+                })),
+                Err(e @ AwsError::Transient(_)) => out.extend(batch.iter().map(|_| Err(e.clone()))),
+                Err(e) => out.extend(batch.iter().map(|_| {
+                    Ok(ActionRecord::new(
+                        Action::SecurityHub,
+                        Outcome::Failed,
+                        format!("`BatchImportFindings` failed: {e}"),
+                    ))
+                })),
+            }
+        }
+        out
     }
 
     async fn find_key(
@@ -353,7 +565,8 @@ impl<P: Ports> Guard<P> {
         }
     }
 
-    /// Remediate, then mark, then notify; each writes only when the state is not already right.
+    /// Remediate (then, in [`Self::mark_and_notify`], mark and notify); each writes only when
+    /// the state is not already right. Returns whether the secret is now re-encrypted.
     ///
     /// The status mark on the secret (`cmkguard:status` + `cmkguard:reason`) is the record of
     /// what was reported, so each finding is notified at most once whatever the deliveries: it
@@ -361,12 +574,12 @@ impl<P: Ports> Guard<P> {
     /// it skips the notification, and a notification that fails transiently puts the mark back so
     /// the retry sends it. A re-encryption is announced on the secret first
     /// (`cmkguard:status=remediating`), so a delivery after a partial failure finishes it.
-    async fn act(
+    async fn remediate_if_due(
         &self,
         scope: &Scope,
         facts: &SecretFacts,
         record: &mut AuditRecord,
-    ) -> Result<(), Transient> {
+    ) -> Result<bool, Transient> {
         let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
         let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
         let mut remediated = false;
@@ -390,7 +603,7 @@ impl<P: Ports> Guard<P> {
                 }
                 Ok(_) => {}
                 Err(e @ AwsError::Transient(_)) => {
-                    return finish(record, Action::Remediate, Err(e)).map(drop);
+                    return finish(record, Action::Remediate, Err(e)).map(|_| false);
                 }
                 // Without the designated key the intent cannot be confirmed: the secret is
                 // compliant, and the intent mark is removed below.
@@ -413,14 +626,31 @@ impl<P: Ports> Guard<P> {
             }
         }
 
-        // `notify` keeps the mark too: it is how a redelivery knows the finding was reported.
-        let marks = self.config.acts(Action::Tag) || self.config.acts(Action::Notify);
-        // The mark's writes are `tag` actions, or `notify` ones when only `notify` is on.
-        let mark_action = if self.config.acts(Action::Tag) {
-            Action::Tag
-        } else {
-            Action::Notify
-        };
+        Ok(remediated)
+    }
+
+    /// Marks the secret (`cmkguard:status`), then notifies; each writes only when the state is
+    /// not already right (see [`Self::remediate_if_due`] for why the mark comes first).
+    async fn mark_and_notify(
+        &self,
+        scope: &Scope,
+        facts: &SecretFacts,
+        record: &mut AuditRecord,
+        remediated: bool,
+    ) -> Result<(), Transient> {
+        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
+        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
+        // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
+        // finding was reported.
+        let marks = [Action::Tag, Action::Notify, Action::SecurityHub]
+            .into_iter()
+            .any(|a| self.config.acts(a));
+        // The mark's writes are `tag` actions, or (without `tag`) `notify` or `securityhub` ones.
+        let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
+            .into_iter()
+            .find(|a| self.config.acts(*a))
+            .unwrap_or(Action::Tag);
         let wanted_status = if remediated {
             REMEDIATED
         } else {
@@ -450,10 +680,8 @@ impl<P: Ports> Guard<P> {
                 .await
             };
             let action = match action {
-                Ok(action)
-                    if mark_action == Action::Notify && action.outcome != Outcome::Failed =>
-                {
-                    // Only `notify` is on: its one action says what was published, below.
+                Ok(action) if mark_action != Action::Tag && action.outcome != Outcome::Failed => {
+                    // Without `tag`, `notify`'s (or `securityhub`'s) own action says what was done.
                     action
                 }
                 action => finish(record, mark_action, action)?,

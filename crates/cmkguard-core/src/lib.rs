@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod event;
 pub mod facts;
+pub mod finding;
 pub mod guard;
 pub mod policy;
 pub mod ports;

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::facts::{KeyFacts, SecretFacts};
+use crate::finding::{Finding, RefusedFinding};
 
 /// Where a call goes: an account and a region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,6 +124,16 @@ pub trait Publish {
     fn publish(&self, notification: &Notification) -> impl Future<Output = AwsResult<()>> + Send;
 }
 
+pub trait ImportFindings {
+    /// `BatchImportFindings` in `scope` (the findings' own account and region), at most 100 at
+    /// a time; the findings Security Hub refused come back, the others were imported.
+    fn import_findings(
+        &self,
+        scope: &Scope,
+        findings: &[Finding],
+    ) -> impl Future<Output = AwsResult<Vec<RefusedFinding>>> + Send;
+}
+
 /// Everything the guard uses, in one bound.
 pub trait Ports:
     DescribeSecret
@@ -132,6 +143,7 @@ pub trait Ports:
     + DescribeKey
     + ResolveAlias
     + Publish
+    + ImportFindings
     + Send
     + Sync
 {
@@ -145,6 +157,7 @@ impl<T> Ports for T where
         + DescribeKey
         + ResolveAlias
         + Publish
+        + ImportFindings
         + Send
         + Sync
 {

@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use cmkguard_core::facts::{KeyFacts, SecretFacts};
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT};
+use cmkguard_core::finding::{Finding, RefusedFinding};
 use cmkguard_core::ports::{
-    AwsResult, DescribeKey, DescribeSecret, ListSecrets, Publish, ReencryptSecret, ResolveAlias,
-    SecretPage, TagSecret,
+    AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListSecrets, Publish, ReencryptSecret,
+    ResolveAlias, SecretPage, TagSecret,
 };
 use cmkguard_core::{AuditRecord, Config, Guard, KeyState, Notification, Outcome, Scope};
 use cmkguard_lambda::{Invocation, handle};
@@ -70,6 +71,16 @@ impl ResolveAlias for SlowList {
 impl Publish for SlowList {
     async fn publish(&self, notification: &Notification) -> AwsResult<()> {
         self.0.publish(notification).await
+    }
+}
+
+impl ImportFindings for SlowList {
+    async fn import_findings(
+        &self,
+        scope: &Scope,
+        findings: &[Finding],
+    ) -> AwsResult<Vec<RefusedFinding>> {
+        self.0.import_findings(scope, findings).await
     }
 }
 

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::finding::{Finding, RefusedFinding};
 use crate::ports::{
-    AwsError, AwsResult, DescribeKey, DescribeSecret, ListSecrets, Notification, Publish,
-    ReencryptSecret, ResolveAlias, Scope, SecretPage, TagSecret,
+    AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListSecrets, Notification,
+    Publish, ReencryptSecret, ResolveAlias, Scope, SecretPage, TagSecret,
 };
 
 #[derive(Default)]
@@ -16,6 +17,12 @@ struct World {
     keys: HashMap<(Scope, String), KeyFacts>,
     aliases: HashMap<(Scope, String), String>,
     published: Vec<Notification>,
+    /// Security Hub's findings by id, as last imported, per account and region.
+    findings: BTreeMap<(Scope, String), Finding>,
+    /// Every `BatchImportFindings` request, by its number of findings.
+    imports: Vec<usize>,
+    /// When set, Security Hub refuses every finding with this code (e.g. `InvalidAccess`).
+    refuse_findings: Option<String>,
     calls: Vec<String>,
     failures: HashMap<String, AwsError>,
     /// Calls of an operation that still succeed before its failure begins.
@@ -106,6 +113,21 @@ impl FakeAws {
 
     pub fn published(&self) -> Vec<Notification> {
         self.world().published.clone()
+    }
+
+    /// Security Hub's findings, as last imported.
+    pub fn findings(&self) -> Vec<Finding> {
+        self.world().findings.values().cloned().collect()
+    }
+
+    /// The size of each `BatchImportFindings` request so far.
+    pub fn imports(&self) -> Vec<usize> {
+        self.world().imports.clone()
+    }
+
+    /// Security Hub refuses every finding from now on, with `code` (as where it is not enabled).
+    pub fn refuse_findings(&self, code: &str) {
+        self.world().refuse_findings = Some(code.to_owned());
     }
 
     fn enter(&self, operation: &str) -> AwsResult<std::sync::MutexGuard<'_, World>> {
@@ -228,6 +250,33 @@ impl Publish for FakeAws {
         let mut world = self.enter("Publish")?;
         world.published.push(notification.clone());
         Ok(())
+    }
+}
+
+impl ImportFindings for FakeAws {
+    async fn import_findings(
+        &self,
+        scope: &Scope,
+        findings: &[Finding],
+    ) -> AwsResult<Vec<RefusedFinding>> {
+        let mut world = self.enter("BatchImportFindings")?;
+        world.imports.push(findings.len());
+        if let Some(code) = world.refuse_findings.clone() {
+            return Ok(findings
+                .iter()
+                .map(|f| RefusedFinding {
+                    id: f.id.clone(),
+                    code: code.clone(),
+                    message: "Security Hub is not enabled for this account".into(),
+                })
+                .collect());
+        }
+        for f in findings {
+            world
+                .findings
+                .insert((scope.clone(), f.id.clone()), f.clone());
+        }
+        Ok(Vec::new())
     }
 }
 

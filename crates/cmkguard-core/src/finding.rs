@@ -1,0 +1,266 @@
+//! The Security Hub finding (ASFF) for a decision: one per secret, with a stable id, so a later
+//! decision updates the same finding. Pure: the AWS adapter turns a [`Finding`] into the SDK's
+//! `AwsSecurityFinding`.
+
+use std::time::SystemTime;
+
+use crate::arn::Arn;
+use crate::facts::SecretFacts;
+use crate::record::{AuditRecord, Verdict};
+
+/// `GeneratorId` of every finding, and the prefix of its `Id`.
+pub const GENERATOR_ID: &str = "cmkguard/secret-kms-key";
+/// The finding type, under `Software and Configuration Checks`.
+pub const FINDING_TYPE: &str = "Software and Configuration Checks/AWS Security Best Practices/Secrets Manager customer managed key";
+pub const PROVIDER_NAME: &str = "cmkguard";
+pub const PROVIDER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `Compliance.Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compliance {
+    Failed,
+    Passed,
+}
+
+impl Compliance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compliance::Failed => "FAILED",
+            Compliance::Passed => "PASSED",
+        }
+    }
+}
+
+/// `Severity.Label`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    /// The severity of a non-compliant secret, by its reason. What decides it is what the
+    /// finding puts at stake: a key that is going away or cannot decrypt loses the secret
+    /// (availability); the AWS managed key leaves the secret readable by any principal with
+    /// `GetSecretValue` and without a key policy of its own (confidentiality, no separation of
+    /// duties); a customer key that is merely not on the allowed list is a policy deviation.
+    pub fn of_reason(reason: &str) -> Severity {
+        match reason {
+            "key-pending-deletion" => Severity::Critical,
+            "key-disabled" | "key-not-found" => Severity::High,
+            "aws-managed-key" | "replica-aws-managed-key" => Severity::Medium,
+            "key-not-allowed" => Severity::Low,
+            _ => Severity::Medium,
+        }
+    }
+}
+
+/// `RecordState`: an archived finding is no longer active (exempt secrets, deleted secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Active,
+    Archived,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Active => "ACTIVE",
+            RecordState::Archived => "ARCHIVED",
+        }
+    }
+}
+
+/// Why a finding is imported now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Non-compliant (or managed, on a wrong key): reported for the first time, or for a new reason.
+    Failed,
+    /// The guard re-encrypted the secret.
+    Remediated,
+    /// Compliant again, fixed by someone other than the guard.
+    FixedElsewhere,
+    /// Exempt now: the finding is archived.
+    Exempt,
+    /// The secret no longer exists: the finding is archived.
+    Deleted,
+}
+
+/// One ASFF finding, as much of it as cmkguard fills in. Never a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub id: String,
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+    pub secret_arn: String,
+    pub secret_name: String,
+    /// The key the secret is on now; `None` for the default key.
+    pub kms_key_id: Option<String>,
+    pub compliance: Compliance,
+    pub severity: Severity,
+    pub record_state: RecordState,
+    pub title: String,
+    pub description: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    /// The secret's creation time: the same on every import of the finding, so its `CreatedAt`
+    /// stays the first one without the guard keeping state. `None`: the time of the import.
+    pub created_at: Option<SystemTime>,
+}
+
+impl Finding {
+    /// The finding of `record` about the secret `facts` (absent for a deleted secret).
+    pub fn new(change: Change, record: &AuditRecord, facts: Option<&SecretFacts>) -> Option<Self> {
+        let secret_arn = record.secret_arn.clone()?;
+        let arn = Arn::parse(&secret_arn)?;
+        let secret_name = facts.map_or_else(|| name_in(&secret_arn), |f| f.name.clone());
+        let key = || {
+            record
+                .key_id
+                .clone()
+                .unwrap_or_else(|| "aws/secretsmanager".into())
+        };
+        let (compliance, severity, record_state, title, description) = match change {
+            Change::Failed => (
+                Compliance::Failed,
+                Severity::of_reason(&record.reason),
+                RecordState::Active,
+                format!(
+                    "Secret `{secret_name}` is not encrypted with an allowed customer managed KMS key"
+                ),
+                format!(
+                    "cmkguard found secret `{secret_name}` {} (reason `{}`, key `{}`). Re-encrypt it with the account's designated customer managed key, or tag it `cmkguard:exempt=true` if it must stay.",
+                    match record.verdict {
+                        Verdict::Managed => "managed by another service and on a wrong key",
+                        _ => "on a wrong key",
+                    },
+                    record.reason,
+                    key()
+                ),
+            ),
+            Change::Remediated => (
+                Compliance::Passed,
+                Severity::Informational,
+                RecordState::Active,
+                format!("Secret `{secret_name}` was re-encrypted by cmkguard"),
+                format!(
+                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was `{}`). No secret value was read or changed.",
+                    key(),
+                    record.reason
+                ),
+            ),
+            Change::FixedElsewhere => (
+                Compliance::Passed,
+                Severity::Informational,
+                RecordState::Active,
+                format!("Secret `{secret_name}` is encrypted with a customer managed KMS key"),
+                format!(
+                    "Secret `{secret_name}` is now on customer managed key `{}`: fixed outside cmkguard.",
+                    key()
+                ),
+            ),
+            Change::Exempt => (
+                Compliance::Passed,
+                Severity::Informational,
+                RecordState::Archived,
+                format!("Secret `{secret_name}` is exempt from cmkguard"),
+                format!(
+                    "Secret `{secret_name}` carries the exemption tag: cmkguard archived its finding."
+                ),
+            ),
+            Change::Deleted => (
+                Compliance::Passed,
+                Severity::Informational,
+                RecordState::Archived,
+                format!("Secret `{secret_name}` no longer exists"),
+                format!("Secret `{secret_name}` was deleted: cmkguard archived its finding."),
+            ),
+        };
+        Some(Finding {
+            id: id_of(&secret_arn),
+            partition: arn.partition.to_owned(),
+            account: arn.account.to_owned(),
+            region: arn.region.to_owned(),
+            secret_arn: secret_arn.clone(),
+            secret_name,
+            kms_key_id: record.key_id.clone(),
+            compliance,
+            severity,
+            record_state,
+            title,
+            description,
+            verdict: record.verdict,
+            reason: record.reason.clone(),
+            created_at: facts.and_then(|f| f.created),
+        })
+    }
+
+    /// `arn:PARTITION:securityhub:REGION:ACCOUNT:product/ACCOUNT/default`: findings about an
+    /// account's own resources.
+    pub fn product_arn(&self) -> String {
+        format!(
+            "arn:{}:securityhub:{}:{}:product/{}/default",
+            self.partition, self.region, self.account, self.account
+        )
+    }
+}
+
+/// The finding `Id` of a secret: stable, so every decision about it updates one finding.
+pub fn id_of(secret_arn: &str) -> String {
+    format!("{GENERATOR_ID}/{secret_arn}")
+}
+
+fn name_in(secret_arn: &str) -> String {
+    let name = secret_arn.rsplit(":secret:").next().unwrap_or(secret_arn);
+    // A full ARN ends in `-` and 6 random characters.
+    match name.rsplit_once('-') {
+        Some((base, suffix)) if suffix.len() == 6 => base.to_owned(),
+        _ => name.to_owned(),
+    }
+}
+
+/// A finding Security Hub refused (`FailedFindings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedFinding {
+    pub id: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_follows_what_is_at_stake() {
+        assert_eq!(
+            Severity::of_reason("key-pending-deletion"),
+            Severity::Critical
+        );
+        assert_eq!(Severity::of_reason("key-disabled"), Severity::High);
+        assert_eq!(Severity::of_reason("aws-managed-key"), Severity::Medium);
+        assert_eq!(Severity::of_reason("key-not-allowed"), Severity::Low);
+    }
+
+    #[test]
+    fn the_name_of_a_deleted_secret_comes_from_its_arn() {
+        assert_eq!(
+            name_in("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf"),
+            "app/db"
+        );
+    }
+}
