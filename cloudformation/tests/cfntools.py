@@ -46,6 +46,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "Actions": "tag,notify",
         "EnableRemediation": "true",
         "RemediateAccounts": MEMBER_ACCOUNT,
+        "EnableSecurityHub": "true",
         "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
@@ -59,9 +60,16 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "OrganizationId": ORG_ID,
         "MemberRoleRegion": REGION,
         "EnableRemediation": "true",
+        "EnableSecurityHub": "true",
         "ForwardEvents": "true",
     },
 }
+
+
+def security_hub_product_arn(account: str, region: str = "*", product_account: str | None = None, product: str = "default") -> str:
+    """A Security Hub product ARN; by default the account's own default product (the one
+    BatchImportFindings takes for findings the account makes itself), in any region."""
+    return f"arn:aws:securityhub:{region}:{account}:product/{product_account or account}/{product}"
 
 
 def load_template(name: str) -> dict[str, Any]:

@@ -7,12 +7,37 @@ import json
 
 import pytest
 
-from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, REGION, action_covers, as_list, load_template, statements
+from cfntools import (
+    ACCOUNT,
+    FULL_PARAMETERS,
+    MEMBER_ACCOUNT,
+    REGION,
+    action_covers,
+    as_list,
+    load_template,
+    policy_document,
+    security_hub_product_arn,
+    statements,
+)
 from motostacks import MOTO_LACKS, create_stack, moto_variant, outputs, package
 from policyeval import Request, iam_allows, kms_allows
 
 FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*")
 GUARD_ROLE = f"cmkguard-guard-{REGION}"
+
+
+def assert_security_hub_import_only_into(document: dict, role: str, account: str, other: str) -> None:
+    """BatchImportFindings into `account`'s default product in any region; nothing else."""
+    for region in (REGION, "eu-west-1"):
+        assert iam_allows([document], Request(role, "securityhub:BatchImportFindings", security_hub_product_arn(account, region)))
+    for resource in (
+        security_hub_product_arn(other, REGION),
+        security_hub_product_arn(account, REGION, product_account=other),
+        security_hub_product_arn(account, REGION, product_account="aws", product="guardduty"),
+    ):
+        assert not iam_allows([document], Request(role, "securityhub:BatchImportFindings", resource)), resource
+    for action in ("securityhub:BatchUpdateFindings", "securityhub:GetFindings", "securityhub:DisableSecurityHub"):
+        assert not iam_allows([document], Request(role, action, security_hub_product_arn(account, REGION))), action
 
 
 def create_guard_stack(aws, parameters: dict[str, str]) -> dict:
@@ -45,7 +70,7 @@ def test_everything_on(aws):
     assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{GUARD_ROLE}" == out["GuardRoleArn"]
     # moto keeps a Number parameter's default as a number; CloudFormation passes strings.
     assert {k: str(v) for k, v in fn["Environment"]["Variables"].items()} == {
-        "CMKGUARD_ACTIONS": "tag,notify,remediate",
+        "CMKGUARD_ACTIONS": "tag,notify,remediate,securityhub",
         "CMKGUARD_REMEDIATE_ACCOUNTS": parameters["RemediateAccounts"],
         "CMKGUARD_KEY_ALIAS": "alias/cmkguard/secrets",
         "CMKGUARD_ALLOWED_KEY_ARNS": parameters["AllowedKeyArns"],
@@ -57,9 +82,11 @@ def test_everything_on(aws):
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
-    # Its role: the calls it makes, UpdateSecret and AssumeRole included (both turned on).
+    # Its role: the calls it makes, UpdateSecret, BatchImportFindings and AssumeRole
+    # included (all turned on).
     granted = live_role_actions(aws)
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
     for actions in granted.values():
         for action in actions:
@@ -93,6 +120,14 @@ def test_everything_on(aws):
         context = {"secretsmanager:KmsKeyArn": key} if key else {}
         assert iam_allows([remediate], Request(fn["Role"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
+    # Security Hub as IAM holds it: this account's default product, in any region, nothing else.
+    security_hub = policy_document(
+        aws("iam").get_role_policy(RoleName=GUARD_ROLE, PolicyName="cmkguard-securityhub")["PolicyDocument"]
+    )
+    [statement] = statements(security_hub)
+    assert statement["Resource"] == security_hub_product_arn(ACCOUNT)
+    assert_security_hub_import_only_into(security_hub, fn["Role"], ACCOUNT, MEMBER_ACCOUNT)
+
     # The rules: the CloudTrail events and the sweep, both to the function, undeliverable
     # events to the dead-letter queue.
     events = aws("events")
@@ -121,13 +156,14 @@ def test_everything_on(aws):
     assert "TrailBucket" in resources
 
 
-def test_defaults_leave_remediation_and_other_accounts_off(aws):
+def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     resources = create_guard_stack(aws, {})
-    assert not {"RemediationPolicy", "AssumeMemberRolePolicy", "TrailBucket"} & set(resources)
+    assert not {"RemediationPolicy", "SecurityHubPolicy", "AssumeMemberRolePolicy", "TrailBucket"} & set(resources)
     granted = live_role_actions(aws)
     assert set(granted) == {"cmkguard-guard"}
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
+    assert not any(a.lower().startswith("securityhub:") for a in everything)
 
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     variables = fn["Environment"]["Variables"]
@@ -149,3 +185,26 @@ def test_remediation_is_added_to_the_actions(aws, actions, expected):
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     assert fn["Environment"]["Variables"]["CMKGUARD_ACTIONS"] == expected
     assert fn["Environment"]["Variables"]["CMKGUARD_REMEDIATE_ACCOUNTS"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("actions", "remediation", "expected"),
+    [
+        ("none", "false", "securityhub"),
+        ("tag", "false", "tag,securityhub"),
+        ("tag,notify", "false", "tag,notify,securityhub"),
+        ("none", "true", "remediate,securityhub"),
+        ("notify", "true", "notify,remediate,securityhub"),
+    ],
+)
+def test_security_hub_is_added_to_the_actions_with_its_permission(aws, actions, remediation, expected):
+    parameters = {"Actions": actions, "EnableSecurityHub": "true", "EnableRemediation": remediation}
+    if remediation == "true":
+        parameters["RemediateAccounts"] = "*"
+    resources = create_guard_stack(aws, parameters)
+    assert "SecurityHubPolicy" in resources
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert fn["Environment"]["Variables"]["CMKGUARD_ACTIONS"] == expected
+    granted = live_role_actions(aws)
+    assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
+    assert [n for n, actions in granted.items() if any(a.startswith("securityhub:") for a in actions)] == ["cmkguard-securityhub"]

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import json
 
-from cfntools import policy_document, ACCOUNT, FULL_PARAMETERS, MEMBER_ACCOUNT, ORG_ID, REGION, as_list, load_template, role_arn, statements
+from cfntools import (
+    ACCOUNT,
+    FULL_PARAMETERS,
+    MEMBER_ACCOUNT,
+    ORG_ID,
+    REGION,
+    as_list,
+    load_template,
+    policy_document,
+    role_arn,
+    security_hub_product_arn,
+    statements,
+)
 from motostacks import create_stack
 from policyeval import Request, iam_allows
+from test_guard_stack import assert_security_hub_import_only_into
 
 
 def policy_actions(iam, role: str) -> dict[str, set[str]]:
@@ -33,7 +46,15 @@ def test_member_role_and_forwarding(aws):
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG_ID}}
     granted = policy_actions(iam, "cmkguard-member")
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
+    # Security Hub as IAM holds it: the member account's default product only (not even the guard's).
+    security_hub = policy_document(
+        iam.get_role_policy(RoleName="cmkguard-member", PolicyName="cmkguard-securityhub")["PolicyDocument"]
+    )
+    [sh_statement] = statements(security_hub)
+    assert sh_statement["Resource"] == security_hub_product_arn(MEMBER_ACCOUNT)
+    assert_security_hub_import_only_into(security_hub, role["Arn"], MEMBER_ACCOUNT, ACCOUNT)
     # Re-encryption as IAM holds it: onto a key of the member account, named in the request.
     remediate = policy_document(iam.get_role_policy(RoleName="cmkguard-member", PolicyName="cmkguard-remediate")["PolicyDocument"])
     secret = f"arn:aws:secretsmanager:{REGION}:{MEMBER_ACCOUNT}:secret:app-AbCdEf"
@@ -52,7 +73,7 @@ def test_member_role_and_forwarding(aws):
     assert target["RoleArn"] == iam.get_role(RoleName=resources["ForwarderRole"]["PhysicalResourceId"])["Role"]["Arn"]
 
 
-def test_no_forwarding_to_its_own_bus_and_no_remediation_by_default(aws):
+def test_no_forwarding_to_its_own_bus_and_no_remediation_or_security_hub_by_default(aws):
     # The member stack in the guard's own account and region: forwarding there would loop.
     parameters = {
         "GuardRoleArn": role_arn(f"cmkguard-guard-{REGION}"),
@@ -71,3 +92,14 @@ def test_other_regions_only_forward(aws):
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
     assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule"}
+
+
+def test_security_hub_alone(aws):
+    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false"}
+    resources = create_stack(
+        aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
+    )
+    assert "MemberSecurityHubPolicy" in resources and "MemberRemediationPolicy" not in resources
+    granted = policy_actions(aws("iam", MEMBER_ACCOUNT), "cmkguard-member")
+    assert set(granted) == {"cmkguard-member", "cmkguard-securityhub"}
+    assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}

@@ -9,17 +9,23 @@ import pytest
 
 from cfnrender import variants
 from cfntools import (
+    ACCOUNT,
     CFN_DIR,
     HANDLED_EVENT_NAMES,
+    MEMBER_ACCOUNT,
+    REGION,
     ROOT,
     TEMPLATES,
     action_covers,
     as_list,
     iter_allowed_actions,
     load_template,
+    role_arn,
     role_policy_documents,
+    security_hub_product_arn,
     statements,
 )
+from policyeval import Request, iam_allows
 
 # The secret's value, and the wildcards that would include it or any other call.
 FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*", "*")
@@ -38,6 +44,7 @@ GUARD_ACTIONS = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sts:AssumeRole",  # only with AssumeRoleName set, see below
+    "securityhub:BatchImportFindings",  # only with EnableSecurityHub=true, see below
 }
 MEMBER_ACTIONS = {
     "secretsmanager:DescribeSecret",
@@ -47,7 +54,11 @@ MEMBER_ACTIONS = {
     "secretsmanager:UpdateSecret",
     "kms:DescribeKey",
     "kms:ListAliases",
+    "securityhub:BatchImportFindings",
 }
+# The one Security Hub grant (CONTRACT.md "Findings in Security Hub"): the account's own
+# default product, in every region (like the secretsmanager grants: the secret's region).
+SECURITY_HUB_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
 # CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on.
 GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason", "cmkguard:previous-key"}
 
@@ -144,6 +155,125 @@ def test_update_secret_only_when_remediation_is_enabled(template_name, role):
     assert found
 
 
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_security_hub_import_only_when_enabled_and_only_into_the_own_default_product(template_name, role):
+    template = load_template(template_name)
+    parameter = template["Parameters"]["EnableSecurityHub"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
+    enabled = {"Fn::Equals": [{"Ref": "EnableSecurityHub"}, "true"]}
+    condition = template["Conditions"]["SecurityHubEnabled"]
+    assert condition == enabled or ("Fn::And" in condition and enabled in condition["Fn::And"])
+    found = 0
+    for where, resource_condition, document in role_policy_documents(template, role):
+        for statement in statements(document):
+            actions = as_list(statement.get("Action"))
+            if not any(a.lower().startswith("securityhub:") for a in actions):
+                continue
+            found += 1
+            assert resource_condition == "SecurityHubEnabled", f"{where} grants Security Hub without SecurityHubEnabled"
+            assert statement["Effect"] == "Allow"
+            assert actions == ["securityhub:BatchImportFindings"], f"{where}: {actions}"
+            assert statement["Resource"] == SECURITY_HUB_RESOURCE, f"{where}: {statement['Resource']}"
+            assert not {"NotAction", "NotResource"} & set(statement), where
+    assert found == 1
+
+
+IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
+
+
+def rendered_role_documents(resources: dict, role: str) -> list[dict]:
+    """The identity policies of a rendered role: inline, and attached by its name."""
+    if role not in resources:
+        return []
+    props = resources[role]["Properties"]
+    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    documents += [
+        r["Properties"]["PolicyDocument"] for r in resources.values() if props["RoleName"] in r["Properties"].get("Roles", [])
+    ]
+    return documents
+
+
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_security_hub_grant_as_iam_decides_it_in_every_variant(template_name, role):
+    # Rendered for the account each template is deployed in (guard: its own, member: the
+    # member account), every condition variant, the requests evaluated.
+    checked = 0
+    for variant in variants(template_name, IAM_TYPES, ("SecurityHubEnabled",)):
+        account = variant.account
+        other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+        documents = rendered_role_documents(variant.resources, role)
+        # Every identity policy of the stack, any role's: only the guard's role grants it.
+        everywhere = [
+            d
+            for r in variant.resources.values()
+            for d in [r["Properties"].get("PolicyDocument")] + [p["PolicyDocument"] for p in r["Properties"].get("Policies", [])]
+            if d is not None
+        ]
+        granting = [s for d in everywhere for s in statements(d) if any("securityhub" in a.lower() for a in as_list(s.get("Action")))]
+        assert bool(granting) == variant.conditions["SecurityHubEnabled"], variant.label
+        assert all(any(s in statements(d) for d in documents) for s in granting), variant.label
+        for statement in granting:
+            assert statement["Resource"] == security_hub_product_arn(account), variant.label
+
+        def allowed(action: str, resource: str) -> bool:
+            return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
+
+        own = [security_hub_product_arn(account, region) for region in (REGION, "eu-west-1", "ap-southeast-2")]
+        assert all(allowed("securityhub:BatchImportFindings", arn) for arn in own) is variant.conditions["SecurityHubEnabled"]
+        for resource in (
+            security_hub_product_arn(other, REGION),  # another account's default product
+            security_hub_product_arn(account, REGION, product_account=other),  # as another account's product
+            security_hub_product_arn(account, REGION, product_account="aws", product="guardduty"),  # as an AWS service
+            f"arn:aws:securityhub:{REGION}:{account}:hub/default",
+            "*",
+        ):
+            assert not allowed("securityhub:BatchImportFindings", resource), (variant.label, resource)
+        for action in (
+            "securityhub:BatchUpdateFindings",
+            "securityhub:UpdateFindings",
+            "securityhub:GetFindings",
+            "securityhub:DisableSecurityHub",
+            "securityhub:EnableImportFindingsForProduct",
+        ):
+            assert not allowed(action, own[0]), (variant.label, action)
+        checked += variant.conditions["SecurityHubEnabled"]
+    assert checked
+
+
+def _contract_actions() -> set[str] | None:
+    contract = ROOT.parent / "shared" / "CONTRACT.md"
+    if not contract.exists():
+        return None
+    [row] = re.findall(r"^\| `CMKGUARD_ACTIONS` \|([^|]*)\|", contract.read_text(), re.MULTILINE)
+    return set(re.findall(r"`([a-z]+)`", row))
+
+
+def test_every_action_of_the_contract_can_be_configured():
+    template = load_template("guard.yaml")
+    configurable = {a for v in template["Parameters"]["Actions"]["AllowedValues"] for a in v.split(",")}
+    configurable |= {"remediate", "securityhub"}  # EnableRemediation, EnableSecurityHub
+    contract = _contract_actions()
+    assert configurable == (contract if contract is not None else {"none", "tag", "notify", "remediate", "securityhub"})
+
+
+def test_actions_variable_in_every_variant():
+    # CMKGUARD_ACTIONS is Actions, then remediate and securityhub as their parameters say;
+    # none only when nothing is on.
+    actions = "tag,notify"  # cfntools.FULL_PARAMETERS, what the variants are rendered with
+    contract = _contract_actions()
+    seen = set()
+    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), ("ActionsNone", "RemediationEnabled", "SecurityHubEnabled")):
+        c = variant.conditions
+        expected = ([] if c["ActionsNone"] else actions.split(",")) + ["remediate"] * c["RemediationEnabled"]
+        expected += ["securityhub"] * c["SecurityHubEnabled"]
+        value = variant.resources["Function"]["Properties"]["Environment"]["Variables"]["CMKGUARD_ACTIONS"]
+        assert value == (",".join(expected) or "none"), variant.label
+        if contract is not None:
+            assert set(value.split(",")) <= contract, value
+        seen.add(value)
+    assert len(seen) == 8
+
+
 def test_guard_assumes_only_the_member_role_and_only_when_named():
     template = load_template("guard.yaml")
     for where, resource_condition, document in role_policy_documents(template, "GuardRole"):
@@ -202,15 +332,28 @@ def test_environment_mirrors_the_contract_variables():
 def test_alarms_watch_errors_and_the_dead_letter_queue():
     resources = load_template("guard.yaml")["Resources"]
     alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == {"Errors", "ApproximateNumberOfMessagesVisible", "decisions.error", "actions.remediate.failed"}
+    assert set(alarms) == {
+        "Errors",
+        "ApproximateNumberOfMessagesVisible",
+        "decisions.error",
+        "actions.remediate.failed",
+        "actions.securityhub.failed",
+    }
     assert alarms["Errors"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
     assert alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
     ]
     # The guard's own EMF metrics (crates/cmkguard-lambda/src/metrics.rs), aggregated without dimensions.
-    for name in ("decisions.error", "actions.remediate.failed"):
+    for name in ("decisions.error", "actions.remediate.failed", "actions.securityhub.failed"):
         assert alarms[name]["Namespace"] == "cmkguard"
         assert "Dimensions" not in alarms[name]
+    # Security Hub failures are watched where the action is on.
+    [security_hub] = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == "actions.securityhub.failed"
+    ]
+    assert security_hub["Condition"] == "SecurityHubEnabled"
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
         assert alarm["Threshold"] == 1
