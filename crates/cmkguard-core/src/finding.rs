@@ -123,8 +123,14 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// The finding of `record` about the secret `facts` (absent for a deleted secret).
-    pub fn new(change: Change, record: &AuditRecord, facts: Option<&SecretFacts>) -> Option<Self> {
+    /// The finding of `record` about the secret `facts` (absent for a deleted secret);
+    /// `re_encrypted_with` is the key the guard just put the secret on, if it did.
+    pub fn new(
+        change: Change,
+        record: &AuditRecord,
+        facts: Option<&SecretFacts>,
+        re_encrypted_with: Option<&str>,
+    ) -> Option<Self> {
         let secret_arn = record.secret_arn.clone()?;
         let arn = Arn::parse(&secret_arn)?;
         let secret_name = facts.map_or_else(|| name_in(&secret_arn), |f| f.name.clone());
@@ -158,7 +164,8 @@ impl Finding {
                 RecordState::Active,
                 format!("Secret `{secret_name}` was re-encrypted by cmkguard"),
                 format!(
-                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was `{}`). No secret value was read or changed.",
+                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was on `{}`: `{}`). No secret value was read or changed.",
+                    re_encrypted_with.unwrap_or("?"),
                     key(),
                     record.reason
                 ),
@@ -197,7 +204,9 @@ impl Finding {
             region: arn.region.to_owned(),
             secret_arn: secret_arn.clone(),
             secret_name,
-            kms_key_id: record.key_id.clone(),
+            kms_key_id: re_encrypted_with
+                .map(str::to_owned)
+                .or_else(|| record.key_id.clone()),
             compliance,
             severity,
             record_state,

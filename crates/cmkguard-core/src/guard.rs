@@ -291,7 +291,7 @@ impl<P: Ports> Guard<P> {
         if !self.config.acts(Action::SecurityHub) {
             return Ok(());
         }
-        let Some(finding) = Finding::new(Change::Deleted, record, None) else {
+        let Some(finding) = Finding::new(Change::Deleted, record, None, None) else {
             return Ok(());
         };
         if let Some(imported) = self.import_findings(scope, &[finding]).await.pop() {
@@ -469,7 +469,17 @@ impl<P: Ports> Guard<P> {
             }
             _ => return None,
         };
-        Finding::new(change, record, Some(facts))
+        // The key the secret is on now, when the guard just re-encrypted it (the designated
+        // key, resolved and cached by the re-encryption).
+        let scope = Scope::new(
+            record.account.clone().unwrap_or_default(),
+            record.region.clone().unwrap_or_default(),
+        );
+        let now_on = (change == Change::Remediated)
+            .then(|| self.keys.get(&scope, &self.config.key_alias))
+            .flatten()
+            .map(|key| key.arn);
+        Finding::new(change, record, Some(facts), now_on.as_deref())
     }
 
     /// Imports `findings` (all of `scope`), 100 per request; one action per finding, in order.

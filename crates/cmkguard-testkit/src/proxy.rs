@@ -408,7 +408,7 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             return Ok(());
         };
         let body = read_body(&mut reader, &mut headers, false)?;
-        let op = operation(&headers, &body);
+        let op = operation(&start_line, &headers, &body);
         let fault = decide(shared, &op, &body);
         shared.lock().in_flight += 1;
         let answered = answer(
@@ -509,7 +509,7 @@ fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
 }
 
 /// The service and operation of a request.
-fn operation(headers: &Headers, body: &[u8]) -> Operation {
+fn operation(start_line: &str, headers: &Headers, body: &[u8]) -> Operation {
     if let Some(target) = header(headers, "x-amz-target") {
         let (prefix, name) = target.split_once('.').unwrap_or(("", target));
         let service = match prefix {
@@ -528,17 +528,29 @@ fn operation(headers: &Headers, body: &[u8]) -> Operation {
         .and_then(|scope| scope.split('/').nth(3))
         .unwrap_or("unknown")
         .to_owned();
+    // REST protocols (Security Hub) name the operation by method and path.
+    let path = start_line.split(' ').nth(1).unwrap_or_default();
+    let rest = match (service.as_str(), path) {
+        ("securityhub", "/findings/import") => Some("BatchImportFindings"),
+        ("securityhub", "/findings") => Some("GetFindings"),
+        _ => None,
+    };
     let body = String::from_utf8_lossy(body);
-    let name = body
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("Action="))
+    let name = rest
+        .or_else(|| {
+            body.split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))
+        })
         .unwrap_or("unknown")
         .to_owned();
     Operation { service, name }
 }
 
 fn is_json(op: &Operation) -> bool {
-    matches!(op.service.as_str(), "secretsmanager" | "kms")
+    matches!(
+        op.service.as_str(),
+        "secretsmanager" | "kms" | "securityhub"
+    )
 }
 
 fn throttle(op: &Operation) -> (u16, &'static str, Vec<u8>, &'static str) {
@@ -657,6 +669,7 @@ mod tests {
     #[test]
     fn reads_the_operation_of_json_and_query_requests() {
         let op = operation(
+            "POST / HTTP/1.1",
             &headers(&[("X-Amz-Target", "secretsmanager.UpdateSecret")]),
             b"{}",
         );
@@ -665,6 +678,7 @@ mod tests {
             ("secretsmanager", "UpdateSecret")
         );
         let op = operation(
+            "POST / HTTP/1.1",
             &headers(&[("x-amz-target", "TrentService.DescribeKey")]),
             b"{}",
         );
@@ -674,10 +688,21 @@ mod tests {
         );
         let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=x";
         let op = operation(
+            "POST / HTTP/1.1",
             &headers(&[("Authorization", auth)]),
             b"Action=Publish&Version=2010-03-31&TopicArn=x",
         );
         assert_eq!((op.service.as_str(), op.name.as_str()), ("sns", "Publish"));
+        let auth = auth.replace("/sns/", "/securityhub/");
+        let op = operation(
+            "POST /findings/import HTTP/1.1",
+            &headers(&[("Authorization", auth.as_str())]),
+            b"{\"Findings\":[]}",
+        );
+        assert_eq!(
+            (op.service.as_str(), op.name.as_str()),
+            ("securityhub", "BatchImportFindings")
+        );
     }
 
     #[test]

@@ -238,6 +238,44 @@ impl Moto {
         out.topic_arn().expect("a topic ARN").to_owned()
     }
 
+    /// Every Security Hub finding of `account` and `region`, as ASFF JSON (`GetFindings`; moto
+    /// ignores filters). Plain HTTP: the SDK's deserializer for these types needs more stack
+    /// than a test thread has in a debug build.
+    pub fn findings(&self, account: &str, region: &str) -> Vec<serde_json::Value> {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/securityhub/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let mut findings = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = serde_json::json!({"MaxResults": 100});
+            if let Some(token) = &token {
+                body["NextToken"] = token.clone().into();
+            }
+            let response = crate::http::request(
+                "POST",
+                &format!("{}/findings", self.endpoint()),
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Authorization", &authorization),
+                    ("x-moto-account-id", account),
+                ],
+                body.to_string().as_bytes(),
+            )
+            .expect("GetFindings on moto");
+            assert_eq!(response.status, 200, "GetFindings: {}", response.text());
+            let page = response.json().expect("GetFindings answers JSON");
+            findings.extend(page["Findings"].as_array().cloned().unwrap_or_default());
+            token = page["NextToken"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                return findings;
+            }
+        }
+    }
+
     /// An SQS queue subscribed to `topic`, so a test counts messages as a subscriber receives
     /// them. SQS is driven with its query protocol over plain HTTP (moto does not check
     /// signatures): one SDK crate fewer to build for a test-only reader.
