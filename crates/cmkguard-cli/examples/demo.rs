@@ -1,7 +1,7 @@
 //! `just demo`: the guard against a local AWS emulator, start to finish. Starts moto on a free
 //! loopback port, makes the region's customer managed key and alias, makes secrets on the default
 //! key and on the key, runs `cmkguard handle-event` on a CreateSecret event for each with
-//! `tag,notify,remediate`, prints the audit records and a before/after table, and stops moto.
+//! `tag,notify,remediate,securityhub`, prints the audit records and a before/after table, and stops moto.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a demo: fail loudly, print freely
 
@@ -88,7 +88,7 @@ async fn main() {
     }
 
     println!(
-        "\n== running the guard on a CreateSecret event for each secret (actions: tag,notify,remediate)\n"
+        "\n== running the guard on a CreateSecret event for each secret (actions: tag,notify,remediate,securityhub)\n"
     );
     let template = std::fs::read_to_string(
         cmkguard_testkit::workspace_root().join("testdata/events/CreateSecret-default-key.json"),
@@ -104,7 +104,7 @@ async fn main() {
         let mut child = Command::new(&binary)
             .args(["handle-event", "-"])
             .envs(moto.env())
-            .env("CMKGUARD_ACTIONS", "tag,notify,remediate")
+            .env("CMKGUARD_ACTIONS", "tag,notify,remediate,securityhub")
             .env("CMKGUARD_REMEDIATE_ACCOUNTS", ACCOUNT)
             .env("CMKGUARD_SNS_TOPIC_ARN", &topic)
             .stdin(Stdio::piped())
@@ -124,9 +124,24 @@ async fn main() {
     }
 
     println!("\n== before and after\n");
+    // Each secret's Security Hub finding, read back from the emulator (`GetFindings`).
+    let findings = moto.findings(ACCOUNT, REGION);
+    let finding_of = |arn: &str| {
+        findings
+            .iter()
+            .find(|f| f["Resources"][0]["Id"] == arn)
+            .map_or("-".to_owned(), |f| {
+                format!(
+                    "{} {} {}",
+                    f["Compliance"]["Status"].as_str().unwrap_or("?"),
+                    f["Severity"]["Label"].as_str().unwrap_or("?"),
+                    f["RecordState"].as_str().unwrap_or("?")
+                )
+            })
+    };
     println!(
-        "{:<22} {:<42} {:<42} {:<28}",
-        "secret", "key before", "key after", "cmkguard:status / reason"
+        "{:<22} {:<42} {:<42} {:<28} {:<26}",
+        "secret", "key before", "key after", "cmkguard:status / reason", "Security Hub finding"
     );
     for ((name, secret), before) in made.iter().zip(&before) {
         let after = moto.secret_state(ACCOUNT, REGION, &secret.arn).await;
@@ -142,11 +157,12 @@ async fn main() {
                 .map_or("-", String::as_str)
         );
         println!(
-            "{:<22} {:<42} {:<42} {:<28}",
+            "{:<22} {:<42} {:<42} {:<28} {:<26}",
             name,
             key_label(before, &keys.designated),
             key_label(&after, &keys.designated),
-            status
+            status,
+            finding_of(&secret.arn)
         );
         assert_eq!(
             after.current_value, secret.current_value,
@@ -155,8 +171,9 @@ async fn main() {
     }
     let messages: Vec<Value> = moto.sns_messages();
     println!(
-        "\n{} SNS notifications published; every secret's values are unchanged.",
-        messages.len()
+        "\n{} SNS notifications published, {} Security Hub findings; every secret's values are unchanged.",
+        messages.len(),
+        findings.len()
     );
     println!("== stopping moto");
 }
