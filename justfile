@@ -111,3 +111,8 @@ bench-audit sizes="1000,10000": venv c7n-venv
 bench-burst events="300" workers="30": venv
     cargo build --release --quiet -p cmkguard-cli -p cmkguard-lambda --bins
     BURST_EVENTS={{events}} BURST_WORKERS={{workers}} cargo bench --quiet -p cmkguard-lambda --bench burst
+
+# `cmkguard audit --apply` with `securityhub` against the same audit without it, same run, same moto.
+bench-securityhub sizes="10000": venv
+    cargo build --quiet --release -p cmkguard-cli
+    .venv/bin/python bench/audit.py --securityhub --moto .venv/bin/moto_server --cmkguard '{{target_dir}}/release/cmkguard' --sizes {{sizes}}

@@ -178,7 +178,12 @@ def floor(proxy_port):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--moto", required=True)
-    parser.add_argument("--custodian", required=True)
+    parser.add_argument("--custodian", help="Cloud Custodian's `custodian` (not needed with --securityhub)")
+    parser.add_argument(
+        "--securityhub",
+        action="store_true",
+        help="instead: `audit --apply --actions tag` against the same with `securityhub`, each on a fresh world",
+    )
     parser.add_argument("--cmkguard", required=True)
     parser.add_argument("--sizes", default="1000,10000")
     args = parser.parse_args()
@@ -252,6 +257,22 @@ def main():
                 except OSError:
                     matched = "?"
                 results[name] = (wall, rss, take_counts(), f"{matched} matched, exit {code}")
+
+            if args.securityhub:
+                audit("audit+tag", ["--apply", "--actions", "tag"])
+                make_world(moto_port, n)
+                take_counts()
+                audit("audit+tag+securityhub", ["--apply", "--actions", "tag,securityhub"])
+                print(f"   {'run':<22} {'wall s':>8} {'peak MiB':>9} {'requests':>9}  detail")
+                for name in ("audit+tag", "audit+tag+securityhub"):
+                    wall, rss, counts, detail = results[name]
+                    ops = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+                    print(f"   {name:<22} {wall:>8.2f} {rss:>9.1f} {sum(counts.values()):>9}  {detail}; {ops}")
+                imports = results["audit+tag+securityhub"][2].get("POST /findings/import", 0)
+                ratio = results["audit+tag+securityhub"][0] / results["audit+tag"][0]
+                print(f"   BatchImportFindings requests: {imports} (ceil(N/100) = {math.ceil(n / 100)})")
+                print(f"   audit+tag+securityhub / audit+tag = {ratio:.2f}x (target <= 1.2x)")
+                continue
 
             wall, listed = floor(proxy_port)
             results["floor"] = (wall, None, take_counts(), f"{listed} listed")

@@ -1,0 +1,248 @@
+//! The `securityhub` action in the engine: which decisions import a finding, what it says, and
+//! how a sweep batches them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
+
+use cmkguard_core::fake::FakeAws;
+use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
+use cmkguard_core::finding::{Compliance, RecordState, Severity};
+use cmkguard_core::{
+    Action, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Scope, SecretFacts,
+    Verdict,
+};
+use serde_json::{Value, json};
+
+const REGION: &str = "us-east-1";
+
+fn scope() -> Scope {
+    Scope::new(OWN_ACCOUNT, REGION)
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:secretsmanager:{REGION}:{OWN_ACCOUNT}:secret:{name}-AbCdEf")
+}
+
+fn cmk(id: &str) -> String {
+    format!("arn:aws:kms:{REGION}:{OWN_ACCOUNT}:key/{id}")
+}
+
+fn event(secret_arn: &str) -> Value {
+    json!({
+        "id": "eb-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
+        "account": OWN_ACCOUNT, "region": REGION,
+        "detail": {"eventID": "ct-1", "eventName": "CreateSecret", "awsRegion": REGION,
+                   "requestParameters": {"secretId": secret_arn}, "responseElements": {"arn": secret_arn}}
+    })
+}
+
+fn sweep() -> Value {
+    json!({"id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
+           "account": OWN_ACCOUNT, "region": REGION, "detail": {}})
+}
+
+fn world() -> FakeAws {
+    let fake = FakeAws::new();
+    for (id, state) in [
+        ("designated", KeyState::Enabled),
+        ("disabled", KeyState::Disabled),
+    ] {
+        fake.put_key(
+            &scope(),
+            KeyFacts {
+                arn: cmk(id),
+                manager: KeyManager::Customer,
+                state,
+            },
+        );
+    }
+    fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
+    fake
+}
+
+fn secret(name: &str, key: Option<&str>) -> SecretFacts {
+    SecretFacts {
+        arn: arn(name),
+        name: name.into(),
+        kms_key_id: key.map(Into::into),
+        ..Default::default()
+    }
+}
+
+fn config(actions: &str, dry_run: bool) -> Config {
+    let dry_run = dry_run.to_string();
+    let vars = [
+        ("CMKGUARD_ACTIONS", actions),
+        ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
+        ("CMKGUARD_DRY_RUN", dry_run.as_str()),
+    ];
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+fn outcome(record: &cmkguard_core::AuditRecord, action: Action) -> Option<Outcome> {
+    record
+        .actions
+        .iter()
+        .find(|a| a.action == action)
+        .map(|a| a.outcome)
+}
+
+#[tokio::test]
+async fn a_finding_is_imported_when_it_changes_and_only_then() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", Some(&cmk("disabled"))));
+    let guard = Guard::new(config("securityhub", false), fake);
+    for _ in 0..3 {
+        let records = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+        assert_eq!(records[0].verdict, Verdict::NonCompliant);
+    }
+    // One import for three deliveries: `securityhub` alone keeps the mark.
+    assert_eq!(guard.ports().imports(), [1]);
+    let findings = guard.ports().findings();
+    assert_eq!(findings.len(), 1);
+    let f = &findings[0];
+    assert_eq!(f.compliance, Compliance::Failed);
+    assert_eq!(
+        f.severity,
+        Severity::High,
+        "a disabled key cannot decrypt the secret"
+    );
+    assert_eq!(f.record_state, RecordState::Active);
+    assert_eq!(f.id, format!("cmkguard/secret-kms-key/{}", arn("app/db")));
+    assert_eq!(
+        f.product_arn(),
+        format!("arn:aws:securityhub:{REGION}:{OWN_ACCOUNT}:product/{OWN_ACCOUNT}/default")
+    );
+    let after = guard.ports().secret(&scope(), &arn("app/db")).unwrap();
+    assert_eq!(after.tags["cmkguard:status"], "non-compliant");
+
+    // Fixed by a person: PASSED, the same finding, and then quiet again.
+    let mut fixed = after.clone();
+    fixed.kms_key_id = Some(cmk("designated"));
+    guard.ports().put_secret(&scope(), fixed);
+    for _ in 0..2 {
+        guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    }
+    assert_eq!(guard.ports().imports(), [1, 1]);
+    let findings = guard.ports().findings();
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].compliance, Compliance::Passed);
+    assert_eq!(findings[0].severity, Severity::Informational);
+    assert!(findings[0].description.contains("fixed outside cmkguard"));
+}
+
+#[tokio::test]
+async fn a_dry_run_imports_nothing_and_says_what_it_would_import() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    let guard = Guard::new(config("tag,securityhub", true), fake);
+    let records = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    let action = records[0]
+        .actions
+        .iter()
+        .find(|a| a.action == Action::SecurityHub)
+        .unwrap();
+    assert_eq!(action.outcome, Outcome::DryRun);
+    assert!(action.detail.contains("would import finding"), "{action:?}");
+    assert!(action.detail.contains("FAILED, MEDIUM"), "{action:?}");
+    assert!(guard.ports().imports().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_import_is_failed_the_mark_still_goes_on_and_nothing_loops() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.refuse_findings("InvalidAccess");
+    let guard = Guard::new(config("tag,securityhub", false), fake);
+    let records = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    assert_eq!(
+        outcome(&records[0], Action::SecurityHub),
+        Some(Outcome::Failed)
+    );
+    assert_eq!(outcome(&records[0], Action::Tag), Some(Outcome::Done));
+    let again = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    assert_eq!(outcome(&again[0], Action::SecurityHub), None);
+    assert_eq!(guard.ports().imports(), [1]);
+}
+
+#[tokio::test]
+async fn a_transient_import_failure_leaves_no_mark_so_the_retry_imports() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake.fail(
+        "BatchImportFindings",
+        cmkguard_core::AwsError::Transient("TooManyRequestsException".into()),
+    );
+    let guard = Guard::new(config("tag,securityhub", false), fake);
+    let err = guard
+        .handle(&event(&arn("app/db")), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GuardError::Transient { .. }), "{err}");
+    assert_eq!(guard.ports().count("TagResource"), 0);
+    guard.ports().heal("BatchImportFindings");
+    let records = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    assert_eq!(
+        outcome(&records[0], Action::SecurityHub),
+        Some(Outcome::Done)
+    );
+    assert_eq!(guard.ports().findings().len(), 1);
+}
+
+#[tokio::test]
+async fn a_sweep_imports_a_pages_findings_in_one_request() {
+    let fake = world();
+    for i in 0..250 {
+        let key = (i % 5 == 0).then(|| cmk("designated"));
+        fake.put_secret(&scope(), secret(&format!("app/{i:03}"), key.as_deref()));
+    }
+    let guard = Guard::new(config("tag,remediate,securityhub", false), fake);
+    let records = guard.handle(&sweep(), &ctx()).await.unwrap();
+    assert_eq!(records.len(), 250);
+    // 3 pages (100, 100, 50): one request each, 200 findings (the other 50 were compliant).
+    assert_eq!(guard.ports().imports(), [80, 80, 40]);
+    let findings = guard.ports().findings();
+    assert_eq!(findings.len(), 200);
+    assert!(findings.iter().all(|f| f.compliance == Compliance::Passed
+        && f.description.contains("cmkguard re-encrypted")
+        && f.kms_key_id.as_deref() == Some(cmk("designated").as_str())));
+    // The next sweep has nothing to import.
+    guard.handle(&sweep(), &ctx()).await.unwrap();
+    assert_eq!(guard.ports().imports().len(), 3);
+}
+
+#[tokio::test]
+async fn an_exempt_secret_is_archived_and_a_deleted_one_too() {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    let guard = Guard::new(config("tag,securityhub", false), fake);
+    guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    let mut exempt = guard.ports().secret(&scope(), &arn("app/db")).unwrap();
+    exempt.tags.insert("cmkguard:exempt".into(), "true".into());
+    guard.ports().put_secret(&scope(), exempt);
+    let records = guard.handle(&event(&arn("app/db")), &ctx()).await.unwrap();
+    assert_eq!(records[0].verdict, Verdict::Exempt);
+    let f = &guard.ports().findings()[0];
+    assert_eq!(f.record_state, RecordState::Archived);
+
+    // A secret that is gone: its finding is archived.
+    let gone = arn("app/gone");
+    let records = guard.handle(&event(&gone), &ctx()).await.unwrap();
+    assert_eq!(records[0].verdict, Verdict::NotFound);
+    assert_eq!(
+        outcome(&records[0], Action::SecurityHub),
+        Some(Outcome::Done)
+    );
+    let archived = guard
+        .ports()
+        .findings()
+        .into_iter()
+        .find(|f| f.secret_arn == gone)
+        .unwrap();
+    assert_eq!(archived.record_state, RecordState::Archived);
+    assert_eq!(archived.secret_name, "app/gone");
+}
