@@ -25,6 +25,9 @@ pub const ATTEMPT_TIMEOUT_MS: &str = "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS";
 
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The SDK's first retry backoff (doubling, jittered, per attempt).
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The per-attempt timeout from [`ATTEMPT_TIMEOUT_MS`]; an invalid value names the variable.
 pub fn attempt_timeout(
     lookup: impl Fn(&str) -> Option<String>,
@@ -65,7 +68,13 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
             .and_then(|v| v.trim().parse::<u32>().ok())
             .filter(|n| *n > 0)
             .unwrap_or(3);
-        loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(attempts));
+        // The SDK's first backoff is 1 s (then 2 s, ...): under a burst that leaves the quota
+        // idle while every caller waits; the retry budget (crate::retry) paces what follows.
+        loader = loader.retry_config(
+            RetryConfig::adaptive()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(INITIAL_BACKOFF),
+        );
     }
     loader.load().await
 }
