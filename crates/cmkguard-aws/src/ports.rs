@@ -9,7 +9,7 @@ use aws_sdk_kms::types::{KeyManagerType, KeyState as SdkKeyState};
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_types::region::Region;
-use cmkguard_core::facts::{KeyFacts, KeyManager, KeyState, Replica, SecretFacts};
+use cmkguard_core::facts::{KeyFacts, KeyState, Replica, SecretFacts};
 use cmkguard_core::ports::{
     AwsResult, DescribeKey, DescribeSecret, ListSecrets, Publish, ReencryptSecret, ResolveAlias,
     SecretPage, TagSecret,
@@ -355,20 +355,18 @@ impl AwsPorts {
         let meta = out.key_metadata().ok_or_else(|| {
             AwsError::Other(format!("`DescribeKey` on `{key_id}` returned no metadata"))
         })?;
-        Ok(KeyFacts {
-            arn: meta.arn().unwrap_or(key_id).to_owned(),
-            manager: match meta.key_manager() {
-                Some(KeyManagerType::Aws) => KeyManager::Aws,
-                _ => KeyManager::Customer,
-            },
-            state: match meta.key_state() {
-                Some(SdkKeyState::Enabled) => KeyState::Enabled,
-                Some(SdkKeyState::Disabled) => KeyState::Disabled,
-                Some(SdkKeyState::PendingDeletion) => KeyState::PendingDeletion,
-                Some(other) => KeyState::Other(other.as_str().to_owned()),
-                None => KeyState::Other("Unknown".into()),
-            },
-        })
+        let arn = meta.arn().unwrap_or(key_id);
+        if meta.key_manager() == Some(&KeyManagerType::Aws) {
+            return Ok(KeyFacts::aws(arn));
+        }
+        let state = match meta.key_state() {
+            Some(SdkKeyState::Enabled) => KeyState::Enabled,
+            Some(SdkKeyState::Disabled) => KeyState::Disabled,
+            Some(SdkKeyState::PendingDeletion) => KeyState::PendingDeletion,
+            Some(other) => KeyState::Other(other.as_str().to_owned()),
+            None => KeyState::Other("Unknown".into()),
+        };
+        Ok(KeyFacts::customer(arn, state))
     }
 }
 

@@ -52,7 +52,7 @@ pub fn asff(f: &Finding, now: SystemTime) -> AwsSecurityFinding {
         ("ProviderName".to_owned(), PROVIDER_NAME.to_owned()),
         ("ProviderVersion".to_owned(), PROVIDER_VERSION.to_owned()),
         ("cmkguard/verdict".to_owned(), f.verdict.as_str().to_owned()),
-        ("cmkguard/reason".to_owned(), f.reason.clone()),
+        ("cmkguard/reason".to_owned(), f.reason.to_string()),
     ]);
     let created = timestamp(f.created_at.unwrap_or(now));
     AwsSecurityFinding::builder()
@@ -135,11 +135,11 @@ impl ImportFindings for AwsPorts {
         if findings.is_empty() {
             return Ok(Vec::new());
         }
-        if findings.len() > cmkguard_core::guard::IMPORT_BATCH {
+        if findings.len() > cmkguard_core::act::IMPORT_BATCH {
             return Err(AwsError::Other(format!(
                 "{} findings in one `BatchImportFindings` (at most {})",
                 findings.len(),
-                cmkguard_core::guard::IMPORT_BATCH
+                cmkguard_core::act::IMPORT_BATCH
             )));
         }
         self.retry()

@@ -134,7 +134,7 @@ async fn key_states_map_to_their_reasons() {
             ports(&secrets, &kms),
         );
         let records = guard.handle(&event(), &ctx()).await.unwrap();
-        assert_eq!(records[0].reason, reason, "{state}");
+        assert_eq!(records[0].reason.as_str(), reason, "{state}");
     }
 }
 

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use cmkguard_aws::AwsPorts;
-use cmkguard_core::audit::{self, End, Limits, ScopeReport};
 use cmkguard_core::config::Config;
 use cmkguard_core::event::EventMeta;
-use cmkguard_core::{AuditRecord, Context, Guard, Scope, Verdict};
+use cmkguard_core::sweep::{self, End, Limits, ScopeReport};
+use cmkguard_core::{Context, Guard, Record, Scope, Verdict};
 
 use crate::output::{Format, InOrder, Printer, Tally};
 use crate::{Failure, exit};
@@ -136,7 +136,7 @@ pub async fn run(
         stopped: Vec::new(),
     });
     let lock = || sink.lock().unwrap_or_else(|e| e.into_inner());
-    audit::sweep_scopes(
+    sweep::sweep_scopes(
         &guard,
         &scopes,
         &meta,
@@ -194,7 +194,7 @@ struct Sink<W> {
 }
 
 impl<W: Write> Sink<W> {
-    fn record(&mut self, index: usize, record: AuditRecord) {
+    fn record(&mut self, index: usize, record: Record) {
         self.tally.add(&record);
         self.progress.secret();
         let ready = self.order.record(index, record);
@@ -214,7 +214,7 @@ impl<W: Write> Sink<W> {
         self.print(ready);
     }
 
-    fn print(&mut self, records: Vec<AuditRecord>) {
+    fn print(&mut self, records: Vec<Record>) {
         for record in records {
             if self.broken.is_none()
                 && let Err(e) = self.printer.record(&record)

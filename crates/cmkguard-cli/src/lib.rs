@@ -10,7 +10,7 @@ pub mod output;
 use clap::{Args, Parser, Subcommand};
 use cmkguard_aws::AwsPorts;
 use cmkguard_core::config::{self, Config};
-use cmkguard_core::{AuditRecord, Context, Guard, GuardError, SecretRef, Verdict};
+use cmkguard_core::{Context, Guard, GuardError, Record, SecretRef, Verdict};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,7 +147,7 @@ async fn run_inner(
             match guard.handle(&event, &ctx).await {
                 Ok(records) => {
                     write_records(out, &records)?;
-                    Ok(if records.iter().any(AuditRecord::is_failure) {
+                    Ok(if records.iter().any(Record::is_failure) {
                         exit::FINDING
                     } else {
                         exit::OK
@@ -230,7 +230,7 @@ fn read_all(reader: &mut impl Read, what: &str) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-fn write_records(out: &mut impl Write, records: &[AuditRecord]) -> Result<(), Failure> {
+fn write_records(out: &mut impl Write, records: &[Record]) -> Result<(), Failure> {
     for record in records {
         writeln!(out, "{}", record.to_json_line())
             .map_err(|e| (exit::ERROR, format!("cannot write output: {e}")))?;

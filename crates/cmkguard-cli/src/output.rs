@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use clap::ValueEnum;
-use cmkguard_core::guard::WOULD_FAIL;
-use cmkguard_core::{AuditRecord, Outcome, Verdict};
+use cmkguard_core::act::WOULD_FAIL;
+use cmkguard_core::{Outcome, Record, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -44,7 +44,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn add(&mut self, record: &AuditRecord) {
+    pub fn add(&mut self, record: &Record) {
         let place = (
             record.account.clone().unwrap_or_default(),
             record.region.clone().unwrap_or_default(),
@@ -107,7 +107,7 @@ impl<W: Write> Printer<W> {
         })
     }
 
-    pub fn record(&mut self, record: &AuditRecord) -> io::Result<()> {
+    pub fn record(&mut self, record: &Record) -> io::Result<()> {
         match self.format {
             Format::Json => writeln!(self.out, "{}", record.to_json_line()),
             Format::Csv => {
@@ -118,7 +118,7 @@ impl<W: Write> Printer<W> {
                     record.key_id.clone().unwrap_or_default(),
                     key_manager(record).to_owned(),
                     record.verdict.as_str().to_owned(),
-                    record.reason.clone(),
+                    record.reason.to_string(),
                     record.dry_run.to_string(),
                     actions(record),
                     record.detail.clone().unwrap_or_default(),
@@ -136,7 +136,7 @@ impl<W: Write> Printer<W> {
                             .as_deref()
                             .map_or_else(|| "-".to_owned(), secret_name),
                         record.verdict.as_str().to_owned(),
-                        record.reason.clone(),
+                        record.reason.to_string(),
                         record
                             .key_id
                             .clone()
@@ -213,7 +213,7 @@ impl<W: Write> Printer<W> {
     }
 }
 
-fn key_manager(record: &AuditRecord) -> &'static str {
+fn key_manager(record: &Record) -> &'static str {
     match record.key_manager {
         Some(cmkguard_core::KeyManager::Aws) => "AWS",
         Some(cmkguard_core::KeyManager::Customer) => "CUSTOMER",
@@ -222,7 +222,7 @@ fn key_manager(record: &AuditRecord) -> &'static str {
 }
 
 /// `tag:dry_run;notify:skipped`: each action and its outcome.
-fn actions(record: &AuditRecord) -> String {
+fn actions(record: &Record) -> String {
     let words: Vec<String> = record
         .actions
         .iter()
@@ -299,7 +299,7 @@ fn write_columns<S: AsRef<str>>(
 pub struct InOrder {
     next: usize,
     done: Vec<bool>,
-    held: Vec<Vec<AuditRecord>>,
+    held: Vec<Vec<Record>>,
 }
 
 impl InOrder {
@@ -312,7 +312,7 @@ impl InOrder {
     }
 
     /// The records that can be written now.
-    pub fn record(&mut self, scope: usize, record: AuditRecord) -> Vec<AuditRecord> {
+    pub fn record(&mut self, scope: usize, record: Record) -> Vec<Record> {
         if scope == self.next {
             vec![record]
         } else {
@@ -322,7 +322,7 @@ impl InOrder {
     }
 
     /// Marks a scope done; returns the held records that can be written now.
-    pub fn scope_done(&mut self, scope: usize) -> Vec<AuditRecord> {
+    pub fn scope_done(&mut self, scope: usize) -> Vec<Record> {
         self.done[scope] = true;
         let mut ready = Vec::new();
         while self.next < self.done.len() && self.done[self.next] {
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn records_come_out_in_scope_order() {
-        let record = |n: &str| AuditRecord {
+        let record = |n: &str| Record {
             request_id: None,
             event_id: None,
             event_name: None,
@@ -368,12 +368,12 @@ mod tests {
             key_id: None,
             key_manager: None,
             verdict: Verdict::Compliant,
-            reason: String::new(),
+            reason: cmkguard_core::Reason::CustomerManagedKey,
             detail: None,
             dry_run: true,
             actions: Vec::new(),
         };
-        let names = |v: Vec<AuditRecord>| -> Vec<String> {
+        let names = |v: Vec<Record>| -> Vec<String> {
             v.into_iter().filter_map(|r| r.secret_arn).collect()
         };
         let mut order = InOrder::new(3);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::arn::Arn;
+use crate::reason::Reason;
 
 /// The CloudTrail events the guard acts on.
 pub const HANDLED_EVENTS: [&str; 4] = [
@@ -31,16 +32,13 @@ pub enum Input {
     /// A handled API call whose record does not say which secret (or names it wrongly).
     Malformed {
         meta: EventMeta,
-        reason: &'static str,
+        reason: Reason,
         detail: String,
     },
     /// EventBridge `Scheduled Event`: sweep the region.
     Scheduled(EventMeta),
     /// Anything else; recorded as `ignored` with this reason.
-    Ignored {
-        meta: EventMeta,
-        reason: &'static str,
-    },
+    Ignored { meta: EventMeta, reason: Reason },
 }
 
 /// What every record says about the event it came from.
@@ -186,7 +184,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     let envelope = Envelope::deserialize(value).unwrap_or_default();
     let detail = envelope.detail.unwrap_or_default();
     // Every record quotes these: cap what an event can make the guard log.
-    let capped = |s: Option<String>| s.map(|s| shorten(&s));
+    let capped = |s: Option<String>| s.map(|s| crate::text::shorten(&s));
     let meta = EventMeta {
         event_id: capped(detail.event_id.clone().or(envelope.id.clone())),
         event_name: capped(detail.event_name.clone()),
@@ -218,7 +216,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
         _ => {
             return Ok(Input::Ignored {
                 meta,
-                reason: "unsupported-event",
+                reason: Reason::UnsupportedEvent,
             });
         }
     }
@@ -229,13 +227,13 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     {
         return Ok(Input::Ignored {
             meta,
-            reason: "unsupported-event",
+            reason: Reason::UnsupportedEvent,
         });
     }
     if detail.error_code.as_ref().is_some_and(|c| !c.is_null()) {
         return Ok(Input::Ignored {
             meta,
-            reason: "failed-call",
+            reason: Reason::FailedCall,
         });
     }
     if !meta
@@ -245,7 +243,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     {
         return Ok(Input::Ignored {
             meta,
-            reason: "unsupported-event-name",
+            reason: Reason::UnsupportedEventName,
         });
     }
 
@@ -259,14 +257,14 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     else {
         return Ok(Input::Malformed {
             meta,
-            reason: "malformed-event",
+            reason: Reason::MalformedEvent,
             detail: "the record names no secret (`responseElements.arn`, `requestParameters.secretId` or `requestParameters.name`)".into(),
         });
     };
     if let Some(problem) = secret_id_problem(&secret_id) {
         return Ok(Input::Malformed {
             meta,
-            reason: "malformed-event",
+            reason: Reason::MalformedEvent,
             detail: problem,
         });
     }
@@ -280,7 +278,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     let (Some(account), Some(region)) = (account, region) else {
         return Ok(Input::Malformed {
             meta,
-            reason: "malformed-event",
+            reason: Reason::MalformedEvent,
             detail: "the record has no valid `account` or `detail.awsRegion`".into(),
         });
     };
@@ -304,26 +302,13 @@ fn secret_id_problem(id: &str) -> Option<String> {
     if id.starts_with("arn:") && Arn::secret(id).is_none() {
         return Some(format!(
             "`{}` is not a Secrets Manager secret ARN",
-            shorten(id)
+            crate::text::shorten(id)
         ));
     }
     if id.chars().any(char::is_control) {
         return Some("the secret id holds control characters".into());
     }
     None
-}
-
-/// Caps what a record quotes from untrusted input.
-pub(crate) fn shorten(s: &str) -> String {
-    const MAX: usize = 256;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -403,7 +388,7 @@ mod tests {
         assert!(matches!(
             read(&failed).unwrap(),
             Input::Ignored {
-                reason: "failed-call",
+                reason: Reason::FailedCall,
                 ..
             }
         ));
@@ -412,7 +397,7 @@ mod tests {
         assert!(matches!(
             read(&delete).unwrap(),
             Input::Ignored {
-                reason: "unsupported-event-name",
+                reason: Reason::UnsupportedEventName,
                 ..
             }
         ));
@@ -431,7 +416,7 @@ mod tests {
         assert!(matches!(
             read(&event).unwrap(),
             Input::Malformed {
-                reason: "malformed-event",
+                reason: Reason::MalformedEvent,
                 ..
             }
         ));

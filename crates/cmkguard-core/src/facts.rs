@@ -60,9 +60,9 @@ impl SecretFacts {
                 let labels: Vec<String> = labels
                     .iter()
                     .take(SHOWN)
-                    .map(|l| format!("`{}`", crate::event::shorten(l)))
+                    .map(|l| format!("`{}`", crate::text::shorten(l)))
                     .collect();
-                format!("`{}` ({})", crate::event::shorten(id), labels.join(", "))
+                format!("`{}` ({})", crate::text::shorten(id), labels.join(", "))
             })
             .collect();
         let more = self.custom_label_versions.len().saturating_sub(SHOWN);
@@ -107,4 +107,24 @@ pub struct KeyFacts {
     pub arn: String,
     pub manager: KeyManager,
     pub state: KeyState,
+}
+
+impl KeyFacts {
+    /// A customer managed key in `state`.
+    pub fn customer(arn: impl Into<String>, state: KeyState) -> Self {
+        KeyFacts {
+            arn: arn.into(),
+            manager: KeyManager::Customer,
+            state,
+        }
+    }
+
+    /// An AWS managed key (always enabled).
+    pub fn aws(arn: impl Into<String>) -> Self {
+        KeyFacts {
+            arn: arn.into(),
+            manager: KeyManager::Aws,
+            state: KeyState::Enabled,
+        }
+    }
 }

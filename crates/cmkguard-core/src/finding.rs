@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use crate::arn::Arn;
 use crate::facts::SecretFacts;
-use crate::record::{AuditRecord, Verdict};
+use crate::reason::Reason;
+use crate::record::{Record, Verdict};
 
 /// `GeneratorId` of every finding, and the prefix of its `Id`.
 pub const GENERATOR_ID: &str = "cmkguard/secret-kms-key";
@@ -57,12 +58,11 @@ impl Severity {
     /// (availability); the AWS managed key leaves the secret readable by any principal with
     /// `GetSecretValue` and without a key policy of its own (confidentiality, no separation of
     /// duties); a customer key that is merely not on the allowed list is a policy deviation.
-    pub fn of_reason(reason: &str) -> Severity {
+    pub fn of_reason(reason: Reason) -> Severity {
         match reason {
-            "key-pending-deletion" => Severity::Critical,
-            "key-disabled" | "key-not-found" => Severity::High,
-            "aws-managed-key" | "replica-aws-managed-key" => Severity::Medium,
-            "key-not-allowed" => Severity::Low,
+            Reason::KeyPendingDeletion => Severity::Critical,
+            Reason::KeyDisabled | Reason::KeyNotFound | Reason::KeyUnusable => Severity::High,
+            Reason::KeyNotAllowed => Severity::Low,
             _ => Severity::Medium,
         }
     }
@@ -116,7 +116,7 @@ pub struct Finding {
     pub title: String,
     pub description: String,
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Reason,
     /// The secret's creation time: the same on every import of the finding, so its `CreatedAt`
     /// stays the first one without the guard keeping state. `None`: the time of the import.
     pub created_at: Option<SystemTime>,
@@ -127,7 +127,7 @@ impl Finding {
     /// `re_encrypted_with` is the key the guard just put the secret on, if it did.
     pub fn new(
         change: Change,
-        record: &AuditRecord,
+        record: &Record,
         facts: Option<&SecretFacts>,
         re_encrypted_with: Option<&str>,
     ) -> Option<Self> {
@@ -143,7 +143,7 @@ impl Finding {
         let (compliance, severity, record_state, title, description) = match change {
             Change::Failed => (
                 Compliance::Failed,
-                Severity::of_reason(&record.reason),
+                Severity::of_reason(record.reason),
                 RecordState::Active,
                 format!(
                     "Secret `{secret_name}` is not encrypted with an allowed customer managed KMS key"
@@ -213,7 +213,7 @@ impl Finding {
             title,
             description,
             verdict: record.verdict,
-            reason: record.reason.clone(),
+            reason: record.reason,
             created_at: facts.and_then(|f| f.created),
         })
     }
@@ -257,12 +257,12 @@ mod tests {
     #[test]
     fn severity_follows_what_is_at_stake() {
         assert_eq!(
-            Severity::of_reason("key-pending-deletion"),
+            Severity::of_reason(Reason::KeyPendingDeletion),
             Severity::Critical
         );
-        assert_eq!(Severity::of_reason("key-disabled"), Severity::High);
-        assert_eq!(Severity::of_reason("aws-managed-key"), Severity::Medium);
-        assert_eq!(Severity::of_reason("key-not-allowed"), Severity::Low);
+        assert_eq!(Severity::of_reason(Reason::KeyDisabled), Severity::High);
+        assert_eq!(Severity::of_reason(Reason::AwsManagedKey), Severity::Medium);
+        assert_eq!(Severity::of_reason(Reason::KeyNotAllowed), Severity::Low);
     }
 
     #[test]

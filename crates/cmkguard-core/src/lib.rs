@@ -2,25 +2,31 @@
 //! to do about it. No AWS SDK and no runtime here: AWS is reached through the port traits in
 //! [`ports`], implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature).
 
+pub mod act;
 pub mod arn;
-pub mod audit;
 pub mod config;
+pub mod dispatch;
 pub mod event;
 pub mod facts;
 pub mod finding;
 pub mod guard;
 pub mod policy;
 pub mod ports;
+pub mod reason;
 pub mod record;
+pub mod sweep;
 
 mod cache;
+mod text;
 
 #[cfg(feature = "test-util")]
 pub mod fake;
 
 pub use config::{Action, Config, ConfigError};
+pub use dispatch::{GuardError, SecretRef};
 pub use event::{EventError, Input};
 pub use facts::{KeyFacts, KeyManager, KeyState, Replica, SecretFacts};
-pub use guard::{Context, Guard, GuardError, SecretRef};
+pub use guard::{Context, Guard};
 pub use ports::{AwsError, Notification, Ports, Scope};
-pub use record::{ActionRecord, AuditRecord, Outcome, Verdict};
+pub use reason::Reason;
+pub use record::{ActionRecord, Outcome, Record, Verdict};

@@ -3,6 +3,7 @@
 use crate::arn::Arn;
 use crate::config::Config;
 use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::reason::Reason;
 use crate::record::Verdict;
 
 /// What the guard found out about the key of a secret (or of one of its replicas).
@@ -32,23 +33,23 @@ impl KeyFinding {
     }
 
     /// The reason this key makes a secret non-compliant, if it does.
-    pub fn problem(&self, config: &Config) -> Option<&'static str> {
+    pub fn problem(&self, config: &Config) -> Option<Reason> {
         let arn = match self {
-            KeyFinding::DefaultKey | KeyFinding::AwsAlias => return Some("aws-managed-key"),
-            KeyFinding::NotFound => return Some("key-not-found"),
+            KeyFinding::DefaultKey | KeyFinding::AwsAlias => return Some(Reason::AwsManagedKey),
+            KeyFinding::NotFound => return Some(Reason::KeyNotFound),
             KeyFinding::Described(key) => match (&key.manager, &key.state) {
-                (KeyManager::Aws, _) => return Some("aws-managed-key"),
-                (KeyManager::Customer, KeyState::Disabled) => return Some("key-disabled"),
+                (KeyManager::Aws, _) => return Some(Reason::AwsManagedKey),
+                (KeyManager::Customer, KeyState::Disabled) => return Some(Reason::KeyDisabled),
                 (KeyManager::Customer, KeyState::PendingDeletion) => {
-                    return Some("key-pending-deletion");
+                    return Some(Reason::KeyPendingDeletion);
                 }
-                (KeyManager::Customer, KeyState::Other(_)) => return Some("key-unusable"),
+                (KeyManager::Customer, KeyState::Other(_)) => return Some(Reason::KeyUnusable),
                 (KeyManager::Customer, KeyState::Enabled) => key.arn.as_str(),
             },
             KeyFinding::ForeignKeyUndescribed { arn } => arn.as_str(),
         };
         match &config.allowed_key_arns {
-            Some(allowed) if !allowed.contains(arn) => Some("key-not-allowed"),
+            Some(allowed) if !allowed.contains(arn) => Some(Reason::KeyNotAllowed),
             _ => None,
         }
     }
@@ -58,7 +59,7 @@ impl KeyFinding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub verdict: Verdict,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub detail: Option<String>,
 }
 
@@ -76,7 +77,7 @@ pub fn decide(
     {
         return Decision {
             verdict: Verdict::Exempt,
-            reason: "exempt-tag",
+            reason: Reason::ExemptTag,
             detail: Some(format!("tag `{}` is `true`", config.exempt_tag)),
         };
     }
@@ -86,8 +87,8 @@ pub fn decide(
         .or_else(|| {
             replicas.iter().find_map(|(region, finding)| {
                 let reason = match finding.problem(config)? {
-                    "aws-managed-key" => "replica-aws-managed-key",
-                    _ => "replica-key-problem",
+                    Reason::AwsManagedKey => Reason::ReplicaAwsManagedKey,
+                    _ => Reason::ReplicaKeyProblem,
                 };
                 Some((
                     reason,
@@ -115,14 +116,14 @@ pub fn decide(
         (None, _) => match key {
             KeyFinding::ForeignKeyUndescribed { arn } => Decision {
                 verdict: Verdict::Compliant,
-                reason: "cross-account-key",
+                reason: Reason::CrossAccountKey,
                 detail: Some(format!(
                     "`DescribeKey` on `{arn}` was denied; a key in another account is customer managed by definition"
                 )),
             },
             _ => Decision {
                 verdict: Verdict::Compliant,
-                reason: "customer-managed-key",
+                reason: Reason::CustomerManagedKey,
                 detail: None,
             },
         },
@@ -161,11 +162,7 @@ mod tests {
     const CMK: &str = "arn:aws:kms:us-east-1:123456789012:key/cmk";
 
     fn customer(state: KeyState) -> KeyFinding {
-        KeyFinding::Described(KeyFacts {
-            arn: CMK.into(),
-            manager: KeyManager::Customer,
-            state,
-        })
+        KeyFinding::Described(KeyFacts::customer(CMK, state))
     }
 
     fn secret(tags: &[(&str, &str)], owning_service: Option<&str>) -> SecretFacts {
@@ -188,47 +185,47 @@ mod tests {
             (
                 KeyFinding::DefaultKey,
                 Verdict::NonCompliant,
-                "aws-managed-key",
+                Reason::AwsManagedKey,
             ),
             (
                 KeyFinding::AwsAlias,
                 Verdict::NonCompliant,
-                "aws-managed-key",
+                Reason::AwsManagedKey,
             ),
             (
-                KeyFinding::Described(KeyFacts {
-                    arn: CMK.into(),
-                    manager: KeyManager::Aws,
-                    state: KeyState::Enabled,
-                }),
+                KeyFinding::Described(KeyFacts::aws(CMK)),
                 Verdict::NonCompliant,
-                "aws-managed-key",
+                Reason::AwsManagedKey,
             ),
             (
                 customer(KeyState::Disabled),
                 Verdict::NonCompliant,
-                "key-disabled",
+                Reason::KeyDisabled,
             ),
             (
                 customer(KeyState::PendingDeletion),
                 Verdict::NonCompliant,
-                "key-pending-deletion",
+                Reason::KeyPendingDeletion,
             ),
             (
                 customer(KeyState::Other("PendingImport".into())),
                 Verdict::NonCompliant,
-                "key-unusable",
+                Reason::KeyUnusable,
             ),
-            (KeyFinding::NotFound, Verdict::NonCompliant, "key-not-found"),
+            (
+                KeyFinding::NotFound,
+                Verdict::NonCompliant,
+                Reason::KeyNotFound,
+            ),
             (
                 customer(KeyState::Enabled),
                 Verdict::Compliant,
-                "customer-managed-key",
+                Reason::CustomerManagedKey,
             ),
             (
                 KeyFinding::ForeignKeyUndescribed { arn: CMK.into() },
                 Verdict::Compliant,
-                "cross-account-key",
+                Reason::CrossAccountKey,
             ),
         ];
         for (finding, verdict, reason) in cases {
@@ -258,7 +255,7 @@ mod tests {
         let decision = decide(&managed, &KeyFinding::DefaultKey, &[], &config);
         assert_eq!(
             (decision.verdict, decision.reason),
-            (Verdict::Managed, "aws-managed-key")
+            (Verdict::Managed, Reason::AwsManagedKey)
         );
         // A managed secret on a good key is simply compliant.
         assert_eq!(
@@ -281,11 +278,11 @@ mod tests {
             &[],
             &config,
         );
-        assert_eq!(decision.reason, "key-not-allowed");
+        assert_eq!(decision.reason, Reason::KeyNotAllowed);
         let foreign = KeyFinding::ForeignKeyUndescribed { arn: CMK.into() };
         assert_eq!(
             decide(&secret(&[], None), &foreign, &[], &config).reason,
-            "key-not-allowed"
+            Reason::KeyNotAllowed
         );
     }
 
@@ -300,7 +297,7 @@ mod tests {
         );
         assert_eq!(
             (decision.verdict, decision.reason),
-            (Verdict::NonCompliant, "replica-aws-managed-key")
+            (Verdict::NonCompliant, Reason::ReplicaAwsManagedKey)
         );
         assert!(decision.detail.unwrap().contains("us-west-2"));
     }

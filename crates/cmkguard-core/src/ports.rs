@@ -5,6 +5,7 @@ use std::future::Future;
 
 use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::{Finding, RefusedFinding};
+use crate::reason::Reason;
 
 /// Where a call goes: an account and a region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +40,16 @@ pub enum AwsError {
 impl AwsError {
     pub fn is_transient(&self) -> bool {
         matches!(self, AwsError::Transient(_))
+    }
+
+    /// The reason of an `error` record for this failure.
+    pub fn reason(&self) -> Reason {
+        match self {
+            AwsError::AccessDenied(_) => Reason::AccessDenied,
+            AwsError::NotFound(_) => Reason::NotFound,
+            AwsError::Transient(_) => Reason::TransientFailure,
+            AwsError::Other(_) => Reason::AwsError,
+        }
     }
 }
 

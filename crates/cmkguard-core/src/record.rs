@@ -1,9 +1,12 @@
-//! The audit record: one JSON object per decision.
+//! The record of a decision (the contract's "audit record"): one JSON object per decision, one
+//! line in the logs.
 
 use serde::Serialize;
 
 use crate::config::Action;
+use crate::event::EventMeta;
 use crate::facts::KeyManager;
+use crate::reason::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,7 +61,7 @@ impl ActionRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditRecord {
+pub struct Record {
     pub event_id: Option<String>,
     /// The Lambda request id (null outside Lambda).
     pub request_id: Option<String>,
@@ -70,7 +73,7 @@ pub struct AuditRecord {
     pub key_id: Option<String>,
     pub key_manager: Option<KeyManager>,
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Reason,
     /// More words on the reason, when it needs them (never a secret value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -78,7 +81,34 @@ pub struct AuditRecord {
     pub actions: Vec<ActionRecord>,
 }
 
-impl AuditRecord {
+impl Record {
+    /// A record of `meta`'s event, with no key and no action yet.
+    pub fn new(
+        meta: &EventMeta,
+        secret_arn: Option<String>,
+        verdict: Verdict,
+        reason: Reason,
+        detail: Option<String>,
+        dry_run: bool,
+    ) -> Self {
+        Record {
+            event_id: meta.event_id.clone(),
+            request_id: meta.request_id.clone(),
+            event_name: meta.event_name.clone(),
+            account: meta.account.clone(),
+            region: meta.region.clone(),
+            secret_arn,
+            actor: meta.actor.clone(),
+            key_id: None,
+            key_manager: None,
+            verdict,
+            reason,
+            detail,
+            dry_run,
+            actions: Vec::new(),
+        }
+    }
+
     /// The record as one line of JSON.
     pub fn to_json_line(&self) -> String {
         // Serializing plain strings, enums and vectors cannot fail.

@@ -38,11 +38,7 @@ fn event(name: &str, secret_arn: &str) -> Value {
 
 fn world() -> FakeAws {
     let fake = FakeAws::new();
-    let key = KeyFacts {
-        arn: cmk("designated"),
-        manager: KeyManager::Customer,
-        state: KeyState::Enabled,
-    };
+    let key = KeyFacts::customer(cmk("designated"), KeyState::Enabled);
     fake.put_key(&scope(), key);
     fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
     fake
@@ -146,7 +142,7 @@ async fn a_transient_failure_is_retryable_and_the_redelivery_converges() {
     assert_eq!(guard.ports().count("UpdateSecret"), 1);
 }
 
-fn outcomes(record: &cmkguard_core::AuditRecord) -> Vec<(&'static str, Outcome)> {
+fn outcomes(record: &cmkguard_core::Record) -> Vec<(&'static str, Outcome)> {
     record
         .actions
         .iter()
@@ -345,11 +341,7 @@ async fn a_default_key_secret_costs_no_describe_key() {
 #[tokio::test]
 async fn a_key_with_key_manager_aws_is_non_compliant() {
     let fake = world();
-    let aws_key = KeyFacts {
-        arn: cmk("aws-managed"),
-        manager: KeyManager::Aws,
-        state: KeyState::Enabled,
-    };
+    let aws_key = KeyFacts::aws(cmk("aws-managed"));
     fake.put_key(&scope(), aws_key);
     fake.put_secret(&scope(), secret("s", Some(&cmk("aws-managed"))));
     let guard = Guard::new(config("tag,remediate"), fake);

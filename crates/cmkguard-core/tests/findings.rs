@@ -7,8 +7,7 @@ use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
 use cmkguard_core::finding::{Compliance, RecordState, Severity};
 use cmkguard_core::{
-    Action, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Scope, SecretFacts,
-    Verdict,
+    Action, Config, Guard, GuardError, KeyFacts, KeyState, Outcome, Scope, SecretFacts, Verdict,
 };
 use serde_json::{Value, json};
 
@@ -46,14 +45,7 @@ fn world() -> FakeAws {
         ("designated", KeyState::Enabled),
         ("disabled", KeyState::Disabled),
     ] {
-        fake.put_key(
-            &scope(),
-            KeyFacts {
-                arn: cmk(id),
-                manager: KeyManager::Customer,
-                state,
-            },
-        );
+        fake.put_key(&scope(), KeyFacts::customer(cmk(id), state));
     }
     fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
     fake
@@ -83,7 +75,7 @@ fn config(actions: &str, dry_run: bool) -> Config {
     .unwrap()
 }
 
-fn outcome(record: &cmkguard_core::AuditRecord, action: Action) -> Option<Outcome> {
+fn outcome(record: &cmkguard_core::Record, action: Action) -> Option<Outcome> {
     record
         .actions
         .iter()

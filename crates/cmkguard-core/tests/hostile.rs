@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use cmkguard_core::event::{self, EventError};
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{ctx, testdata};
-use cmkguard_core::{AuditRecord, Config, Guard};
+use cmkguard_core::{Config, Guard, Record};
 use serde_json::{Value, json};
 
 /// Every corpus file with the outcome its name announces.
@@ -30,7 +30,7 @@ pub fn corpus() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-async fn engine(bytes: &[u8]) -> Result<Vec<AuditRecord>, EventError> {
+async fn engine(bytes: &[u8]) -> Result<Vec<Record>, EventError> {
     event::read_bytes(bytes)?;
     let value: Value = serde_json::from_slice(bytes).unwrap();
     let guard = Guard::new(Config::default(), FakeAws::new());
@@ -97,7 +97,7 @@ async fn other_partitions_are_read_from_the_arn() {
         engine(&std::fs::read(dir.join("error-us-gov-arn-foreign-account.json")).unwrap())
             .await
             .unwrap();
-    assert_eq!(records[0].reason, "foreign-account");
+    assert_eq!(records[0].reason.as_str(), "foreign-account");
     assert_eq!(records[0].account.as_deref(), Some("111122223333"));
 }
 

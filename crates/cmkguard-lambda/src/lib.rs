@@ -4,7 +4,7 @@ pub mod metrics;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cmkguard_core::{AuditRecord, Context, Guard, GuardError, Ports, Verdict};
+use cmkguard_core::{Context, Guard, GuardError, Ports, Record, Verdict};
 use serde_json::{Value, json};
 
 /// The handler gives up this long before the invocation deadline, so Lambda gets a retryable
@@ -60,7 +60,7 @@ pub async fn handle<P: Ports>(
     guard: &Guard<P>,
     event: &Value,
     invocation: &Invocation,
-    emit: &mut impl FnMut(&AuditRecord),
+    emit: &mut impl FnMut(&Record),
 ) -> Result<Value, HandlerError> {
     let own_account = invocation.own_account.clone();
     let remaining = invocation
@@ -104,7 +104,7 @@ pub async fn handle<P: Ports>(
 }
 
 /// The invocation's response: how many records of each verdict.
-pub fn summary(records: &[AuditRecord]) -> Value {
+pub fn summary(records: &[Record]) -> Value {
     let mut verdicts = serde_json::Map::new();
     for verdict in [
         Verdict::Compliant,

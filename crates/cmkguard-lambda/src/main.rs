@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_aws::AwsPorts;
-use cmkguard_core::{AuditRecord, Config, Guard};
+use cmkguard_core::{Config, Guard, Record};
 use cmkguard_lambda::{Invocation, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -86,7 +86,7 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
         .set_deadline(Some(retry_until.unwrap_or_else(Instant::now)));
     let started = Instant::now();
     let mut records = Vec::new();
-    let result = handle(guard, &payload, &invocation, &mut |record: &AuditRecord| {
+    let result = handle(guard, &payload, &invocation, &mut |record: &Record| {
         emit(record);
         records.push(record.clone());
     })
@@ -138,7 +138,7 @@ async fn warm_up(state: &State, function_arn: &str) -> Result<Warm, Error> {
 }
 
 /// One audit record, one line on stdout (CloudWatch Logs).
-fn emit(record: &AuditRecord) {
+fn emit(record: &Record) {
     write_line(record.to_json_line());
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cmkguard_core::AuditRecord;
+use cmkguard_core::Record;
 use serde_json::{Map, Value, json};
 
 pub const NAMESPACE: &str = "cmkguard";
@@ -13,7 +13,7 @@ pub const HANDLING_TIME: &str = "handling_time";
 
 /// The EMF lines for one invocation's records.
 pub fn emf_lines(
-    records: &[AuditRecord],
+    records: &[Record],
     handling: Duration,
     timestamp_ms: u64,
     request_id: &str,
@@ -82,8 +82,8 @@ mod tests {
 
     use super::*;
 
-    fn record(account: &str, verdict: Verdict, actions: Vec<ActionRecord>) -> AuditRecord {
-        AuditRecord {
+    fn record(account: &str, verdict: Verdict, actions: Vec<ActionRecord>) -> Record {
+        Record {
             event_id: None,
             request_id: None,
             event_name: None,
@@ -94,7 +94,7 @@ mod tests {
             key_id: None,
             key_manager: None,
             verdict,
-            reason: "x".into(),
+            reason: cmkguard_core::Reason::CustomerManagedKey,
             detail: None,
             dry_run: false,
             actions,

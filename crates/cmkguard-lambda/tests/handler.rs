@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{self, config, world};
-use cmkguard_core::{AuditRecord, Guard};
+use cmkguard_core::{Guard, Record};
 use cmkguard_lambda::{HandlerError, Invocation, account_of_function_arn, handle};
 
 fn invocation(seconds: u64) -> Invocation {
@@ -24,7 +24,7 @@ async fn every_case_through_the_lambda_handler() {
         let fake = FakeAws::new();
         world(&case, &fake);
         let guard = Guard::new(config(&case), fake);
-        let mut emitted: Vec<AuditRecord> = Vec::new();
+        let mut emitted: Vec<Record> = Vec::new();
         let response = handle(
             &guard,
             &cases::event(&case.event),

@@ -155,7 +155,7 @@ pub fn guard_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     tags.iter()
         .filter(|(k, _)| k.starts_with("cmkguard:") && *k != "cmkguard:exempt")
         .map(|(k, v)| {
-            let v = if k == crate::guard::PREVIOUS_KEY_TAG && v.starts_with("arn:") {
+            let v = if k == crate::act::PREVIOUS_KEY_TAG && v.starts_with("arn:") {
                 "<key-arn>".to_owned()
             } else {
                 v.clone()

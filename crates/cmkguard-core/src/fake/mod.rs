@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::facts::{KeyFacts, KeyState, SecretFacts};
 use crate::finding::{Finding, RefusedFinding};
 use crate::ports::{
     AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListSecrets, Notification,
@@ -27,6 +27,8 @@ struct World {
     failures: HashMap<String, AwsError>,
     /// Calls of an operation that still succeed before its failure begins.
     passes: HashMap<String, usize>,
+    /// How long each call of an operation takes.
+    delays: HashMap<String, std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -80,6 +82,19 @@ impl FakeAws {
         let mut world = self.world();
         world.passes.insert(operation.to_owned(), passes);
         world.failures.insert(operation.to_owned(), error);
+    }
+
+    /// Makes every later call of `operation` (e.g. `ListSecrets`) take `delay` first.
+    pub fn delay(&self, operation: &str, delay: std::time::Duration) {
+        self.world().delays.insert(operation.to_owned(), delay);
+    }
+
+    /// Waits as long as a call of `operation` takes (see [`FakeAws::delay`]).
+    async fn take_time(&self, operation: &str) {
+        let delay = self.world().delays.get(operation).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     pub fn heal(&self, operation: &str) {
@@ -164,6 +179,7 @@ fn key_of(world: &World, scope: &Scope, key_id: &str) -> Option<KeyFacts> {
 
 impl DescribeSecret for FakeAws {
     async fn describe_secret(&self, scope: &Scope, secret_id: &str) -> AwsResult<SecretFacts> {
+        self.take_time("DescribeSecret").await;
         let mut world = self.enter("DescribeSecret")?;
         find(&mut world, scope, secret_id)
             .map(|f| f.clone())
@@ -178,6 +194,7 @@ impl ListSecrets for FakeAws {
         next_token: Option<String>,
     ) -> AwsResult<SecretPage> {
         const PAGE: usize = 100;
+        self.take_time("ListSecrets").await;
         let world = self.enter("ListSecrets")?;
         let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let all: Vec<_> = world
@@ -201,6 +218,7 @@ impl TagSecret for FakeAws {
         arn: &str,
         tags: &[(String, String)],
     ) -> AwsResult<()> {
+        self.take_time("TagResource").await;
         let mut world = self.enter("TagResource")?;
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
@@ -209,6 +227,7 @@ impl TagSecret for FakeAws {
     }
 
     async fn untag_secret(&self, scope: &Scope, arn: &str, keys: &[String]) -> AwsResult<()> {
+        self.take_time("UntagResource").await;
         let mut world = self.enter("UntagResource")?;
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
@@ -219,6 +238,7 @@ impl TagSecret for FakeAws {
 
 impl ReencryptSecret for FakeAws {
     async fn set_secret_key(&self, scope: &Scope, arn: &str, key_arn: &str) -> AwsResult<()> {
+        self.take_time("UpdateSecret").await;
         let mut world = self.enter("UpdateSecret")?;
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
@@ -229,6 +249,7 @@ impl ReencryptSecret for FakeAws {
 
 impl DescribeKey for FakeAws {
     async fn describe_key(&self, scope: &Scope, key_id: &str) -> AwsResult<KeyFacts> {
+        self.take_time("DescribeKey").await;
         let world = self.enter("DescribeKey")?;
         key_of(&world, scope, key_id).ok_or_else(|| AwsError::NotFound(key_id.to_owned()))
     }
@@ -236,6 +257,7 @@ impl DescribeKey for FakeAws {
 
 impl ResolveAlias for FakeAws {
     async fn resolve_alias(&self, scope: &Scope, alias: &str) -> AwsResult<Option<KeyFacts>> {
+        self.take_time("ResolveAlias").await;
         let world = self.enter("ResolveAlias")?;
         Ok(world
             .aliases
@@ -247,6 +269,7 @@ impl ResolveAlias for FakeAws {
 
 impl Publish for FakeAws {
     async fn publish(&self, notification: &Notification) -> AwsResult<()> {
+        self.take_time("Publish").await;
         let mut world = self.enter("Publish")?;
         world.published.push(notification.clone());
         Ok(())
@@ -259,6 +282,7 @@ impl ImportFindings for FakeAws {
         scope: &Scope,
         findings: &[Finding],
     ) -> AwsResult<Vec<RefusedFinding>> {
+        self.take_time("BatchImportFindings").await;
         let mut world = self.enter("BatchImportFindings")?;
         world.imports.push(findings.len());
         if let Some(code) = world.refuse_findings.clone() {
@@ -282,11 +306,10 @@ impl ImportFindings for FakeAws {
 
 /// A customer managed key in `scope`.
 pub fn customer_key(scope: &Scope, id: &str, state: KeyState) -> KeyFacts {
-    KeyFacts {
-        arn: format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account),
-        manager: KeyManager::Customer,
+    KeyFacts::customer(
+        format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account),
         state,
-    }
+    )
 }
 
 pub mod cases;

@@ -4,18 +4,22 @@
 //! [`sweep_scope`].
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
 
+use crate::act::Unfinished;
 use crate::event::EventMeta;
 use crate::facts::SecretFacts;
 use crate::finding::Finding;
-use crate::guard::{Context, DEADLINE_MARGIN, Decided, Guard, Transient, error_reason};
+use crate::guard::{Context, Decided, Guard};
 use crate::ports::{AwsError, Ports, Scope};
-use crate::record::{ActionRecord, AuditRecord, Verdict};
+use crate::record::{ActionRecord, Record, Verdict};
+
+/// A sweep stops this long before the invocation deadline, so it can report how far it got.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// How much runs at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ pub async fn sweep_scope<P: Ports>(
     meta: &EventMeta,
     ctx: &Context,
     parallel: usize,
-    emit: &mut impl FnMut(AuditRecord),
+    emit: &mut impl FnMut(Record),
 ) -> ScopeReport {
     let meta = EventMeta {
         account: Some(scope.account.clone()),
@@ -102,8 +106,8 @@ pub async fn sweep_scope<P: Ports>(
             Ok(page) => page,
             Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
             Err(e) => {
-                let reason = error_reason(&e);
-                emit(guard.bare(&meta, None, Verdict::Error, reason, Some(e.to_string())));
+                let reason = e.reason();
+                emit(guard.record(&meta, None, Verdict::Error, reason, Some(e.to_string())));
                 return end(progress, End::Refused);
             }
         };
@@ -147,7 +151,7 @@ async fn decide_page<P: Ports>(
     ctx: &Context,
     parallel: usize,
     secrets: Vec<SecretFacts>,
-) -> (Vec<AuditRecord>, bool, Option<String>) {
+) -> (Vec<Record>, bool, Option<String>) {
     let decided: Vec<_> = stream::iter(secrets)
         .map(|facts| async move {
             if near_deadline(ctx) {
@@ -194,7 +198,7 @@ async fn decide_page<P: Ports>(
     for result in results {
         match result {
             Some(Ok(record)) => records.push(record),
-            Some(Err((Transient(message), record))) => {
+            Some(Err((Unfinished(message), record))) => {
                 records.push(record);
                 transient.get_or_insert(message);
             }
@@ -208,7 +212,7 @@ async fn decide_page<P: Ports>(
 enum Step {
     /// Not decided: the deadline came near.
     Stopped,
-    Failed(Box<(Transient, AuditRecord)>),
+    Failed(Box<(Unfinished, Record)>),
     Decided(Box<Decided>, Option<Result<ActionRecord, AwsError>>),
 }
 
@@ -226,7 +230,7 @@ pub async fn sweep_scopes<P: Ports>(
     meta: &EventMeta,
     ctx: &Context,
     limits: Limits,
-    emit: &mut impl FnMut(usize, AuditRecord),
+    emit: &mut impl FnMut(usize, Record),
     done: &mut impl FnMut(usize, &ScopeReport),
 ) {
     let sink = Mutex::new((emit, done));

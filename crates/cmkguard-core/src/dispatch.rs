@@ -1,0 +1,210 @@
+//! What a delivered event asks for: one secret's check ([`crate::guard`]) or a sweep of the
+//! region ([`crate::sweep`]); and `cmkguard check`'s secret named by hand.
+
+use serde_json::Value;
+
+use crate::act::{Unfinished, finish};
+use crate::config::Action;
+use crate::event::{self, ApiCall, EventMeta, Input};
+use crate::finding::{Change, Finding};
+use crate::guard::{Context, Guard};
+use crate::ports::{AwsError, Ports, Scope};
+use crate::reason::Reason;
+use crate::record::{Record, Verdict};
+use crate::sweep;
+
+/// A secret to check by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub secret_id: String,
+    pub account: String,
+    pub region: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error(transparent)]
+    Event(#[from] event::EventError),
+    /// A transient AWS failure outlasted the retries: retry the event. The records made so far
+    /// (with the failed action in them) come along so they can still be logged.
+    #[error("transient aws failure: {message}")]
+    Transient {
+        message: String,
+        records: Vec<Record>,
+    },
+    /// A sweep stopped before the invocation deadline. Not a failure: the next sweep covers the
+    /// rest, and what this one wrote is not written again, so each sweep gets further.
+    #[error(
+        "the sweep stopped before the invocation deadline after {} secrets ({} pages); the next sweep covers the rest",
+        progress.secrets,
+        progress.pages
+    )]
+    Stopped {
+        progress: sweep::Progress,
+        records: Vec<Record>,
+    },
+}
+
+impl GuardError {
+    pub fn records(&self) -> &[Record] {
+        match self {
+            GuardError::Transient { records, .. } | GuardError::Stopped { records, .. } => records,
+            GuardError::Event(_) => &[],
+        }
+    }
+
+    fn unfinished(Unfinished(message): Unfinished, record: Record) -> Self {
+        GuardError::Transient {
+            message,
+            records: vec![record],
+        }
+    }
+}
+
+impl<P: Ports> Guard<P> {
+    /// Handles one delivered event (EventBridge JSON).
+    pub async fn handle(&self, event: &Value, ctx: &Context) -> Result<Vec<Record>, GuardError> {
+        let input = event::read(event)?;
+        let input = input.with_request_id(ctx.request_id.clone());
+        match input {
+            Input::ApiCall(call) => Ok(vec![self.check_call(&call, ctx).await?]),
+            Input::Scheduled(meta) => {
+                self.sweep(&Scope::new(&ctx.own_account, &ctx.region), &meta, ctx)
+                    .await
+            }
+            Input::Ignored { meta, reason } => Ok(vec![self.record(
+                &meta,
+                None,
+                Verdict::Ignored,
+                reason,
+                None,
+            )]),
+            Input::Malformed {
+                meta,
+                reason,
+                detail,
+            } => Ok(vec![self.record(
+                &meta,
+                None,
+                Verdict::Error,
+                reason,
+                Some(detail),
+            )]),
+        }
+    }
+
+    /// Checks one secret named by hand.
+    pub async fn check(&self, target: &SecretRef, ctx: &Context) -> Result<Record, GuardError> {
+        let call = ApiCall {
+            meta: EventMeta {
+                event_name: Some("Check".into()),
+                account: Some(target.account.clone()),
+                region: Some(target.region.clone()),
+                request_id: ctx.request_id.clone(),
+                ..EventMeta::default()
+            },
+            secret_id: target.secret_id.clone(),
+            account: target.account.clone(),
+            region: target.region.clone(),
+        };
+        self.check_call(&call, ctx).await
+    }
+
+    /// Every secret of one account and region, from `ListSecrets` pages alone (see
+    /// [`crate::sweep`]). Near the deadline it stops and says how far it got.
+    pub async fn sweep(
+        &self,
+        scope: &Scope,
+        meta: &EventMeta,
+        ctx: &Context,
+    ) -> Result<Vec<Record>, GuardError> {
+        let mut records = Vec::new();
+        let report = sweep::sweep_scope(
+            self,
+            scope,
+            meta,
+            ctx,
+            sweep::Limits::default().secrets,
+            &mut |record| records.push(record),
+        )
+        .await;
+        match report.end {
+            sweep::End::Complete | sweep::End::Refused => Ok(records),
+            sweep::End::Transient(message) => Err(GuardError::Transient { message, records }),
+            sweep::End::Deadline => Err(GuardError::Stopped {
+                progress: report.progress,
+                records,
+            }),
+        }
+    }
+
+    async fn check_call(&self, call: &ApiCall, ctx: &Context) -> Result<Record, GuardError> {
+        let scope = Scope::new(&call.account, &call.region);
+        let meta = EventMeta {
+            account: Some(call.account.clone()),
+            region: Some(call.region.clone()),
+            ..call.meta.clone()
+        };
+        let id_arn = crate::arn::Arn::secret(&call.secret_id).map(|_| call.secret_id.clone());
+        if let Some(record) = self.foreign_account_error(&scope, &meta, id_arn.clone(), ctx) {
+            return Ok(record);
+        }
+        let facts = match self.ports().describe_secret(&scope, &call.secret_id).await {
+            Ok(facts) => facts,
+            Err(AwsError::NotFound(_)) => {
+                let detail = format!(
+                    "no secret `{}` in `{}`",
+                    crate::text::shorten(&call.secret_id),
+                    call.region
+                );
+                let mut record = self.record(
+                    &meta,
+                    id_arn,
+                    Verdict::NotFound,
+                    Reason::SecretNotFound,
+                    Some(detail),
+                );
+                return match self.archive_deleted(&scope, &mut record).await {
+                    Ok(()) => Ok(record),
+                    Err(unfinished) => Err(GuardError::unfinished(unfinished, record)),
+                };
+            }
+            Err(AwsError::Transient(message)) => {
+                let record = self.record(
+                    &meta,
+                    id_arn,
+                    Verdict::Error,
+                    Reason::TransientFailure,
+                    Some(message.clone()),
+                );
+                return Err(GuardError::unfinished(Unfinished(message), record));
+            }
+            Err(e) => {
+                return Ok(self.record(
+                    &meta,
+                    id_arn,
+                    Verdict::Error,
+                    e.reason(),
+                    Some(e.to_string()),
+                ));
+            }
+        };
+        self.evaluate(&scope, facts, &meta)
+            .await
+            .map_err(|(unfinished, record)| GuardError::unfinished(unfinished, record))
+    }
+
+    /// A deleted secret's finding is archived (the ARN is known when the event named it).
+    async fn archive_deleted(&self, scope: &Scope, record: &mut Record) -> Result<(), Unfinished> {
+        if !self.config().acts(Action::SecurityHub) {
+            return Ok(());
+        }
+        let Some(finding) = Finding::new(Change::Deleted, record, None, None) else {
+            return Ok(());
+        };
+        if let Some(imported) = self.import_findings(scope, &[finding]).await.pop() {
+            finish(record, Action::SecurityHub, imported)?;
+        }
+        Ok(())
+    }
+}
