@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+mod support;
+
 use aws_sdk_securityhub::operation::batch_import_findings::BatchImportFindingsOutput;
 use aws_sdk_securityhub::types::ImportFindingsError;
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use cmkguard_aws::{AwsPorts, Clients};
+use aws_smithy_mocks::{Rule, mock};
+use cmkguard_aws::AwsPorts;
 use cmkguard_core::config::{AccountSet, Action};
 use cmkguard_core::fake::cases::ctx;
 use cmkguard_core::{Config, Guard, GuardError, Outcome, Scope, Verdict};
@@ -25,9 +25,6 @@ fn event() -> serde_json::Value {
 
 /// A guard with `tag,securityhub` whose secret is on the default key, and the rules it hit.
 fn guard(hub: Rule) -> (Guard<AwsPorts>, Rule, Rule, Rule) {
-    let retries = RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(std::time::Duration::from_millis(1));
     let describe = mock!(aws_sdk_secretsmanager::Client::describe_secret)
         .sequence()
         .http_status(
@@ -39,33 +36,11 @@ fn guard(hub: Rule) -> (Guard<AwsPorts>, Rule, Rule, Rule) {
     let tag = mock!(aws_sdk_secretsmanager::Client::tag_resource).then_output(|| {
         aws_sdk_secretsmanager::operation::tag_resource::TagResourceOutput::builder().build()
     });
-    let unused = mock!(aws_sdk_kms::Client::describe_key).then_http_response(|| {
-        aws_smithy_runtime_api::http::Response::new(
-            500u16.try_into().unwrap(),
-            aws_smithy_types::body::SdkBody::empty(),
-        )
-    });
-    let secrets = mock_client!(
-        aws_sdk_secretsmanager,
-        RuleMode::MatchAny,
-        [&describe, &tag],
-        |c| c.retry_config(retries.clone())
-    );
-    let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, [&unused]);
-    let securityhub = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&hub], |c| c
-        .retry_config(retries.clone()));
-    let base = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .build();
-    let ports = AwsPorts::new(base, ACCOUNT, None).with_retry_budget(std::time::Duration::ZERO);
-    ports.insert_clients(
-        Scope::new(ACCOUNT, "us-east-1"),
-        Clients {
-            secrets,
-            kms,
-            securityhub,
-        },
+    let ports = support::mocked_ports(
+        &Scope::new(ACCOUNT, "us-east-1"),
+        &[&describe, &tag],
+        &[],
+        &[&hub],
     );
     let config = Config {
         actions: [Action::Tag, Action::SecurityHub].into(),

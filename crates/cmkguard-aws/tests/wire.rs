@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use cmkguard_aws::{AwsPorts, Clients};
+mod support;
+
+use aws_smithy_mocks::{Rule, mock};
+use cmkguard_aws::AwsPorts;
 use cmkguard_core::fake::cases::ctx;
 use cmkguard_core::ports::{DescribeKey, DescribeSecret};
 use cmkguard_core::{AwsError, Config, Guard, GuardError, KeyManager, KeyState, Scope, Verdict};
@@ -49,36 +49,9 @@ fn key_rule(status: u16, body: Option<String>) -> Rule {
         .build()
 }
 
-/// Ports whose clients for [`scope`] answer from the rules, with the SDK's standard retries.
+/// Ports whose clients for [`scope`] answer from the rules (see [`support::mocked_ports`]).
 fn ports(secrets: &Rule, kms: &Rule) -> AwsPorts {
-    let retries = |max: u32| {
-        RetryConfig::standard()
-            .with_max_attempts(max)
-            .with_initial_backoff(std::time::Duration::from_millis(1))
-    };
-    let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [secrets], |c| c
-        .retry_config(retries(3)));
-    let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, [kms], |c| c
-        .retry_config(retries(3)));
-    let base = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .build();
-    // The SDK's attempts only: a test of the retry budget sets one.
-    // Not called here: tests/securityhub_wire.rs covers Security Hub.
-    let unused = mock!(aws_sdk_securityhub::Client::batch_import_findings)
-        .then_output(|| aws_sdk_securityhub::operation::batch_import_findings::BatchImportFindingsOutput::builder().build());
-    let securityhub = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&unused]);
-    let ports = AwsPorts::new(base, ACCOUNT, None).with_retry_budget(std::time::Duration::ZERO);
-    ports.insert_clients(
-        scope(),
-        Clients {
-            secrets,
-            kms,
-            securityhub,
-        },
-    );
-    ports
+    support::mocked_ports(&scope(), &[secrets], &[kms], &[])
 }
 
 fn event() -> serde_json::Value {

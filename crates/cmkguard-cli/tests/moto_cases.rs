@@ -2,111 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
 
-use cmkguard_core::fake::cases::{self, Case, OWN_ACCOUNT};
+use cmkguard_core::fake::cases::{self, OWN_ACCOUNT};
 use cmkguard_testkit::Moto;
-use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec};
+use cmkguard_testkit::world::SecretSpec;
 use serde_json::Value;
-
-/// Runs `cmkguard ARGS` with moto's environment and `env`, `stdin` as input.
-pub fn cmkguard(
-    moto: &Moto,
-    args: &[&str],
-    env: &BTreeMap<String, String>,
-    stdin: &[u8],
-) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "trace")
-        .envs(moto.env())
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cmkguard");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().expect("wait for cmkguard")
-}
-
-fn records(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON record: {l}: {e}")))
-        .collect()
-}
-
-struct Setup {
-    made: Option<MadeSecret>,
-    keys: BTreeMap<(String, String), Keys>,
-    event: Vec<u8>,
-    env: BTreeMap<String, String>,
-}
-
-async fn setup(moto: &Moto, case: &Case) -> Setup {
-    moto.reset();
-    moto.make_topic().await;
-    let mut places = vec![(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())];
-    if let Some(secret) = &case.secret {
-        places.extend(
-            cmkguard_testkit::world::REGIONS
-                .iter()
-                .map(|r| (secret.account.clone(), r.to_string())),
-        );
-    }
-    places.sort();
-    places.dedup();
-    let mut keys = BTreeMap::new();
-    for (account, region) in places {
-        let no_alias = case
-            .secret
-            .as_ref()
-            .is_some_and(|s| s.no_alias && s.account == account && s.region == region);
-        keys.insert(
-            (account.clone(), region.clone()),
-            moto.make_keys(&account, &region, !no_alias).await,
-        );
-    }
-    let own_keys = keys[&(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())].clone();
-    let mut made = None;
-    let mut event = serde_json::to_string(&cases::event(&case.event)).unwrap();
-    if let Some(secret) = &case.secret
-        && secret.exists
-    {
-        let spec = SecretSpec {
-            name: secret.name.clone(),
-            account: secret.account.clone(),
-            region: secret.region.clone(),
-            key: secret.key.clone().unwrap_or_else(|| "default".into()),
-            tags: secret.tags.clone(),
-            owning_service: secret.owning_service.clone(),
-            replica_regions: secret.replica_regions.clone(),
-        };
-        let k = keys[&(secret.account.clone(), secret.region.clone())].clone();
-        let secret_made = moto.make_secret(&spec, &k).await;
-        // The fixture's ARN has AWS's random suffix; moto made another one.
-        if let Some(fixture_arn) = cases::fixture_arn(&cases::event(&case.event)) {
-            event = event.replace(&fixture_arn, &secret_made.arn);
-        }
-        made = Some(secret_made);
-    }
-    let env = case
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), cases::expand(v, &own_keys.designated)))
-        .collect();
-    Setup {
-        made,
-        keys,
-        event: event.into_bytes(),
-        env,
-    }
-}
+use support::{cmkguard, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_through_the_cli_against_moto() {
@@ -115,15 +19,21 @@ async fn every_case_through_the_cli_against_moto() {
     assert!(all.len() >= 20);
     for case in &all {
         let setup = setup(&moto, case).await;
-        let output = cmkguard(&moto, &["handle-event", "-"], &setup.env, &setup.event);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let got = records(&output);
+        let run = cmkguard(
+            &moto,
+            None,
+            &["handle-event", "-"],
+            &setup.env,
+            &setup.event,
+        );
+        let stderr = &run.stderr;
+        let got = &run.records;
         assert_eq!(
             got.len(),
             1,
             "{}: stdout {:?} stderr {stderr}",
             case.label(),
-            String::from_utf8_lossy(&output.stdout)
+            run.stdout
         );
         let problems = cases::check_record(case, &got[0]);
         assert!(
@@ -134,7 +44,7 @@ async fn every_case_through_the_cli_against_moto() {
         let failed =
             got[0]["verdict"] == "error" || got[0]["actions"].to_string().contains("\"failed\"");
         assert_eq!(
-            output.status.code(),
+            run.code,
             Some(if failed { 1 } else { 0 }),
             "{}: exit code; stderr {stderr}",
             case.label()
@@ -221,7 +131,7 @@ async fn every_case_through_the_cli_against_moto() {
             // Never a secret value in any output.
             for canary in [&made.current_value, &made.previous_value] {
                 assert!(
-                    !String::from_utf8_lossy(&output.stdout).contains(canary.as_str()),
+                    !run.stdout.contains(canary.as_str()),
                     "{}: canary on stdout",
                     case.label()
                 );
@@ -234,8 +144,14 @@ async fn every_case_through_the_cli_against_moto() {
         }
 
         // A second delivery makes no write.
-        let again = cmkguard(&moto, &["handle-event", "-"], &setup.env, &setup.event);
-        let again = records(&again);
+        let again = cmkguard(
+            &moto,
+            None,
+            &["handle-event", "-"],
+            &setup.env,
+            &setup.event,
+        );
+        let again = again.records;
         assert_eq!(again.len(), 1, "{}", case.label());
         assert!(
             !again[0]["actions"].to_string().contains("\"done\""),
@@ -273,14 +189,10 @@ async fn a_scheduled_event_sweeps_the_region_through_the_cli() {
     }
     let event = serde_json::to_vec(&cases::event("ScheduledEvent-sweep.json")).unwrap();
     let env = BTreeMap::from([("CMKGUARD_ACTIONS".to_owned(), "tag".to_owned())]);
-    let output = cmkguard(&moto, &["handle-event", "-"], &env, &event);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let got: Vec<Value> = records(&output)
+    let run = cmkguard(&moto, None, &["handle-event", "-"], &env, &event);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let got: Vec<Value> = run
+        .records
         .into_iter()
         .filter(|r| r.get("verdict").is_some())
         .collect();

@@ -7,56 +7,14 @@
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{DEFAULT_ACCOUNT, FaultProxy, Moto, cargo_lambda_binary, workspace_root};
+use cmkguard_testkit::{
+    DEFAULT_ACCOUNT, FaultProxy, Moto, Process, cargo_lambda_binary, event_for, workspace_root,
+};
 use serde_json::Value;
-
-/// A child process, killed on drop; its output goes to files (a pipe nobody reads would stall it).
-struct Process {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn spawn(command: &mut Command) -> Process {
-        let dir = tempfile::tempdir().unwrap();
-        let file = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).unwrap());
-        let child = command
-            .stdout(file("stdout"))
-            .stderr(file("stderr"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        Process { child, dir }
-    }
-
-    fn output(&self) -> String {
-        let read =
-            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read("stdout"), read("stderr"))
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -71,7 +29,7 @@ fn wait_listening(port: u16, watch: &Process) {
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         assert!(
             Instant::now() < until,
-            "cargo lambda watch never listened: {}",
+            "cargo lambda watch never listened: {:?}",
             watch.output()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -138,13 +96,7 @@ async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configu
         ..Default::default()
     };
     let made = moto.make_secret(&spec, &keys).await;
-    let path = workspace_root().join("testdata/events/CreateSecret-default-key.json");
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
-        .as_str()
-        .unwrap();
-    let event: Value =
-        serde_json::from_str(&fixture.to_string().replace(fixture_arn, &made.arn)).unwrap();
+    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     let port = free_port();
     let watch = Process::spawn(
@@ -178,7 +130,7 @@ async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configu
     assert_eq!(
         first["verdicts"]["non_compliant"],
         1,
-        "{first}\n{}",
+        "{first}\n{:?}",
         good.output()
     );
     let writes = proxy.writes();
@@ -188,7 +140,7 @@ async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configu
     assert_eq!(
         second["verdicts"]["compliant"],
         1,
-        "{second}\n{}",
+        "{second}\n{:?}",
         good.output()
     );
     assert_eq!(proxy.writes(), writes, "{:?}", proxy.counts());
@@ -211,7 +163,8 @@ async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configu
     // configuration. It says which variable, and exits, though nobody answers its init error.
     let mut bad = function(port, &aws, &[("CMKGUARD_ACTIONS", "tag,explode")]);
     let status = bad.wait(Duration::from_secs(15));
-    let output = bad.output();
+    let (stdout, stderr) = bad.output();
+    let output = format!("{stdout}{stderr}");
     let status = status.unwrap_or_else(|| panic!("still running after 15 s: {output}"));
     assert!(!status.success(), "{status:?}: {output}");
     assert!(

@@ -4,35 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use std::process::{Child, Command};
+use std::path::Path;
 use std::time::Duration;
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{Fault, FaultProxy, Moto, Outcome, Rule, RuntimeApi, When};
-use serde_json::Value;
+use cmkguard_testkit::{
+    Fault, FaultProxy, Moto, Outcome, Process, Rule, RuntimeApi, When, event_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(4);
-
-struct Function {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Function {
-    fn output(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap();
-        format!("{}\n{}", read("stdout"), read("stderr"))
-    }
-}
 
 async fn slow_call_meets_the_deadline(rule: Rule) {
     let moto = Moto::start();
@@ -46,35 +26,25 @@ async fn slow_call_meets_the_deadline(rule: Rule) {
         ..Default::default()
     };
     let made = moto.make_secret(&spec, &keys).await;
-    let path =
-        cmkguard_testkit::workspace_root().join("testdata/events/CreateSecret-default-key.json");
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
-        .as_str()
-        .unwrap();
-    let event: Value =
-        serde_json::from_str(&fixture.to_string().replace(fixture_arn, &made.arn)).unwrap();
+    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     proxy.inject(rule.clone());
     // The same event twice: Lambda's retry of the failed invocation.
     let api = RuntimeApi::start(vec![event.clone(), event]).with_timeout(TIMEOUT);
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
-        .env_clear()
-        .envs(proxy.env(moto.env()))
-        .envs(api.env())
-        .env("CMKGUARD_ACTIONS", "tag,remediate")
-        .env("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012")
-        .env("AWS_LAMBDA_LOG_LEVEL", "trace")
-        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    let function = Function { child, dir };
+    let env = proxy.env(moto.env()).into_iter().chain(api.env()).chain(
+        [
+            ("CMKGUARD_ACTIONS", "tag,remediate"),
+            ("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012"),
+            ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
     let results = api.wait_for(2, Duration::from_secs(60));
     let first_next = api.first_next_at().unwrap();
     proxy.wait_idle(Duration::from_secs(10));
-    let output = function.output();
+    let (stdout, stderr) = function.stop();
+    let output = format!("{stdout}\n{stderr}");
     let what = format!("{rule:?}");
     assert_eq!(results.len(), 2, "{what}: {output}");
 

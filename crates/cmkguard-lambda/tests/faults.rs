@@ -4,15 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec, SecretState};
-use cmkguard_testkit::{Fault, FaultProxy, Invocation, Moto, Outcome, Rule, RuntimeApi, When};
+use cmkguard_testkit::{
+    Fault, FaultProxy, Invocation, Moto, Outcome, Process, Rule, RuntimeApi, When, event_for,
+};
 use serde_json::Value;
 
 /// Attempts per AWS call in the function: a rule hitting the first two calls outlasts them.
 const ATTEMPTS: usize = 2;
+const ATTEMPTS_TEXT: &str = "2";
 
 /// One secret on the default key, two deliveries of its CreateSecret event to the Lambda binary,
 /// with `rule` in the proxy; notifications land in an SQS queue subscribed to the topic.
@@ -41,39 +44,26 @@ async fn deliver_twice(rule: Rule) -> TwoDeliveries {
         ..Default::default()
     };
     let made = moto.make_secret(&spec, &keys).await;
-    let path =
-        cmkguard_testkit::workspace_root().join("testdata/events/CreateSecret-default-key.json");
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
-        .as_str()
-        .unwrap();
-    let event: Value =
-        serde_json::from_str(&fixture.to_string().replace(fixture_arn, &made.arn)).unwrap();
+    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     proxy.inject(rule);
     let api = RuntimeApi::start(vec![event.clone(), event]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
-        .env_clear()
-        .envs(proxy.env(moto.env()))
-        .envs(api.env())
-        .env("CMKGUARD_ACTIONS", "tag,notify,remediate")
-        .env("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012")
-        .env("CMKGUARD_SNS_TOPIC_ARN", &topic)
-        .env("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000")
-        .env("AWS_MAX_ATTEMPTS", ATTEMPTS.to_string())
-        .env("CMKGUARD_RETRY_BUDGET_MS", "0")
-        .env("AWS_LAMBDA_LOG_LEVEL", "trace")
-        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .unwrap();
+    let env = proxy.env(moto.env()).into_iter().chain(api.env()).chain(
+        [
+            ("CMKGUARD_ACTIONS", "tag,notify,remediate"),
+            ("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012"),
+            ("CMKGUARD_SNS_TOPIC_ARN", topic.as_str()),
+            ("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000"),
+            ("AWS_MAX_ATTEMPTS", ATTEMPTS_TEXT),
+            ("CMKGUARD_RETRY_BUDGET_MS", "0"),
+            ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
     let results = api.wait_for(2, Duration::from_secs(90));
     proxy.wait_idle(Duration::from_secs(10));
-    let _ = child.kill();
-    let _ = child.wait();
-    let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
-    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let (stdout, stderr) = function.stop();
     let records: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

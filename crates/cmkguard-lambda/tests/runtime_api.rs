@@ -2,55 +2,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{FaultProxy, Moto, Outcome, RuntimeApi};
+use cmkguard_testkit::{FaultProxy, Moto, Outcome, Process, RuntimeApi, event_for};
 use serde_json::Value;
 
-/// The function process; its output goes to files, as a pipe nobody reads would stall it.
-struct Function {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(moto: &Moto, api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
+fn start(moto: &Moto, api: &RuntimeApi, env: &[(&str, &str)]) -> Process {
     start_with(&moto.env(), api, env)
 }
 
-fn start_with(aws: &[(String, String)], api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cmkguard-lambda"))
-        .env_clear()
-        .envs(aws.iter().cloned())
-        .envs(api.env())
-        .envs(env.iter().copied())
-        .stdout(Stdio::from(
-            std::fs::File::create(dir.path().join("stdout")).unwrap(),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.path().join("stderr")).unwrap(),
-        ))
-        .spawn()
-        .expect("spawn cmkguard-lambda");
-    Function { child, dir }
-}
-
-/// Stops the function; returns what it wrote to stdout and stderr.
-fn output(mut function: Function) -> (String, String) {
-    let _ = function.child.kill();
-    let _ = function.child.wait();
-    let read =
-        |name: &str| std::fs::read_to_string(function.dir.path().join(name)).unwrap_or_default();
-    (read("stdout"), read("stderr"))
+fn start_with(aws: &[(String, String)], api: &RuntimeApi, env: &[(&str, &str)]) -> Process {
+    let env = aws
+        .iter()
+        .cloned()
+        .chain(api.env())
+        .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,13 +35,7 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
         ..Default::default()
     };
     let made = moto.make_secret(&spec, &keys).await;
-    let fixture = cmkguard_core_event("CreateSecret-default-key.json");
-    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let event: Value =
-        serde_json::from_str(&fixture.to_string().replace(&fixture_arn, &made.arn)).unwrap();
+    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     // The same event twice: the second delivery writes nothing.
     let api = RuntimeApi::start(vec![event.clone(), event]);
@@ -87,7 +50,7 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
         ],
     );
     let results = api.wait_for(2, Duration::from_secs(60));
-    let (stdout, stderr) = output(function);
+    let (stdout, stderr) = function.stop();
     assert_eq!(results.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
     // The first delivery re-encrypts; the second finds the secret on the right key.
     for (result, verdict) in results.iter().zip(["non_compliant", "compliant"]) {
@@ -175,7 +138,7 @@ fn a_bad_configuration_fails_the_init_naming_the_variable() {
     let api = RuntimeApi::start(vec![]);
     let function = start(&moto, &api, &[("CMKGUARD_ACTIONS", "tag,explode")]);
     let results = api.wait_for(1, Duration::from_secs(30));
-    let (stdout, stderr) = output(function);
+    let (stdout, stderr) = function.stop();
     assert_eq!(results.len(), 1, "stdout: {stdout}\nstderr: {stderr}");
     let Outcome::InitError(body) = &results[0].outcome else {
         panic!("not an init error: {:?}", results[0])
@@ -207,20 +170,14 @@ async fn a_function_arn_without_an_account_asks_sts_once() {
         ..Default::default()
     };
     let made = moto.make_secret(&spec, &keys).await;
-    let fixture = cmkguard_core_event("CreateSecret-default-key.json");
-    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let event: Value =
-        serde_json::from_str(&fixture.to_string().replace(&fixture_arn, &made.arn)).unwrap();
+    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     let proxy = FaultProxy::start(&moto.endpoint());
     let api = RuntimeApi::start(vec![event.clone(), event]).with_function_arn("function-arn");
     let env = proxy.env(moto.env());
     let function = start_with(&env, &api, &[]);
     let results = api.wait_for(2, Duration::from_secs(60));
-    let (stdout, stderr) = output(function);
+    let (stdout, stderr) = function.stop();
     assert_eq!(results.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
     for result in &results {
         let Outcome::Response(body) = &result.outcome else {
@@ -248,28 +205,12 @@ fn a_bad_configuration_exits_even_when_the_init_error_is_never_answered() {
     let moto = Moto::start();
     let api = RuntimeApi::start(vec![]).never_answering_init_error();
     let mut function = start(&moto, &api, &[("CMKGUARD_DRY_RUN", "maybe")]);
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = function.child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if std::time::Instant::now() > until {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = function.wait(Duration::from_secs(15));
     let results = api.wait_for(1, Duration::from_secs(1));
-    let (stdout, stderr) = output(function);
+    let (stdout, stderr) = function.stop();
     let status = status.unwrap_or_else(|| panic!("still running after 15 s: {stdout}{stderr}"));
     assert!(!status.success(), "{status:?}");
     // The log line (JSON, on stdout as every log line) names the variable.
     assert!(stdout.contains("CMKGUARD_DRY_RUN"), "{stdout}{stderr}");
     assert_eq!(results.len(), 1, "the report was still sent: {results:?}");
-}
-
-fn cmkguard_core_event(file: &str) -> Value {
-    let path = cmkguard_testkit::workspace_root()
-        .join("testdata/events")
-        .join(file);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

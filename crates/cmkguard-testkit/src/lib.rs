@@ -1,11 +1,13 @@
 //! Test harness for cmkguard: a moto server of a test's own ([`Moto`]), SDK configurations for
-//! it, and a Lambda Runtime API emulator ([`RuntimeApi`]) to run the Lambda binary locally.
+//! it, and a Lambda Runtime API emulator ([`RuntimeApi`]) to run the Lambda binary locally
+//! ([`Process`]).
 
 // Test support: a setup that fails should panic loudly, where the test is, not return errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http;
 mod moto;
+mod process;
 pub mod proxy;
 mod runtime_api;
 pub mod world;
@@ -14,5 +16,6 @@ pub use moto::{
     CARGO_LAMBDA_REQUIREMENT, DEFAULT_ACCOUNT, MOTO_REQUIREMENT, MOTO_SERVER_ENV, Moto,
     TEST_ROLE_NAME, cargo_lambda_binary, moto_server_binary, workspace_root,
 };
+pub use process::{Process, event_for};
 pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};

@@ -8,18 +8,13 @@ use aws_sdk_secretsmanager::types::{ReplicaRegionType, Tag};
 
 use crate::Moto;
 
-pub const KEY_ALIAS: &str = "alias/cmkguard/secrets";
+pub use cmkguard_core::fake::cases::KEY_ALIAS;
 pub const TOPIC_NAME: &str = "cmkguard";
 pub const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
-/// The keys made in one account and region.
-#[derive(Debug, Clone, Default)]
-pub struct Keys {
-    pub designated: String,
-    pub other: String,
-    pub disabled: String,
-    pub pending_deletion: String,
-}
+/// The keys made in one account and region (the key kinds of `testdata/cases.json` are declared
+/// once, with them, in the engine's fakes).
+pub use cmkguard_core::fake::cases::Keys;
 
 /// A secret as a case describes it.
 #[derive(Debug, Clone, Default)]
@@ -131,16 +126,7 @@ impl Moto {
 
     /// The `KmsKeyId` a key kind stands for.
     pub fn key_id_for(keys: &Keys, kind: &str) -> Option<String> {
-        match kind {
-            "default" => None,
-            "aws-alias" => Some("alias/aws/secretsmanager".into()),
-            "cmk" => Some(keys.designated.clone()),
-            "cmk-alias" => Some(KEY_ALIAS.into()),
-            "cmk-disabled" => Some(keys.disabled.clone()),
-            "cmk-pending-deletion" => Some(keys.pending_deletion.clone()),
-            "other-cmk" => Some(keys.other.clone()),
-            other => panic!("unknown key kind `{other}`"),
-        }
+        keys.key_id(kind)
     }
 
     /// Creates the secret with two versions (AWSPREVIOUS and AWSCURRENT) of canary values.

@@ -1,5 +1,6 @@
-//! Shared by the fault, hostile-input and secrecy tests: a case of the table made in moto, and the
-//! `cmkguard` binary run against it (through the fault proxy when one is given).
+//! Shared by every test of the binary against moto: a case of the table made in moto (its keys,
+//! alias, topic and secret), and the `cmkguard` binary run against it (through the fault proxy
+//! when one is given).
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -95,6 +96,11 @@ pub async fn setup(moto: &Moto, case: &Case) -> Setup {
     moto.make_topic().await;
     let mut places = vec![(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())];
     if let Some(secret) = &case.secret {
+        places.extend(
+            cmkguard_testkit::world::REGIONS
+                .iter()
+                .map(|r| (secret.account.clone(), r.to_string())),
+        );
         places.push((secret.account.clone(), secret.region.clone()));
     }
     places.sort();
@@ -127,6 +133,7 @@ pub async fn setup(moto: &Moto, case: &Case) -> Setup {
         };
         let k = keys[&(secret.account.clone(), secret.region.clone())].clone();
         let secret_made = moto.make_secret(&spec, &k).await;
+        // The fixture's ARN has AWS's random suffix; moto made another one.
         if let Some(fixture_arn) = cases::fixture_arn(&cases::event(&case.event)) {
             event = event.replace(&fixture_arn, &secret_made.arn);
         }

@@ -171,18 +171,48 @@ pub fn key_arn(scope: &Scope, id: &str) -> String {
     format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account)
 }
 
-/// The KmsKeyId a key kind of the table stands for.
-pub fn key_id(scope: &Scope, kind: &str) -> Option<String> {
-    match kind {
-        "default" => None,
-        "aws-alias" => Some("alias/aws/secretsmanager".into()),
-        "cmk" => Some(key_arn(scope, "designated")),
-        "cmk-alias" => Some(KEY_ALIAS.into()),
-        "cmk-disabled" => Some(key_arn(scope, "disabled")),
-        "cmk-pending-deletion" => Some(key_arn(scope, "pending-deletion")),
-        "other-cmk" => Some(key_arn(scope, "other")),
-        other => panic!("unknown key kind `{other}`"),
+/// The keys of one account and region that the table's key kinds stand for: made in the fake
+/// here, in moto by the testkit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// The designated key (`alias/cmkguard/secrets` points to it).
+    pub designated: String,
+    pub other: String,
+    pub disabled: String,
+    pub pending_deletion: String,
+}
+
+impl Keys {
+    /// The `KmsKeyId` a key kind of the table stands for (the one list of the kinds):
+    /// `default`, `aws-alias`, `cmk`, `cmk-alias`, `cmk-disabled`, `cmk-pending-deletion`,
+    /// `other-cmk`.
+    pub fn key_id(&self, kind: &str) -> Option<String> {
+        match kind {
+            "default" => None,
+            "aws-alias" => Some("alias/aws/secretsmanager".into()),
+            "cmk" => Some(self.designated.clone()),
+            "cmk-alias" => Some(KEY_ALIAS.into()),
+            "cmk-disabled" => Some(self.disabled.clone()),
+            "cmk-pending-deletion" => Some(self.pending_deletion.clone()),
+            "other-cmk" => Some(self.other.clone()),
+            other => panic!("unknown key kind `{other}`"),
+        }
     }
+
+    /// The fake's keys of `scope`.
+    pub fn in_fake(scope: &Scope) -> Keys {
+        Keys {
+            designated: key_arn(scope, "designated"),
+            other: key_arn(scope, "other"),
+            disabled: key_arn(scope, "disabled"),
+            pending_deletion: key_arn(scope, "pending-deletion"),
+        }
+    }
+}
+
+/// The KmsKeyId a key kind of the table stands for, in the fake.
+pub fn key_id(scope: &Scope, kind: &str) -> Option<String> {
+    Keys::in_fake(scope).key_id(kind)
 }
 
 /// Builds the case's world; returns the secret's scope and ARN.

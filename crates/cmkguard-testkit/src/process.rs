@@ -1,0 +1,86 @@
+//! Child processes with their output in files (a pipe nobody reads would stall them): the
+//! built Lambda binary under a Runtime API emulator (this crate's or cargo-lambda's), and
+//! `cargo lambda watch`; and the fixture events pointed at a secret a test made.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A child process (the function, or `cargo lambda watch`); killed when dropped.
+pub struct Process {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// Starts the function `binary` with only `env` in its environment (say moto's, the Runtime
+    /// API's and the function's own variables).
+    pub fn function<K, V>(binary: &Path, env: impl IntoIterator<Item = (K, V)>) -> Process
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        Process::spawn(Command::new(binary).env_clear().envs(env))
+    }
+
+    /// Starts `command` with its output going to files.
+    pub fn spawn(command: &mut Command) -> Process {
+        let dir = tempfile::tempdir().expect("a temporary folder for the output");
+        let file = |name: &str| {
+            Stdio::from(std::fs::File::create(dir.path().join(name)).expect("an output file"))
+        };
+        let child = command
+            .stdout(file("stdout"))
+            .stderr(file("stderr"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Process { child, dir }
+    }
+
+    /// What the function wrote so far: (stdout, stderr).
+    pub fn output(&self) -> (String, String) {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        (read("stdout"), read("stderr"))
+    }
+
+    /// Stops the function; returns what it wrote: (stdout, stderr).
+    pub fn stop(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.output()
+    }
+
+    /// Waits at most `timeout` for the function to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fixture `testdata/events/<file>` with its secret ARN replaced by `arn`.
+pub fn event_for(file: &str, arn: &str) -> Value {
+    let path = crate::workspace_root().join("testdata/events").join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read `{}`: {e}", path.display()));
+    let fixture: Value = serde_json::from_str(&text).expect("a fixture is JSON");
+    let fixture_arn = fixture["detail"]["responseElements"]["arn"]
+        .as_str()
+        .expect("the fixture names its secret in `responseElements.arn`");
+    serde_json::from_str(&text.replace(fixture_arn, arn)).expect("still JSON")
+}
