@@ -6,34 +6,16 @@
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
 use cmkguard_core::{
-    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Scope,
-    SecretFacts, Verdict,
+    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Verdict,
 };
 use serde_json::{Value, json};
 
-const REGION: &str = "us-east-1";
+mod common;
 
-fn scope() -> Scope {
-    Scope::new(OWN_ACCOUNT, REGION)
-}
+use common::{REGION, arn, cmk, event, scope, secret};
 
-fn arn(name: &str) -> String {
-    format!("arn:aws:secretsmanager:{REGION}:{OWN_ACCOUNT}:secret:{name}-AbCdEf")
-}
-
-fn cmk(id: &str) -> String {
-    format!("arn:aws:kms:{REGION}:{OWN_ACCOUNT}:key/{id}")
-}
-
-fn event(name: &str, secret_arn: &str) -> Value {
-    json!({
-        "id": "eb-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
-        "account": OWN_ACCOUNT, "region": REGION,
-        "detail": {"eventID": format!("ct-{name}"), "eventName": name, "awsRegion": REGION,
-                   "eventSource": "secretsmanager.amazonaws.com",
-                   "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
-                   "requestParameters": {"secretId": secret_arn}, "responseElements": {"arn": secret_arn}}
-    })
+fn config(actions: &str) -> Config {
+    common::config(actions, &[])
 }
 
 fn world() -> FakeAws {
@@ -42,32 +24,6 @@ fn world() -> FakeAws {
     fake.put_key(&scope(), key);
     fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
     fake
-}
-
-fn secret(name: &str, key: Option<&str>) -> SecretFacts {
-    SecretFacts {
-        arn: arn(name),
-        name: name.into(),
-        kms_key_id: key.map(Into::into),
-        ..Default::default()
-    }
-}
-
-fn config(actions: &str) -> Config {
-    let vars = [
-        ("CMKGUARD_ACTIONS", actions),
-        ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
-        (
-            "CMKGUARD_SNS_TOPIC_ARN",
-            "arn:aws:sns:us-east-1:123456789012:cmkguard",
-        ),
-    ];
-    Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
 }
 
 #[tokio::test]

@@ -6,37 +6,22 @@
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
 use cmkguard_core::finding::{Compliance, RecordState, Severity};
-use cmkguard_core::{
-    Action, Config, Guard, GuardError, KeyFacts, KeyState, Outcome, Scope, SecretFacts, Verdict,
-};
-use serde_json::{Value, json};
+use cmkguard_core::{Action, Config, Guard, GuardError, KeyFacts, KeyState, Outcome, Verdict};
+use serde_json::Value;
 
-const REGION: &str = "us-east-1";
+mod common;
 
-fn scope() -> Scope {
-    Scope::new(OWN_ACCOUNT, REGION)
-}
-
-fn arn(name: &str) -> String {
-    format!("arn:aws:secretsmanager:{REGION}:{OWN_ACCOUNT}:secret:{name}-AbCdEf")
-}
-
-fn cmk(id: &str) -> String {
-    format!("arn:aws:kms:{REGION}:{OWN_ACCOUNT}:key/{id}")
-}
+use common::{REGION, arn, cmk, scope, secret, sweep};
 
 fn event(secret_arn: &str) -> Value {
-    json!({
-        "id": "eb-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager",
-        "account": OWN_ACCOUNT, "region": REGION,
-        "detail": {"eventID": "ct-1", "eventName": "CreateSecret", "awsRegion": REGION,
-                   "requestParameters": {"secretId": secret_arn}, "responseElements": {"arn": secret_arn}}
-    })
+    common::event("CreateSecret", secret_arn)
 }
 
-fn sweep() -> Value {
-    json!({"id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": OWN_ACCOUNT, "region": REGION, "detail": {}})
+fn config(actions: &str, dry_run: bool) -> Config {
+    common::config(
+        actions,
+        &[("CMKGUARD_DRY_RUN", if dry_run { "true" } else { "false" })],
+    )
 }
 
 fn world() -> FakeAws {
@@ -49,30 +34,6 @@ fn world() -> FakeAws {
     }
     fake.put_alias(&scope(), KEY_ALIAS, &cmk("designated"));
     fake
-}
-
-fn secret(name: &str, key: Option<&str>) -> SecretFacts {
-    SecretFacts {
-        arn: arn(name),
-        name: name.into(),
-        kms_key_id: key.map(Into::into),
-        ..Default::default()
-    }
-}
-
-fn config(actions: &str, dry_run: bool) -> Config {
-    let dry_run = dry_run.to_string();
-    let vars = [
-        ("CMKGUARD_ACTIONS", actions),
-        ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
-        ("CMKGUARD_DRY_RUN", dry_run.as_str()),
-    ];
-    Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
 }
 
 fn outcome(record: &cmkguard_core::Record, action: Action) -> Option<Outcome> {
