@@ -60,8 +60,12 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
         .operation_timeout(Duration::from_secs(30).max(attempt * 3))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
-    // Adaptive mode unless `AWS_RETRY_MODE` says otherwise: after throttling, each client sends
-    // more slowly instead of failing (`AWS_MAX_ATTEMPTS`, default 3, still applies).
+    // Standard mode unless `AWS_RETRY_MODE` says otherwise (`AWS_MAX_ATTEMPTS`, default 3,
+    // applies), then the retry budget (crate::retry). Not the SDK's adaptive mode: it is
+    // experimental, and its client-side rate limiter, which starts from nothing in every new
+    // process, held a burst of 300 events at 1.64x the quota floor through `cmkguard
+    // handle-event` (`just bench-burst`). Audits, one long-lived process, keep it
+    // ([`with_adaptive_retry`]).
     if std::env::var_os("AWS_RETRY_MODE").is_none() {
         let attempts = std::env::var("AWS_MAX_ATTEMPTS")
             .ok()
@@ -71,7 +75,7 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
         // The SDK's first backoff is 1 s (then 2 s, ...): under a burst that leaves the quota
         // idle while every caller waits; the retry budget (crate::retry) paces what follows.
         loader = loader.retry_config(
-            RetryConfig::adaptive()
+            RetryConfig::standard()
                 .with_max_attempts(attempts)
                 .with_initial_backoff(INITIAL_BACKOFF),
         );

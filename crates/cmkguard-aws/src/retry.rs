@@ -1,8 +1,8 @@
 //! Transient AWS failures (throttling, 5xx, timeouts, dropped connections) retried inside the
 //! invocation's time budget: a burst of events that meets AWS's request quotas slows down
 //! instead of turning into invocation errors. Each call first gets the SDK's own attempts
-//! (adaptive mode: a client-side rate limiter that backs off when AWS throttles); when they are
-//! spent, the call is tried again after a jittered, growing pause, until the budget would pass.
+//! (standard mode, 100 ms first backoff); when they are spent, the call is tried again after a
+//! jittered, growing pause, until the budget would pass.
 //! Only then does the transient error reach the engine (and Lambda retries the event).
 
 use std::future::Future;
@@ -20,9 +20,11 @@ pub const RETRY_BUDGET_MS: &str = "CMKGUARD_RETRY_BUDGET_MS";
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
-// Short enough that a throttled caller is back while the quota's bucket refills: longer pauses
-// leave the quota idle (`just bench-burst`: 4 s gave 1.81x the quota floor through the CLI).
-const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+// Short enough that a throttled caller is back while the quota's bucket refills, long enough
+// that 30 contending callers do not flood it (`just bench-burst`: 4 s left the quota idle,
+// 1.81x the floor through the CLI; 1 s and 2 s both keep it at the floor, 2 s with fewer
+// throttled requests).
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
 /// The retry budget from [`RETRY_BUDGET_MS`]; an invalid value names the variable.
 pub fn retry_budget(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
