@@ -90,17 +90,10 @@ async fn main() {
     println!(
         "\n== running the guard on a CreateSecret event for each secret (actions: tag,notify,remediate,securityhub)\n"
     );
-    let template = std::fs::read_to_string(
-        cmkguard_testkit::workspace_root().join("testdata/events/CreateSecret-default-key.json"),
-    )
-    .unwrap();
-    let fixture_arn =
-        "arn:aws:secretsmanager:us-east-1:123456789012:secret:cmkguard-test/default-key-AbCdEf";
     for (i, (_, secret)) in made.iter().enumerate() {
-        let event_id = format!("00000000-0000-4000-8000-{i:012}");
-        let event = template
-            .replace(fixture_arn, &secret.arn)
-            .replace("d0416816-e6c4-4289-a5bc-f269cdcff301", &event_id);
+        let mut event = cmkguard_testkit::event_for("CreateSecret-default-key.json", &secret.arn);
+        event["detail"]["eventID"] = format!("00000000-0000-4000-8000-{i:012}").into();
+        let event = event.to_string();
         let mut child = Command::new(&binary)
             .args(["handle-event", "-"])
             .envs(moto.env())

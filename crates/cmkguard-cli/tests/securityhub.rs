@@ -11,13 +11,18 @@ use cmkguard_core::fake::cases::OWN_ACCOUNT;
 use cmkguard_testkit::world::{MadeSecret, SecretSpec};
 use cmkguard_testkit::{FaultProxy, Moto};
 use serde_json::Value;
-use support::{Run, actions, assert_no_canary, case, cmkguard, setup};
+use support::{Run, Setup, actions, assert_no_canary, case, cmkguard, setup};
 
 const FINDING_TYPE: &str = "Software and Configuration Checks/AWS Security Best Practices/Secrets Manager customer managed key";
 
 fn with_securityhub(env: &mut std::collections::BTreeMap<String, String>) {
     let actions = env.get("CMKGUARD_ACTIONS").cloned().unwrap_or("tag".into());
     env.insert("CMKGUARD_ACTIONS".into(), format!("{actions},securityhub"));
+}
+
+/// One delivery of the case's event to `cmkguard handle-event`.
+fn deliver(moto: &Moto, setup: &Setup) -> Run {
+    cmkguard(moto, None, &["handle-event", "-"], &setup.env, &setup.event)
 }
 
 fn outcome(run: &Run, action: &str) -> Option<String> {
@@ -50,17 +55,8 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
     let mut setup = setup(&moto, &case).await;
     with_securityhub(&mut setup.env);
     let made = setup.made.clone().unwrap();
-    let deliver = || {
-        cmkguard(
-            &moto,
-            None,
-            &["handle-event", "-"],
-            &setup.env,
-            &setup.event,
-        )
-    };
 
-    let first = deliver();
+    let first = deliver(&moto, &setup);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(
         outcome(&first, "securityhub").as_deref(),
@@ -119,7 +115,7 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
     let created = finding["CreatedAt"].clone();
 
     // A redelivery: no import, the same one finding.
-    let again = deliver();
+    let again = deliver(&moto, &setup);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert_eq!(outcome(&again, "securityhub"), None, "{}", again.stdout);
     let same = the_finding(&moto, OWN_ACCOUNT, &made);
@@ -138,7 +134,7 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
         .await
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let fixed = deliver();
+    let fixed = deliver(&moto, &setup);
     assert_eq!(fixed.code, Some(0), "{}", fixed.stderr);
     assert_eq!(fixed.records[0]["verdict"], "compliant");
     assert_eq!(outcome(&fixed, "securityhub").as_deref(), Some("done"));
@@ -168,13 +164,7 @@ async fn re_encrypted_by_the_guard_is_passed_and_says_so() {
     let mut setup = setup(&moto, &case).await;
     with_securityhub(&mut setup.env);
     let made = setup.made.clone().unwrap();
-    let run = cmkguard(
-        &moto,
-        None,
-        &["handle-event", "-"],
-        &setup.env,
-        &setup.event,
-    );
+    let run = deliver(&moto, &setup);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(outcome(&run, "remediate").as_deref(), Some("done"));
     assert_eq!(outcome(&run, "securityhub").as_deref(), Some("done"));
@@ -203,13 +193,7 @@ async fn re_encrypted_by_the_guard_is_passed_and_says_so() {
         "{details}"
     );
     // The guard's own UpdateSecret event comes back: nothing more to import.
-    let again = cmkguard(
-        &moto,
-        None,
-        &["handle-event", "-"],
-        &setup.env,
-        &setup.event,
-    );
+    let again = deliver(&moto, &setup);
     assert_eq!(outcome(&again, "securityhub"), None, "{}", again.stdout);
     assert_eq!(moto.findings(OWN_ACCOUNT, "us-east-1").len(), 1);
     no_secret_value(&made, &moto.findings(OWN_ACCOUNT, "us-east-1"));
@@ -222,13 +206,7 @@ async fn an_exempt_secret_has_no_active_failed_finding() {
     let mut setup = setup(&moto, &case).await;
     with_securityhub(&mut setup.env);
     let made = setup.made.clone().unwrap();
-    let first = cmkguard(
-        &moto,
-        None,
-        &["handle-event", "-"],
-        &setup.env,
-        &setup.event,
-    );
+    let first = deliver(&moto, &setup);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     moto.secrets_client(OWN_ACCOUNT, "us-east-1")
         .await
@@ -243,13 +221,7 @@ async fn an_exempt_secret_has_no_active_failed_finding() {
         .send()
         .await
         .unwrap();
-    let exempt = cmkguard(
-        &moto,
-        None,
-        &["handle-event", "-"],
-        &setup.env,
-        &setup.event,
-    );
+    let exempt = deliver(&moto, &setup);
     assert_eq!(exempt.records[0]["verdict"], "exempt", "{}", exempt.stdout);
     assert_eq!(outcome(&exempt, "securityhub").as_deref(), Some("done"));
     let finding = the_finding(&moto, OWN_ACCOUNT, &made);
@@ -268,13 +240,7 @@ async fn a_member_accounts_finding_is_imported_in_that_account() {
         .env
         .insert("CMKGUARD_ACTIONS".into(), "tag,securityhub".into());
     let made = setup.made.clone().unwrap();
-    let run = cmkguard(
-        &moto,
-        None,
-        &["handle-event", "-"],
-        &setup.env,
-        &setup.event,
-    );
+    let run = deliver(&moto, &setup);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         outcome(&run, "securityhub").as_deref(),

@@ -28,6 +28,40 @@ pub const WOULD_FAIL: &str = "would fail: ";
 /// Findings per `BatchImportFindings` request (Security Hub's limit).
 pub const IMPORT_BATCH: usize = 100;
 
+/// The status mark on a secret: what the guard already reported about it.
+struct Mark<'f> {
+    status: Option<&'f str>,
+    reason: Option<&'f str>,
+}
+
+impl<'f> Mark<'f> {
+    fn of(facts: &'f SecretFacts) -> Self {
+        Mark {
+            status: facts.tags.get(STATUS_TAG).map(String::as_str),
+            reason: facts.tags.get(REASON_TAG).map(String::as_str),
+        }
+    }
+
+    /// The status a flagged record's mark should have.
+    fn wanted(remediated: bool) -> &'static str {
+        if remediated {
+            REMEDIATED
+        } else {
+            NON_COMPLIANT
+        }
+    }
+
+    /// The mark already reports this flagged record's finding.
+    fn reports(&self, record: &Record, remediated: bool) -> bool {
+        self.status == Some(Mark::wanted(remediated)) && self.reason == Some(record.reason.as_str())
+    }
+
+    /// A finding is open on the secret (reported, or a re-encryption under way).
+    fn is_open(&self) -> bool {
+        matches!(self.status, Some(NON_COMPLIANT | REMEDIATING))
+    }
+}
+
 /// A transient failure that stopped a decision part way; the caller attaches the record.
 pub(crate) struct Unfinished(pub(crate) String);
 
@@ -56,17 +90,17 @@ impl<P: Ports> Actor<'_, P> {
         facts: &SecretFacts,
         record: &mut Record,
     ) -> Result<bool, Unfinished> {
-        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
-        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        let mark = Mark::of(facts);
         let mut remediated = false;
 
-        if status_now == Some(REMEDIATING) && record.verdict == Verdict::Compliant {
+        if mark.status == Some(REMEDIATING) && record.verdict == Verdict::Compliant {
             match self.designated_key(scope).await {
                 Ok(Some(target)) if facts.kms_key_id.as_deref() == Some(target.arn.as_str()) => {
                     // An earlier delivery re-encrypted the secret and stopped before its mark
                     // and notification: the finding is that delivery's, and this one finishes it.
                     record.verdict = Verdict::NonCompliant;
-                    record.reason = reason_now
+                    record.reason = mark
+                        .reason
                         .and_then(Reason::parse)
                         .unwrap_or(Reason::AwsManagedKey);
                     record.actions.push(ActionRecord::new(
@@ -251,26 +285,19 @@ impl<P: Ports> Actor<'_, P> {
         record: &mut Record,
         remediated: bool,
     ) -> Result<(), Unfinished> {
-        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
-        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        let mark = Mark::of(facts);
+        let (status_now, reason_now) = (mark.status, mark.reason);
         let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
         // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
-        // finding was reported.
-        let marks = [Action::Tag, Action::Notify, Action::SecurityHub]
-            .into_iter()
-            .any(|a| self.config.acts(a));
-        // The mark's writes are `tag` actions, or (without `tag`) `notify` or `securityhub` ones.
+        // finding was reported. Its writes are `tag` actions, or (without `tag`) `notify` or
+        // `securityhub` ones.
         let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
             .into_iter()
-            .find(|a| self.config.acts(*a))
-            .unwrap_or(Action::Tag);
-        let wanted_status = if remediated {
-            REMEDIATED
-        } else {
-            NON_COMPLIANT
-        };
-        let already_reported =
-            status_now == Some(wanted_status) && reason_now == Some(record.reason.as_str());
+            .find(|a| self.config.acts(*a));
+        let marks = mark_action.is_some();
+        let mark_action = mark_action.unwrap_or(Action::Tag);
+        let wanted_status = Mark::wanted(remediated);
+        let already_reported = mark.reports(record, remediated);
 
         let mut marked = already_reported;
         if flagged && marks {
@@ -300,7 +327,7 @@ impl<P: Ports> Actor<'_, P> {
                 action => finish(record, mark_action, action)?,
             };
             marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
-        } else if !flagged && marks && matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) {
+        } else if !flagged && marks && mark.is_open() {
             // Compliant now: the finding is over (a `remediated` mark stays as history), and an
             // intent that did not come to pass (someone else fixed the secret) is withdrawn.
             let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
@@ -426,6 +453,7 @@ impl<P: Ports> Actor<'_, P> {
     /// notifications): a finding already marked is not imported again.
     pub(crate) fn finding_due(
         &self,
+        scope: &Scope,
         record: &Record,
         facts: &SecretFacts,
         remediated: bool,
@@ -433,40 +461,21 @@ impl<P: Ports> Actor<'_, P> {
         if !self.config.acts(Action::SecurityHub) {
             return None;
         }
-        let status_now = facts.tags.get(STATUS_TAG).map(String::as_str);
-        let reason_now = facts.tags.get(REASON_TAG).map(String::as_str);
+        let mark = Mark::of(facts);
         let change = match record.verdict {
-            Verdict::NonCompliant | Verdict::Managed => {
-                let wanted = if remediated {
-                    REMEDIATED
-                } else {
-                    NON_COMPLIANT
-                };
-                if status_now == Some(wanted) && reason_now == Some(record.reason.as_str()) {
-                    return None;
-                }
-                if remediated {
-                    Change::Remediated
-                } else {
-                    Change::Failed
-                }
+            Verdict::NonCompliant | Verdict::Managed if mark.reports(record, remediated) => {
+                return None;
             }
-            Verdict::Compliant if matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) => {
-                Change::FixedElsewhere
-            }
-            Verdict::Exempt if matches!(status_now, Some(NON_COMPLIANT | REMEDIATING)) => {
-                Change::Exempt
-            }
+            Verdict::NonCompliant | Verdict::Managed if remediated => Change::Remediated,
+            Verdict::NonCompliant | Verdict::Managed => Change::Failed,
+            Verdict::Compliant if mark.is_open() => Change::FixedElsewhere,
+            Verdict::Exempt if mark.is_open() => Change::Exempt,
             _ => return None,
         };
         // The key the secret is on now, when the guard just re-encrypted it (the designated
         // key, resolved and cached by the re-encryption).
-        let scope = Scope::new(
-            record.account.clone().unwrap_or_default(),
-            record.region.clone().unwrap_or_default(),
-        );
         let now_on = (change == Change::Remediated)
-            .then(|| self.keys.get(&scope, &self.config.key_alias))
+            .then(|| self.keys.get(scope, &self.config.key_alias))
             .flatten()
             .map(|key| key.arn);
         Finding::new(change, record, Some(facts), now_on.as_deref())

@@ -55,8 +55,8 @@ impl Severity {
 
     /// The severity of a non-compliant secret, by its reason. What decides it is what the
     /// finding puts at stake: a key that is going away or cannot decrypt loses the secret
-    /// (availability); the AWS managed key leaves the secret readable by any principal with
-    /// `GetSecretValue` and without a key policy of its own (confidentiality, no separation of
+    /// (availability); the AWS managed key leaves the secret readable by any principal allowed
+    /// to read secret values, with no key policy of its own (confidentiality, no separation of
     /// duties); a customer key that is merely not on the allowed list is a policy deviation.
     pub fn of_reason(reason: Reason) -> Severity {
         match reason {

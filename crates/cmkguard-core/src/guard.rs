@@ -188,7 +188,7 @@ impl<P: Ports> Guard<P> {
             .remediate_if_due(scope, &facts, &mut record)
             .await
             .map_err(|t| (t, record.clone()))?;
-        let finding = actor.finding_due(&record, &facts, remediated);
+        let finding = actor.finding_due(scope, &record, &facts, remediated);
         Ok(Decided {
             record,
             facts,

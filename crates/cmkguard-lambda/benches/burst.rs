@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{FaultProxy, Moto, Outcome, RateLimits, RuntimeApi, workspace_root};
+use cmkguard_testkit::{
+    FaultProxy, Moto, Outcome, RateLimits, RuntimeApi, event_for, workspace_root,
+};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -94,19 +96,14 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     out
 }
 
+/// One CreateSecret event per secret, each with an event id of its own.
 fn events(arns: &[String]) -> Vec<Value> {
-    let path = workspace_root().join("testdata/events/CreateSecret-default-key.json");
-    let fixture = std::fs::read_to_string(path).unwrap();
-    let fixture_arn =
-        "arn:aws:secretsmanager:us-east-1:123456789012:secret:cmkguard-test/default-key-AbCdEf";
     arns.iter()
         .enumerate()
         .map(|(i, arn)| {
-            let text = fixture.replace(fixture_arn, arn).replace(
-                "d0416816-e6c4-4289-a5bc-f269cdcff301",
-                &format!("00000000-0000-4000-8000-{i:012}"),
-            );
-            serde_json::from_str(&text).unwrap()
+            let mut event = event_for("CreateSecret-default-key.json", arn);
+            event["detail"]["eventID"] = format!("00000000-0000-4000-8000-{i:012}").into();
+            event
         })
         .collect()
 }

@@ -15,7 +15,6 @@ use serde_json::Value;
 
 /// Attempts per AWS call in the function: a rule hitting the first two calls outlasts them.
 const ATTEMPTS: usize = 2;
-const ATTEMPTS_TEXT: &str = "2";
 
 /// One secret on the default key, two deliveries of its CreateSecret event to the Lambda binary,
 /// with `rule` in the proxy; notifications land in an SQS queue subscribed to the topic.
@@ -54,7 +53,7 @@ async fn deliver_twice(rule: Rule) -> TwoDeliveries {
             ("CMKGUARD_REMEDIATE_ACCOUNTS", "123456789012"),
             ("CMKGUARD_SNS_TOPIC_ARN", topic.as_str()),
             ("CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS", "2000"),
-            ("AWS_MAX_ATTEMPTS", ATTEMPTS_TEXT),
+            ("AWS_MAX_ATTEMPTS", &ATTEMPTS.to_string()),
             ("CMKGUARD_RETRY_BUDGET_MS", "0"),
             ("AWS_LAMBDA_LOG_LEVEL", "trace"),
         ]

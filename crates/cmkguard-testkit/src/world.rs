@@ -228,9 +228,7 @@ impl Moto {
     /// ignores filters). Plain HTTP: the SDK's deserializer for these types needs more stack
     /// than a test thread has in a debug build.
     pub fn findings(&self, account: &str, region: &str) -> Vec<serde_json::Value> {
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/securityhub/aws4_request, SignedHeaders=host, Signature=0"
-        );
+        let authorization = unsigned_authorization("securityhub", region);
         let mut findings = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -324,9 +322,7 @@ impl Moto {
         for (name, value) in params {
             form.push_str(&format!("&{name}={}", url_encode(value)));
         }
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=0"
-        );
+        let authorization = unsigned_authorization("sqs", region);
         let response = crate::http::request(
             "POST",
             &format!("{}/", self.endpoint()),
@@ -348,6 +344,14 @@ impl Moto {
 pub struct Queue {
     pub url: String,
     pub region: String,
+}
+
+/// An `Authorization` header that names `service` and `region` (how moto routes a request); moto
+/// does not check the signature.
+fn unsigned_authorization(service: &str, region: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
 }
 
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
