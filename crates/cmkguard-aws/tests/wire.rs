@@ -60,6 +60,17 @@ fn event() -> serde_json::Value {
                       "requestParameters": {"secretId": SECRET}}})
 }
 
+/// A guard that decides and acts on nothing, so only the describe calls reach the wire.
+fn deciding_only(ports: AwsPorts) -> Guard<AwsPorts> {
+    Guard::new(
+        Config {
+            actions: Default::default(),
+            ..Config::default()
+        },
+        ports,
+    )
+}
+
 #[tokio::test]
 async fn a_key_that_says_key_manager_aws_is_non_compliant() {
     let key = "arn:aws:kms:us-east-1:123456789012:key/0000aaaa-aws-managed";
@@ -73,13 +84,7 @@ async fn a_key_that_says_key_manager_aws_is_non_compliant() {
         (KeyManager::Aws, KeyState::Enabled)
     );
 
-    let guard = Guard::new(
-        Config {
-            actions: Default::default(),
-            ..Config::default()
-        },
-        ports,
-    );
+    let guard = deciding_only(ports);
     let records = guard.handle(&event(), &ctx()).await.unwrap();
     assert_eq!(
         (records[0].verdict, records[0].reason.as_str()),
@@ -99,13 +104,7 @@ async fn key_states_map_to_their_reasons() {
     ] {
         let secrets = secrets_rule(200, Some(secret_body(key)));
         let kms = key_rule(200, Some(key_body(key, "CUSTOMER", state)));
-        let guard = Guard::new(
-            Config {
-                actions: Default::default(),
-                ..Config::default()
-            },
-            ports(&secrets, &kms),
-        );
+        let guard = deciding_only(ports(&secrets, &kms));
         let records = guard.handle(&event(), &ctx()).await.unwrap();
         assert_eq!(records[0].reason.as_str(), reason, "{state}");
     }
@@ -122,13 +121,7 @@ async fn access_denied_on_another_accounts_key_is_not_a_violation() {
         Err(AwsError::AccessDenied(_))
     ));
 
-    let guard = Guard::new(
-        Config {
-            actions: Default::default(),
-            ..Config::default()
-        },
-        ports,
-    );
+    let guard = deciding_only(ports);
     let records = guard.handle(&event(), &ctx()).await.unwrap();
     assert_eq!(
         (records[0].verdict, records[0].reason.as_str()),
@@ -199,13 +192,7 @@ async fn an_unknown_key_is_key_not_found() {
     let key = "arn:aws:kms:us-east-1:123456789012:key/3333dddd";
     let secrets = secrets_rule(200, Some(secret_body(key)));
     let kms = key_rule(400, error_body("NotFoundException"));
-    let guard = Guard::new(
-        Config {
-            actions: Default::default(),
-            ..Config::default()
-        },
-        ports(&secrets, &kms),
-    );
+    let guard = deciding_only(ports(&secrets, &kms));
     let records = guard.handle(&event(), &ctx()).await.unwrap();
     assert_eq!(
         (records[0].verdict, records[0].reason.as_str()),

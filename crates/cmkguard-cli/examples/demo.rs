@@ -5,9 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a demo: fail loudly, print freely
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use cmkguard_testkit::Moto;
 use cmkguard_testkit::world::{SecretSpec, SecretState};
@@ -94,23 +93,16 @@ async fn main() {
         let mut event = cmkguard_testkit::event_for("CreateSecret-default-key.json", &secret.arn);
         event["detail"]["eventID"] = format!("00000000-0000-4000-8000-{i:012}").into();
         let event = event.to_string();
-        let mut child = Command::new(&binary)
-            .args(["handle-event", "-"])
-            .envs(moto.env())
-            .env("CMKGUARD_ACTIONS", "tag,notify,remediate,securityhub")
-            .env("CMKGUARD_REMEDIATE_ACCOUNTS", ACCOUNT)
-            .env("CMKGUARD_SNS_TOPIC_ARN", &topic)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(event.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = cmkguard_testkit::run_with_input(
+            Command::new(&binary)
+                .args(["handle-event", "-"])
+                .envs(moto.env())
+                .env("CMKGUARD_ACTIONS", "tag,notify,remediate,securityhub")
+                .env("CMKGUARD_REMEDIATE_ACCOUNTS", ACCOUNT)
+                .env("CMKGUARD_SNS_TOPIC_ARN", &topic),
+            event.as_bytes(),
+        );
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             println!("{line}");
         }

@@ -6,10 +6,10 @@
 
 mod support;
 
-use cmkguard_core::fake::cases::OWN_ACCOUNT;
+use cmkguard_core::fake::cases::{OWN_ACCOUNT, actions};
 use cmkguard_testkit::{FaultProxy, Moto};
 use serde_json::{Value, json};
-use support::{actions, assert_no_canary, case, cmkguard, setup};
+use support::{assert_no_canary, case, cmkguard, setup};
 
 const REMEDIATED: &str = "cloudformation-secret-is-remediated";
 

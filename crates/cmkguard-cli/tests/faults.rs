@@ -12,9 +12,9 @@ mod support;
 
 use std::time::Duration;
 
-use cmkguard_core::fake::cases::{self, Case};
+use cmkguard_core::fake::cases::{self, Case, actions};
 use cmkguard_testkit::{Fault, FaultProxy, Moto, Rule, When};
-use support::{Setup, actions, assert_no_canary, case, cmkguard, setup};
+use support::{Setup, assert_no_canary, case, cmkguard, setup};
 
 const FAULTS: [Fault; 5] = [
     Fault::Throttle,

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use cmkguard_core::fake::cases::{self, OWN_ACCOUNT};
+use cmkguard_core::fake::cases::{self, Layer, OWN_ACCOUNT};
 use cmkguard_testkit::Moto;
 use cmkguard_testkit::world::SecretSpec;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use support::{cmkguard, setup};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_through_the_cli_against_moto() {
     let moto = Moto::start();
-    let all = cases::load();
+    let all = cases::load_for(Layer::Cli);
     assert!(all.len() >= 20);
     for case in &all {
         let setup = setup(&moto, case).await;

@@ -7,17 +7,28 @@
 
 mod support;
 
-use cmkguard_core::fake::cases::OWN_ACCOUNT;
+use cmkguard_core::fake::cases::{OWN_ACCOUNT, actions};
 use cmkguard_testkit::world::{MadeSecret, SecretSpec};
 use cmkguard_testkit::{FaultProxy, Moto};
 use serde_json::Value;
-use support::{Run, Setup, actions, assert_no_canary, case, cmkguard, setup};
+use support::{Run, Setup, assert_no_canary, case, cmkguard, setup};
 
 const FINDING_TYPE: &str = "Software and Configuration Checks/AWS Security Best Practices/Secrets Manager customer managed key";
 
-fn with_securityhub(env: &mut std::collections::BTreeMap<String, String>) {
-    let actions = env.get("CMKGUARD_ACTIONS").cloned().unwrap_or("tag".into());
-    env.insert("CMKGUARD_ACTIONS".into(), format!("{actions},securityhub"));
+/// A moto of its own with the world of the case `case_name`, its actions plus `securityhub`.
+async fn with_securityhub(case_name: &str) -> (Moto, Setup, MadeSecret) {
+    let moto = Moto::start();
+    let mut setup = setup(&moto, &case(case_name)).await;
+    let actions = setup
+        .env
+        .get("CMKGUARD_ACTIONS")
+        .cloned()
+        .unwrap_or("tag".into());
+    setup
+        .env
+        .insert("CMKGUARD_ACTIONS".into(), format!("{actions},securityhub"));
+    let made = setup.made.clone().unwrap();
+    (moto, setup, made)
 }
 
 /// One delivery of the case's event to `cmkguard handle-event`.
@@ -50,11 +61,7 @@ fn no_secret_value(made: &MadeSecret, findings: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
-    let moto = Moto::start();
-    let case = case("default-key-is-tagged");
-    let mut setup = setup(&moto, &case).await;
-    with_securityhub(&mut setup.env);
-    let made = setup.made.clone().unwrap();
+    let (moto, setup, made) = with_securityhub("default-key-is-tagged").await;
 
     let first = deliver(&moto, &setup);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
@@ -159,11 +166,7 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn re_encrypted_by_the_guard_is_passed_and_says_so() {
-    let moto = Moto::start();
-    let case = case("cloudformation-secret-is-remediated");
-    let mut setup = setup(&moto, &case).await;
-    with_securityhub(&mut setup.env);
-    let made = setup.made.clone().unwrap();
+    let (moto, setup, made) = with_securityhub("cloudformation-secret-is-remediated").await;
     let run = deliver(&moto, &setup);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(outcome(&run, "remediate").as_deref(), Some("done"));
@@ -201,11 +204,7 @@ async fn re_encrypted_by_the_guard_is_passed_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exempt_secret_has_no_active_failed_finding() {
-    let moto = Moto::start();
-    let case = case("default-key-is-tagged");
-    let mut setup = setup(&moto, &case).await;
-    with_securityhub(&mut setup.env);
-    let made = setup.made.clone().unwrap();
+    let (moto, setup, made) = with_securityhub("default-key-is-tagged").await;
     let first = deliver(&moto, &setup);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     moto.secrets_client(OWN_ACCOUNT, "us-east-1")

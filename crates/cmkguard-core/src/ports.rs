@@ -145,31 +145,24 @@ pub trait ImportFindings {
     ) -> impl Future<Output = AwsResult<Vec<RefusedFinding>>> + Send;
 }
 
-/// Everything the guard uses, in one bound.
-pub trait Ports:
-    DescribeSecret
-    + ListSecrets
-    + TagSecret
-    + ReencryptSecret
-    + DescribeKey
-    + ResolveAlias
-    + Publish
-    + ImportFindings
-    + Send
-    + Sync
-{
+/// `Ports` (everything the guard uses, in one bound) and its blanket impl, from one list: a new
+/// port is added here once.
+macro_rules! ports {
+    ($($port:ident),+ $(,)?) => {
+        /// Everything the guard uses, in one bound.
+        pub trait Ports: $($port +)+ Send + Sync {}
+
+        impl<T> Ports for T where T: $($port +)+ Send + Sync {}
+    };
 }
 
-impl<T> Ports for T where
-    T: DescribeSecret
-        + ListSecrets
-        + TagSecret
-        + ReencryptSecret
-        + DescribeKey
-        + ResolveAlias
-        + Publish
-        + ImportFindings
-        + Send
-        + Sync
-{
-}
+ports!(
+    DescribeSecret,
+    ListSecrets,
+    TagSecret,
+    ReencryptSecret,
+    DescribeKey,
+    ResolveAlias,
+    Publish,
+    ImportFindings,
+);

@@ -4,11 +4,11 @@
 
 use cmkguard_core::Guard;
 use cmkguard_core::fake::FakeAws;
-use cmkguard_core::fake::cases::{self, config, ctx, key_id, world};
+use cmkguard_core::fake::cases::{self, Layer, config, ctx, key_id, world};
 
 #[tokio::test]
 async fn every_case_through_the_engine() {
-    let all = cases::load();
+    let all = cases::load_for(Layer::Engine);
     assert!(all.len() >= 20, "the table shrank to {} cases", all.len());
     for case in all {
         let fake = FakeAws::new();
@@ -84,4 +84,30 @@ fn every_event_fixture_is_in_the_table() {
         files, covered,
         "every fixture in testdata/events runs through the case table"
     );
+}
+
+#[test]
+fn a_row_can_name_the_layers_it_runs_through() {
+    let row = |layers: &str| {
+        format!(
+            r#"{{"cases": [{{"case": "c", "event": "e.json", {layers}
+                "expect": {{"verdict": "compliant", "reason": "r", "actions": []}}}}]}}"#
+        )
+    };
+    let every = cases::parse(&row("")).unwrap();
+    assert_eq!(every[0].layers, [Layer::Engine, Layer::Cli, Layer::Lambda]);
+    let some = cases::parse(&row(r#""layers": ["cli", "lambda"],"#)).unwrap();
+    assert_eq!(some[0].layers, [Layer::Cli, Layer::Lambda]);
+
+    let err = cases::parse(&row(r#""layers": ["web"],"#)).unwrap_err();
+    assert!(err.to_string().contains("unknown variant `web`"), "{err}");
+
+    // Every row of the table runs somewhere.
+    let all = cases::load();
+    let nowhere: Vec<&str> = all
+        .iter()
+        .filter(|c| c.layers.is_empty())
+        .map(|c| c.case.as_str())
+        .collect();
+    assert!(nowhere.is_empty(), "rows that run nowhere: {nowhere:?}");
 }

@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a benchmark: fail loudly, print freely
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -201,22 +200,15 @@ fn through_cli(world: &World, events: &[Value], workers: usize) -> Tally {
                         std::thread::sleep(Duration::from_millis(20));
                         continue;
                     };
-                    let mut child = Command::new(&cli)
-                        .args(["handle-event", "-"])
-                        .env_clear()
-                        .envs(env.iter().cloned())
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap();
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(events[i].to_string().as_bytes())
-                        .unwrap();
-                    let ok = child.wait().unwrap().success();
+                    let ok = cmkguard_testkit::run_with_input(
+                        Command::new(&cli)
+                            .args(["handle-event", "-"])
+                            .env_clear()
+                            .envs(env.iter().cloned()),
+                        events[i].to_string().as_bytes(),
+                    )
+                    .status
+                    .success();
                     let mut t = tally.lock().unwrap();
                     if ok {
                         *pending.lock().unwrap() -= 1;

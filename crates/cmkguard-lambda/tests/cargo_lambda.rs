@@ -10,9 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cmkguard_testkit::world::SecretSpec;
 use cmkguard_testkit::{
-    DEFAULT_ACCOUNT, FaultProxy, Moto, Process, cargo_lambda_binary, event_for, workspace_root,
+    DEFAULT_ACCOUNT, FaultProxy, Moto, Process, cargo_lambda_binary, workspace_root,
 };
 use serde_json::Value;
 
@@ -86,17 +85,8 @@ fn invoke(cargo_lambda: &Path, port: u16, event: &Value) -> Value {
 async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configuration_exits() {
     let cargo_lambda = cargo_lambda_binary();
     let moto = Moto::start();
-    let keys = moto.make_keys(DEFAULT_ACCOUNT, "us-east-1", true).await;
+    let (keys, made, event) = moto.default_key_secret("cmkguard-test/cargo-lambda").await;
     let topic = moto.make_topic().await;
-    let spec = SecretSpec {
-        name: "cmkguard-test/cargo-lambda".into(),
-        account: DEFAULT_ACCOUNT.into(),
-        region: "us-east-1".into(),
-        key: "default".into(),
-        ..Default::default()
-    };
-    let made = moto.make_secret(&spec, &keys).await;
-    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     let port = free_port();
     let watch = Process::spawn(
@@ -150,12 +140,7 @@ async fn the_function_under_cargo_lambda_watch_remediates_once_and_a_bad_configu
     let state = moto
         .secret_state(DEFAULT_ACCOUNT, "us-east-1", &made.arn)
         .await;
-    assert_eq!(state.kms_key_id.as_deref(), Some(keys.designated.as_str()));
-    assert_eq!(
-        state.tags.get("cmkguard:status").map(String::as_str),
-        Some("remediated")
-    );
-    assert_eq!(state.current_value, made.current_value);
+    state.assert_reencrypted(&keys.designated, &made);
     assert_eq!(moto.sns_messages().len(), 1);
     drop(good);
 

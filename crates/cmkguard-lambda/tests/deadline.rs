@@ -7,26 +7,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{
-    Fault, FaultProxy, Moto, Outcome, Process, Rule, RuntimeApi, When, event_for,
-};
+use cmkguard_testkit::{Fault, FaultProxy, Moto, Outcome, Process, Rule, RuntimeApi, When};
 
 const TIMEOUT: Duration = Duration::from_secs(4);
 
 async fn slow_call_meets_the_deadline(rule: Rule) {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint());
-    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
-    let spec = SecretSpec {
-        name: "cmkguard-test/slow".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        key: "default".into(),
-        ..Default::default()
-    };
-    let made = moto.make_secret(&spec, &keys).await;
-    let event = event_for("CreateSecret-default-key.json", &made.arn);
+    let (keys, made, event) = moto.default_key_secret("cmkguard-test/slow").await;
 
     proxy.inject(rule.clone());
     // The same event twice: Lambda's retry of the failed invocation.

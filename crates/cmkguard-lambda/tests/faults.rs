@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec, SecretState};
+use cmkguard_testkit::world::{Keys, MadeSecret, SecretState};
 use cmkguard_testkit::{
-    Fault, FaultProxy, Invocation, Moto, Outcome, Process, Rule, RuntimeApi, When, event_for,
+    Fault, FaultProxy, Invocation, Moto, Outcome, Process, Rule, RuntimeApi, When,
 };
 use serde_json::Value;
 
@@ -32,18 +32,9 @@ struct TwoDeliveries {
 async fn deliver_twice(rule: Rule) -> TwoDeliveries {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint());
-    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
+    let (keys, made, event) = moto.default_key_secret("cmkguard-test/lambda-faults").await;
     let topic = moto.make_topic().await;
     let queue = moto.subscribe_queue(&topic, "cmkguard-notifications").await;
-    let spec = SecretSpec {
-        name: "cmkguard-test/lambda-faults".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        key: "default".into(),
-        ..Default::default()
-    };
-    let made = moto.make_secret(&spec, &keys).await;
-    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     proxy.inject(rule);
     let api = RuntimeApi::start(vec![event.clone(), event]);

@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{FaultProxy, Moto, Outcome, Process, RuntimeApi, event_for};
+use cmkguard_testkit::{FaultProxy, Moto, Outcome, Process, RuntimeApi};
 use serde_json::Value;
 
 fn start(moto: &Moto, api: &RuntimeApi, env: &[(&str, &str)]) -> Process {
@@ -25,17 +24,8 @@ fn start_with(aws: &[(String, String)], api: &RuntimeApi, env: &[(&str, &str)]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
     let moto = Moto::start();
-    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
+    let (keys, made, event) = moto.default_key_secret("cmkguard-test/default-key").await;
     let topic = moto.make_topic().await;
-    let spec = SecretSpec {
-        name: "cmkguard-test/default-key".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        key: "default".into(),
-        ..Default::default()
-    };
-    let made = moto.make_secret(&spec, &keys).await;
-    let event = event_for("CreateSecret-default-key.json", &made.arn);
 
     // The same event twice: the second delivery writes nothing.
     let api = RuntimeApi::start(vec![event.clone(), event]);
@@ -115,16 +105,7 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
     let state = moto
         .secret_state("123456789012", "us-east-1", &made.arn)
         .await;
-    assert_eq!(state.kms_key_id.as_deref(), Some(keys.designated.as_str()));
-    assert_eq!(
-        state.tags.get("cmkguard:status").map(String::as_str),
-        Some("remediated")
-    );
-    assert_eq!(state.current_value, made.current_value);
-    assert_eq!(
-        state.previous_value.as_deref(),
-        Some(made.previous_value.as_str())
-    );
+    state.assert_reencrypted(&keys.designated, &made);
     assert_eq!(moto.sns_messages().len(), 1);
     // At the most verbose level, still no secret value in any output.
     for canary in [&made.current_value, &made.previous_value] {
@@ -161,16 +142,9 @@ fn a_bad_configuration_fails_the_init_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_arn_without_an_account_asks_sts_once() {
     let moto = Moto::start();
-    let keys = moto.make_keys("123456789012", "us-east-1", true).await;
-    let spec = SecretSpec {
-        name: "cmkguard-test/no-account-arn".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        key: "default".into(),
-        ..Default::default()
-    };
-    let made = moto.make_secret(&spec, &keys).await;
-    let event = event_for("CreateSecret-default-key.json", &made.arn);
+    let (_, _, event) = moto
+        .default_key_secret("cmkguard-test/no-account-arn")
+        .await;
 
     let proxy = FaultProxy::start(&moto.endpoint());
     let api = RuntimeApi::start(vec![event.clone(), event]).with_function_arn("function-arn");

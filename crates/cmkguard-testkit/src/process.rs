@@ -73,6 +73,29 @@ impl Drop for Process {
     }
 }
 
+/// Runs `command` to its end with `input` on its standard input; its output is captured.
+pub fn run_with_input(command: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("a piped standard input");
+    // Written from a thread of its own: a child that answers before reading all of it must not
+    // leave both sides waiting on full pipes.
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {command:?}: {e}"));
+    let _ = writer.join();
+    output
+}
+
 /// The fixture `testdata/events/<file>` with its secret ARN replaced by `arn`.
 pub fn event_for(file: &str, arn: &str) -> Value {
     let path = crate::workspace_root().join("testdata/events").join(file);

@@ -8,13 +8,14 @@
 //! from the credential scope of the `Authorization` header.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::http::{Headers, header, read_body, read_head};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::http::{Headers, client, header};
+use crate::serve::{Answer, Connection, Hangup, Received, Server, respond};
 
 /// What the proxy answers instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +247,6 @@ struct State {
 struct Shared {
     upstream: String,
     state: Mutex<State>,
-    stop: AtomicBool,
 }
 
 impl Shared {
@@ -255,18 +255,17 @@ impl Shared {
     }
 }
 
-/// The proxy, on `127.0.0.1:<free port>`; stops accepting when dropped.
+/// The proxy, on `127.0.0.1:<free port>`; dropping it closes every connection, a delayed request
+/// included.
 #[derive(Debug)]
 pub struct FaultProxy {
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    server: Server,
 }
 
 impl FaultProxy {
     /// Starts a proxy forwarding to `upstream` (`http://127.0.0.1:PORT`, moto's endpoint).
     pub fn start(upstream: &str) -> FaultProxy {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
         let upstream = upstream
             .strip_prefix("http://")
             .unwrap_or(upstream)
@@ -275,32 +274,17 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             state: Mutex::default(),
-            stop: AtomicBool::new(false),
         });
-        let accept_shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("fault-proxy-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if accept_shared.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let shared = Arc::clone(&accept_shared);
-                    let _ = std::thread::Builder::new()
-                        .name("fault-proxy-conn".into())
-                        .spawn(move || {
-                            let _ = serve(stream, &shared);
-                        });
-                }
-            })
-            .expect("spawn the proxy acceptor");
-        FaultProxy { shared, addr }
+        let handler_shared = Arc::clone(&shared);
+        let server = Server::start(move |request, connection| {
+            answer(Arc::clone(&handler_shared), request, connection)
+        });
+        FaultProxy { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`: the value for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// `base` (say `moto.env()`) with `AWS_ENDPOINT_URL` pointing at the proxy.
@@ -391,76 +375,48 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor; connection threads end with their connections (or their delay).
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-/// Serves one client connection: request by request, each forwarded or faulted.
-fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
-    let mut writer = client.try_clone()?;
-    let mut reader = BufReader::new(client);
-    loop {
-        let Some((start_line, mut headers)) = read_head(&mut reader)? else {
-            return Ok(());
-        };
-        let body = read_body(&mut reader, &mut headers, false)?;
-        let op = operation(&start_line, &headers, &body);
-        let fault = decide(shared, &op, &body);
-        shared.lock().in_flight += 1;
-        let answered = answer(
-            shared,
-            fault,
-            &op,
-            &start_line,
-            &headers,
-            &body,
-            &mut writer,
-        );
-        shared.lock().in_flight -= 1;
-        if !answered? {
-            return Ok(());
-        }
-    }
-}
-
-/// Answers one request; `false` when the connection is to be dropped.
-fn answer(
-    shared: &Shared,
-    fault: Option<Fault>,
-    op: &Operation,
-    start_line: &str,
-    headers: &Headers,
-    body: &[u8],
-    writer: &mut TcpStream,
-) -> io::Result<bool> {
+/// Answers one request: forwarded, or the fault picked for it.
+async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) -> Answer {
+    let op = operation(request.path(), &request.headers, &request.body);
+    let fault = decide(&shared, &op, &request.body);
+    let _in_flight = InFlight::new(&shared);
     match fault {
-        Some(Fault::Throttle) => {
-            let (status, reason, body, content_type) = throttle(op);
-            write_response(writer, status, reason, content_type, op, &body)?;
-        }
-        Some(Fault::Status(status)) => {
-            let (reason, body, content_type) = server_error(op, status);
-            write_response(writer, status, reason, content_type, op, &body)?;
-        }
+        Some(Fault::Throttle) => Ok(error_response(&op, 400, "ThrottlingException")),
+        Some(Fault::Status(status)) => Ok(error_response(
+            &op,
+            status,
+            if status == 503 {
+                "ServiceUnavailable"
+            } else {
+                "InternalFailure"
+            },
+        )),
         Some(Fault::Reset) => {
-            // Linger 0: close sends RST instead of FIN.
-            let _ = socket2::SockRef::from(&*writer).set_linger(Some(Duration::ZERO));
-            return Ok(false);
+            connection.reset();
+            Err(Hangup)
         }
         Some(Fault::Delay(delay)) => {
-            let until = Instant::now() + delay;
-            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            forward(shared, start_line, headers, body, writer)?;
+            tokio::time::sleep(delay).await;
+            forward(&shared, request).await
         }
-        None => forward(shared, start_line, headers, body, writer)?,
+        None => forward(&shared, request).await,
     }
-    Ok(true)
+}
+
+/// Counts a request as read and not yet answered, for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.lock().in_flight += 1;
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
 }
 
 /// Counts the call and picks the fault for it, if any.
@@ -509,7 +465,7 @@ fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
 }
 
 /// The service and operation of a request.
-fn operation(start_line: &str, headers: &Headers, body: &[u8]) -> Operation {
+fn operation(path: &str, headers: &Headers, body: &[u8]) -> Operation {
     if let Some(target) = header(headers, "x-amz-target") {
         let (prefix, name) = target.split_once('.').unwrap_or(("", target));
         let service = match prefix {
@@ -528,8 +484,7 @@ fn operation(start_line: &str, headers: &Headers, body: &[u8]) -> Operation {
         .and_then(|scope| scope.split('/').nth(3))
         .unwrap_or("unknown")
         .to_owned();
-    // REST protocols (Security Hub) name the operation by method and path.
-    let path = start_line.split(' ').nth(1).unwrap_or_default();
+    // REST protocols (Security Hub) name the operation by its path.
     let rest = match (service.as_str(), path) {
         ("securityhub", "/findings/import") => Some("BatchImportFindings"),
         ("securityhub", "/findings") => Some("GetFindings"),
@@ -553,106 +508,52 @@ fn is_json(op: &Operation) -> bool {
     )
 }
 
-fn throttle(op: &Operation) -> (u16, &'static str, Vec<u8>, &'static str) {
-    let (body, content_type) = error_body(op, "ThrottlingException", "Rate exceeded", "Sender");
-    (400, "Bad Request", body, content_type)
-}
-
-fn server_error(op: &Operation, status: u16) -> (&'static str, Vec<u8>, &'static str) {
-    let (reason, code) = match status {
-        503 => ("Service Unavailable", "ServiceUnavailable"),
-        _ => ("Internal Server Error", "InternalFailure"),
+/// An error answer as the service's protocol shapes it: `awsJson1_1` (with `x-amzn-ErrorType`) or
+/// `awsQuery` XML.
+fn error_response(op: &Operation, status: u16, code: &str) -> hyper::Response<Full<Bytes>> {
+    let (message, kind) = match status {
+        400 => ("Rate exceeded", "Sender"),
+        _ => ("injected by the fault proxy", "Receiver"),
     };
-    let (body, content_type) = error_body(op, code, "injected by the fault proxy", "Receiver");
-    (reason, body, content_type)
-}
-
-/// An error body as the service's protocol shapes it: `awsJson1_1` or `awsQuery` XML.
-fn error_body(op: &Operation, code: &str, message: &str, kind: &str) -> (Vec<u8>, &'static str) {
+    let request_id = ("x-amzn-RequestId", "fault-proxy");
     if is_json(op) {
-        let body = serde_json::json!({"__type": code, "message": message});
-        (body.to_string().into_bytes(), "application/x-amz-json-1.1")
+        let body = serde_json::json!({"__type": code, "message": message}).to_string();
+        respond(
+            status,
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                request_id,
+                ("x-amzn-ErrorType", code),
+            ],
+            body,
+        )
     } else {
         let body = format!(
             "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
         );
-        (body.into_bytes(), "text/xml")
+        respond(status, &[("Content-Type", "text/xml"), request_id], body)
     }
 }
 
-fn write_response(
-    writer: &mut TcpStream,
-    status: u16,
-    reason: &str,
-    content_type: &str,
-    op: &Operation,
-    body: &[u8],
-) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-RequestId: fault-proxy\r\n",
-        body.len()
-    );
-    if is_json(op) {
-        let code = if status == 400 {
-            "ThrottlingException"
-        } else if status == 503 {
-            "ServiceUnavailable"
-        } else {
-            "InternalFailure"
-        };
-        head.push_str(&format!("x-amzn-ErrorType: {code}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut message = head.into_bytes();
-    message.extend_from_slice(body);
-    writer.write_all(&message)?;
-    writer.flush()
-}
-
-/// Sends the request to moto on a connection of its own and relays the answer.
-fn forward(
-    shared: &Shared,
-    start_line: &str,
-    headers: &Headers,
-    body: &[u8],
-    writer: &mut TcpStream,
-) -> io::Result<()> {
-    let mut upstream = TcpStream::connect(&shared.upstream)?;
-    upstream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut head = format!("{start_line}\r\n");
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if ["connection", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
-            continue;
+/// Sends the request on to moto and relays its answer; moto not answering hangs up on the client.
+async fn forward(shared: &Shared, request: Received) -> Answer {
+    let mut upstream = hyper::Request::builder()
+        .method(request.method.as_str())
+        .uri(format!("http://{}{}", shared.upstream, request.target));
+    for (name, value) in &request.headers {
+        // Framing is the client's to set for this hop.
+        if !["connection", "content-length", "transfer-encoding"].contains(&name.as_str()) {
+            upstream = upstream.header(name, value);
         }
-        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut message = head.into_bytes();
-    message.extend_from_slice(body);
-    upstream.write_all(&message)?;
-    upstream.flush()?;
-
-    let mut reader = BufReader::new(upstream);
-    let (status_line, mut response_headers) = read_head(&mut reader)?
-        .ok_or_else(|| io::Error::other("moto closed the connection before answering"))?;
-    let response_body = read_body(&mut reader, &mut response_headers, true)?;
-    let mut head = format!("{status_line}\r\n");
-    for (name, value) in &response_headers {
-        let lower = name.to_ascii_lowercase();
-        if ["connection", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
-            continue;
-        }
-        head.push_str(&format!("{name}: {value}\r\n"));
+    let upstream = upstream.body(Full::new(request.body)).map_err(|_| Hangup)?;
+    let response = client().request(upstream).await.map_err(|_| Hangup)?;
+    let (mut parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|_| Hangup)?.to_bytes();
+    for name in ["connection", "content-length", "transfer-encoding"] {
+        parts.headers.remove(name);
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
-    let mut message = head.into_bytes();
-    message.extend_from_slice(&response_body);
-    writer.write_all(&message)?;
-    writer.flush()
+    Ok(hyper::Response::from_parts(parts, Full::new(body)))
 }
 
 #[cfg(test)]
@@ -669,7 +570,7 @@ mod tests {
     #[test]
     fn reads_the_operation_of_json_and_query_requests() {
         let op = operation(
-            "POST / HTTP/1.1",
+            "/",
             &headers(&[("X-Amz-Target", "secretsmanager.UpdateSecret")]),
             b"{}",
         );
@@ -678,7 +579,7 @@ mod tests {
             ("secretsmanager", "UpdateSecret")
         );
         let op = operation(
-            "POST / HTTP/1.1",
+            "/",
             &headers(&[("x-amz-target", "TrentService.DescribeKey")]),
             b"{}",
         );
@@ -688,14 +589,14 @@ mod tests {
         );
         let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=x";
         let op = operation(
-            "POST / HTTP/1.1",
+            "/",
             &headers(&[("Authorization", auth)]),
             b"Action=Publish&Version=2010-03-31&TopicArn=x",
         );
         assert_eq!((op.service.as_str(), op.name.as_str()), ("sns", "Publish"));
         let auth = auth.replace("/sns/", "/securityhub/");
         let op = operation(
-            "POST /findings/import HTTP/1.1",
+            "/findings/import",
             &headers(&[("Authorization", auth.as_str())]),
             b"{\"Findings\":[]}",
         );
@@ -710,7 +611,6 @@ mod tests {
         let shared = Shared {
             upstream: String::new(),
             state: Mutex::default(),
-            stop: AtomicBool::new(false),
         };
         let op = Operation {
             service: "kms".into(),
@@ -729,7 +629,6 @@ mod tests {
         let shared = Shared {
             upstream: String::new(),
             state: Mutex::default(),
-            stop: AtomicBool::new(false),
         };
         shared.lock().rules.push((
             Rule::new(

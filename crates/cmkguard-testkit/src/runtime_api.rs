@@ -1,18 +1,24 @@
 //! A small emulator of the Lambda Runtime API
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>) for running a Lambda binary
 //! locally: it hands out the given events and records what the function answers.
+//!
+//! cargo-lambda's emulator (`cargo lambda watch`, used by `just watch` and by
+//! `crates/cmkguard-lambda/tests/cargo_lambda.rs`) runs the function from source. The tests need
+//! what it cannot do: a chosen deadline (`Lambda-Runtime-Deadline-Ms`), a prebuilt binary started
+//! in milliseconds with the environment a test gives it, a queue of events handed out in order and
+//! pushed while the function runs, every result recorded with its headers and time (init errors
+//! included, answered or held open), and the moment init ended (the first `next`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, BufReader, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use tokio::sync::Notify;
 
-use crate::http::{Headers, header, read_body, read_head};
+use crate::http::{Headers, header};
+use crate::serve::{Answer, Hangup, Received, Server, respond};
 
 /// The function ARN handed out unless [`RuntimeApi::with_function_arn`] says otherwise.
 pub const DEFAULT_FUNCTION_ARN: &str =
@@ -72,7 +78,7 @@ impl Invocation {
     }
 }
 
-/// A Lambda Runtime API on a free loopback port, serving each connection on its own thread.
+/// A Lambda Runtime API on a free loopback port.
 ///
 /// `GET .../invocation/next` hands out the events in order, then holds the request open until the
 /// emulator is dropped (as Lambda does between invocations). Dropping it closes every connection,
@@ -80,14 +86,16 @@ impl Invocation {
 #[derive(Debug)]
 pub struct RuntimeApi {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    changed: Condvar,
+    /// Wakes [`RuntimeApi::wait_for`] when a result is recorded.
+    recorded: Condvar,
+    /// Wakes a waiting `next` when an event is queued.
+    queued: Notify,
 }
 
 #[derive(Debug)]
@@ -103,17 +111,11 @@ struct State {
     /// Record an init error but never answer it (as `cargo lambda watch` does for a restarted
     /// function), holding the connection until the emulator is dropped.
     silent_init_error: bool,
-    shutting_down: bool,
-    connections: HashMap<u64, TcpStream>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl RuntimeApi {
     /// Starts serving `events`, in order, on `127.0.0.1:<free port>`.
     pub fn start(events: Vec<Value>) -> RuntimeApi {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the Runtime API listener");
-        let addr = listener.local_addr().expect("Runtime API listener address");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 events: events.into(),
@@ -125,24 +127,13 @@ impl RuntimeApi {
                 timeout: DEFAULT_TIMEOUT,
                 function_arn: DEFAULT_FUNCTION_ARN.to_owned(),
                 silent_init_error: false,
-                shutting_down: false,
-                connections: HashMap::new(),
-                threads: Vec::new(),
             }),
-            changed: Condvar::new(),
+            recorded: Condvar::new(),
+            queued: Notify::new(),
         });
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("runtime-api-accept".to_owned())
-                .spawn(move || accept_loop(&listener, &shared))
-                .expect("spawn the Runtime API acceptor")
-        };
-        RuntimeApi {
-            shared,
-            addr,
-            acceptor: Some(acceptor),
-        }
+        let handler_shared = Arc::clone(&shared);
+        let server = Server::start(move |request, _| route(Arc::clone(&handler_shared), request));
+        RuntimeApi { shared, server }
     }
 
     /// Deadlines handed out are `now + timeout` (the function's configured timeout).
@@ -166,12 +157,12 @@ impl RuntimeApi {
     /// Queues one more event (wakes a waiting `next`).
     pub fn push_event(&self, event: Value) {
         self.shared.lock().events.push_back(event);
-        self.shared.changed.notify_all();
+        self.shared.queued.notify_waiters();
     }
 
     /// `127.0.0.1:PORT`, the value for `AWS_LAMBDA_RUNTIME_API`.
     pub fn addr(&self) -> String {
-        self.addr.to_string()
+        self.server.addr().to_string()
     }
 
     /// Environment that the `lambda_runtime` crate requires of a function process, pointing it
@@ -213,7 +204,7 @@ impl RuntimeApi {
             }
             state = self
                 .shared
-                .changed
+                .recorded
                 .wait_timeout(state, deadline - now)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
@@ -247,30 +238,6 @@ impl RuntimeApi {
     }
 }
 
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        let threads = {
-            let mut state = self.shared.lock();
-            state.shutting_down = true;
-            for stream in state.connections.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            std::mem::take(&mut state.threads)
-        };
-        self.shared.changed.notify_all();
-        // Wake the acceptor from `accept` so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        // Connections accepted after the first take (the wake-up one, say) are shut by now too.
-        let late = std::mem::take(&mut self.shared.lock().threads);
-        for thread in threads.into_iter().chain(late) {
-            let _ = thread.join();
-        }
-    }
-}
-
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking connection thread must not hide what was recorded.
@@ -280,189 +247,106 @@ impl Shared {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut next_id = 0u64;
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let mut state = shared.lock();
-        if state.shutting_down {
-            return;
-        }
-        let Ok(clone) = stream.try_clone() else {
-            continue;
-        };
-        next_id += 1;
-        let id = next_id;
-        state.connections.insert(id, clone);
-        let shared_for_thread = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name(format!("runtime-api-conn-{id}"))
-            .spawn(move || {
-                let _ = serve_connection(stream, &shared_for_thread);
-                shared_for_thread.lock().connections.remove(&id);
-            });
-        match spawned {
-            Ok(handle) => state.threads.push(handle),
-            Err(_) => {
-                state.connections.remove(&id);
-            }
-        }
-    }
-}
-
-/// Serves requests on one kept-alive connection until the client closes it or asks to.
-fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    while let Some((request_line, mut headers)) = read_head(&mut reader)? {
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let target = parts.next().unwrap_or_default().to_owned();
-        let version = parts.next().unwrap_or_default().to_owned();
-        let body = read_body(&mut reader, &mut headers, false)?;
-        let close = version == "HTTP/1.0"
-            || header(&headers, "connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let path = target.split('?').next().unwrap_or_default();
-
-        let reply = route(shared, &method, path, headers, &body);
-        let Some(reply) = reply else {
-            // Shutting down while a `next` waited: close without an answer.
-            return Ok(());
-        };
-        write_reply(&mut writer, &reply, close)?;
-        if close {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-struct Reply {
-    status: u16,
-    reason: &'static str,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(status: u16, reason: &'static str, body: &Value) -> Reply {
-        Reply {
-            status,
-            reason,
-            headers: vec![("Content-Type", "application/json".to_owned())],
-            body: body.to_string().into_bytes(),
-        }
-    }
-}
-
-fn route(
-    shared: &Shared,
-    method: &str,
-    path: &str,
-    headers: Headers,
-    body: &[u8],
-) -> Option<Reply> {
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Some(not_found(path));
+async fn route(shared: Arc<Shared>, request: Received) -> Answer {
+    let Some(rest) = request.path().strip_prefix(PREFIX) else {
+        return Ok(not_found(request.path()));
     };
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
-    let accepted = || Reply::json(202, "Accepted", &serde_json::json!({"status": "OK"}));
-    match (method, segments.as_slice()) {
-        ("GET", ["invocation", "next"]) => next_invocation(shared),
+    let accepted = || json_reply(202, &serde_json::json!({"status": "OK"}));
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["invocation", "next"]) => Ok(next_invocation(&shared).await),
         ("POST", ["invocation", id, "response"]) => {
-            record(shared, id, headers, body, Outcome::Response);
-            Some(accepted())
+            record(&shared, id, &request, Outcome::Response);
+            Ok(accepted())
         }
         ("POST", ["invocation", id, "error"]) => {
-            record(shared, id, headers, body, Outcome::Error);
-            Some(accepted())
+            record(&shared, id, &request, Outcome::Error);
+            Ok(accepted())
         }
         ("POST", ["init", "error"]) => {
-            record(shared, "", headers, body, Outcome::InitError);
+            record(&shared, "", &request, Outcome::InitError);
             if shared.lock().silent_init_error {
-                hold_until_shutdown(shared);
-                return None;
+                // Held until the emulator is dropped, which closes the connection unanswered.
+                std::future::pending::<()>().await;
+                return Err(Hangup);
             }
-            Some(accepted())
+            Ok(accepted())
         }
-        _ => Some(not_found(path)),
+        _ => Ok(not_found(request.path())),
     }
 }
 
-fn hold_until_shutdown(shared: &Shared) {
-    let mut state = shared.lock();
-    while !state.shutting_down {
-        state = shared
-            .changed
-            .wait(state)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-    }
+fn json_reply(status: u16, body: &Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    respond(
+        status,
+        &[("Content-Type", "application/json")],
+        body.to_string(),
+    )
 }
 
-fn not_found(path: &str) -> Reply {
-    Reply::json(
+fn not_found(path: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    json_reply(
         404,
-        "Not Found",
         &serde_json::json!({"errorType": "NotFound", "errorMessage": format!("no route for `{path}`")}),
     )
 }
 
-/// Waits for an event (or shutdown, then `None`) and hands it out with Lambda's headers.
-fn next_invocation(shared: &Shared) -> Option<Reply> {
-    let mut state = shared.lock();
-    state.next_requests += 1;
-    if state.first_next_at.is_none() {
-        state.first_next_at = Some(Instant::now());
+/// Waits for an event (held while there is none; the emulator's drop ends the wait) and hands it
+/// out with Lambda's headers.
+async fn next_invocation(shared: &Shared) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    {
+        let mut state = shared.lock();
+        state.next_requests += 1;
+        if state.first_next_at.is_none() {
+            state.first_next_at = Some(Instant::now());
+        }
     }
-    let event = loop {
-        if state.shutting_down {
-            return None;
+    loop {
+        // Registered before looking, so an event queued in between still wakes this wait.
+        let queued = shared.queued.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        {
+            let mut state = shared.lock();
+            if let Some(event) = state.events.pop_front() {
+                return hand_out(&mut state, event);
+            }
         }
-        if let Some(event) = state.events.pop_front() {
-            break event;
-        }
-        state = shared
-            .changed
-            .wait(state)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-    };
+        queued.await;
+    }
+}
+
+fn hand_out(
+    state: &mut State,
+    event: Value,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let request_id = random_uuid();
     let deadline_ms = SystemTime::now()
         .checked_add(state.timeout)
         .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    let reply = Reply {
-        status: 200,
-        reason: "OK",
-        headers: vec![
-            ("Content-Type", "application/json".to_owned()),
-            ("Lambda-Runtime-Aws-Request-Id", request_id.clone()),
-            ("Lambda-Runtime-Deadline-Ms", deadline_ms.to_string()),
-            (
-                "Lambda-Runtime-Invoked-Function-Arn",
-                state.function_arn.clone(),
-            ),
-            ("Lambda-Runtime-Trace-Id", trace_id()),
+    let reply = respond(
+        200,
+        &[
+            ("Content-Type", "application/json"),
+            ("Lambda-Runtime-Aws-Request-Id", &request_id),
+            ("Lambda-Runtime-Deadline-Ms", &deadline_ms.to_string()),
+            ("Lambda-Runtime-Invoked-Function-Arn", &state.function_arn),
+            ("Lambda-Runtime-Trace-Id", &trace_id()),
         ],
-        body: event.to_string().into_bytes(),
-    };
+        event.to_string(),
+    );
     state.handed_out.insert(request_id, event);
-    Some(reply)
+    reply
 }
 
-fn record(
-    shared: &Shared,
-    request_id: &str,
-    headers: Headers,
-    body: &[u8],
-    outcome: fn(Value) -> Outcome,
-) {
-    let body = if body.is_empty() {
+fn record(shared: &Shared, request_id: &str, request: &Received, outcome: fn(Value) -> Outcome) {
+    let body = if request.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+        serde_json::from_slice(&request.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into_owned()))
     };
     let mut state = shared.lock();
     let event = state.handed_out.remove(request_id);
@@ -470,27 +354,11 @@ fn record(
         request_id: request_id.to_owned(),
         event,
         outcome: outcome(body),
-        headers,
+        headers: request.headers.clone(),
         at: Instant::now(),
     });
     drop(state);
-    shared.changed.notify_all();
-}
-
-fn write_reply(writer: &mut TcpStream, reply: &Reply, close: bool) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reply.reason);
-    for (name, value) in &reply.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    let mut message = head.into_bytes();
-    message.extend_from_slice(&reply.body);
-    writer.write_all(&message)?;
-    writer.flush()
+    shared.recorded.notify_all();
 }
 
 fn random_u64() -> u64 {
@@ -546,45 +414,62 @@ mod tests {
         assert!(t.starts_with("Root=1-") && t.ends_with(";Sampled=0"), "{t}");
     }
 
+    /// As `lambda_runtime` does: one kept-alive connection, a chunked response body.
     #[test]
     fn serves_several_requests_on_one_connection_with_chunked_bodies() {
+        use http_body_util::{BodyExt, Empty, StreamBody};
+        use hyper::body::{Bytes, Frame};
+        use hyper_util::rt::TokioIo;
+
         let api = RuntimeApi::start(vec![
             serde_json::json!({"a": 1}),
             serde_json::json!({"b": 2}),
         ]);
-        let stream = TcpStream::connect(api.addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+        let addr = api.addr();
+        let (id, statuses, bodies) = crate::http::block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http1::handshake::<
+                _,
+                http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>,
+            >(TokioIo::new(stream))
+            .await
             .unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut read_response = || {
-            let (status, mut headers) = read_head(&mut reader).unwrap().unwrap();
-            let body = read_body(&mut reader, &mut headers, false).unwrap();
-            (status, headers, body)
-        };
+            tokio::spawn(connection);
+            let next = || {
+                hyper::Request::get("/2018-06-01/runtime/invocation/next")
+                    .body(Empty::new().boxed())
+                    .unwrap()
+            };
+            let mut statuses = Vec::new();
+            let mut bodies = Vec::new();
 
-        writer
-            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n")
-            .unwrap();
-        let (status, headers, body) = read_response();
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        assert_eq!(body, br#"{"a":1}"#);
-        let id = header(&headers, "lambda-runtime-aws-request-id")
-            .unwrap()
-            .to_owned();
+            let first = sender.send_request(next()).await.unwrap();
+            let id = first.headers()["lambda-runtime-aws-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            statuses.push(first.status().as_u16());
+            bodies.push(first.into_body().collect().await.unwrap().to_bytes());
 
-        let chunked = format!(
-            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nhost: x\r\n\
-             transfer-encoding: chunked\r\n\r\n3\r\n{{\"o\r\n5\r\nk\":7}}\r\n0\r\n\r\n\
-             GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n"
-        );
-        writer.write_all(chunked.as_bytes()).unwrap();
-        let (status, _, _) = read_response();
-        assert_eq!(status, "HTTP/1.1 202 Accepted");
-        let (status, _, body) = read_response();
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        assert_eq!(body, br#"{"b":2}"#);
+            // No length known up front: hyper sends it chunked.
+            let chunks = ["{\"o", "k\":7}"]
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c))));
+            let chunked = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+            let posted =
+                hyper::Request::post(format!("/2018-06-01/runtime/invocation/{id}/response"))
+                    .body(chunked)
+                    .unwrap();
+            let posted = sender.send_request(posted).await.unwrap();
+            statuses.push(posted.status().as_u16());
+            sender.ready().await.unwrap();
+
+            let second = sender.send_request(next()).await.unwrap();
+            statuses.push(second.status().as_u16());
+            bodies.push(second.into_body().collect().await.unwrap().to_bytes());
+            (id, statuses, bodies)
+        });
+        assert_eq!(statuses, [200, 202, 200]);
+        assert_eq!(bodies, [&br#"{"a":1}"#[..], &br#"{"b":2}"#[..]]);
 
         let got = api.wait_for(1, Duration::from_secs(10));
         assert_eq!(got[0].request_id, id);
@@ -592,5 +477,6 @@ mod tests {
             got[0].outcome,
             Outcome::Response(serde_json::json!({"ok": 7}))
         );
+        assert_eq!(got[0].header("transfer-encoding"), Some("chunked"));
     }
 }

@@ -29,6 +29,19 @@ pub struct SecretSpec {
     pub replica_regions: Vec<String>,
 }
 
+impl SecretSpec {
+    /// A secret named `name` on the key kind `key`, in the default account and `us-east-1`.
+    pub fn new(name: &str, key: &str) -> SecretSpec {
+        SecretSpec {
+            name: name.to_owned(),
+            account: crate::DEFAULT_ACCOUNT.to_owned(),
+            region: "us-east-1".to_owned(),
+            key: key.to_owned(),
+            ..SecretSpec::default()
+        }
+    }
+}
+
 /// A made secret: its ARN and the values of its two versions.
 #[derive(Debug, Clone)]
 pub struct MadeSecret {
@@ -44,6 +57,26 @@ pub struct SecretState {
     pub tags: BTreeMap<String, String>,
     pub current_value: String,
     pub previous_value: Option<String>,
+}
+
+impl SecretState {
+    /// Panics unless the secret is on `key`, marked `remediated`, and holds `made`'s values in
+    /// both versions: re-encrypted, nothing lost.
+    pub fn assert_reencrypted(&self, key: &str, made: &MadeSecret) {
+        assert_eq!(self.kms_key_id.as_deref(), Some(key), "key after: {self:?}");
+        assert_eq!(
+            self.tags.get("cmkguard:status").map(String::as_str),
+            Some("remediated"),
+            "tags after: {:?}",
+            self.tags
+        );
+        assert_eq!(self.current_value, made.current_value, "AWSCURRENT value");
+        assert_eq!(
+            self.previous_value.as_deref(),
+            Some(made.previous_value.as_str()),
+            "AWSPREVIOUS value"
+        );
+    }
 }
 
 /// A canary: a secret value that must never appear in any output.
@@ -127,6 +160,20 @@ impl Moto {
     /// The `KmsKeyId` a key kind stands for.
     pub fn key_id_for(keys: &Keys, kind: &str) -> Option<String> {
         keys.key_id(kind)
+    }
+
+    /// The most common world of a Lambda test: the designated key and its alias in the default
+    /// account and `us-east-1`, a secret `name` there on the default key, and the
+    /// `CreateSecret-default-key.json` fixture naming it.
+    pub async fn default_key_secret(&self, name: &str) -> (Keys, MadeSecret, serde_json::Value) {
+        let keys = self
+            .make_keys(crate::DEFAULT_ACCOUNT, "us-east-1", true)
+            .await;
+        let made = self
+            .make_secret(&SecretSpec::new(name, "default"), &keys)
+            .await;
+        let event = crate::event_for("CreateSecret-default-key.json", &made.arn);
+        (keys, made, event)
     }
 
     /// Creates the secret with two versions (AWSPREVIOUS and AWSCURRENT) of canary values.

@@ -155,23 +155,6 @@ pub async fn setup(moto: &Moto, case: &Case) -> Setup {
     }
 }
 
-/// `(action, outcome)` pairs of a record.
-pub fn actions(record: &Value) -> Vec<(String, String)> {
-    record["actions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    (
-                        x["action"].as_str().unwrap_or("?").to_owned(),
-                        x["outcome"].as_str().unwrap_or("?").to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Panics when a canary value of `made` shows in `text`.
 pub fn assert_no_canary(made: &MadeSecret, text: &str, what: &str) {
     for canary in [&made.current_value, &made.previous_value] {

@@ -22,6 +22,24 @@ pub struct Case {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub expect: Expect,
+    /// The layers the case runs through; every one unless the row names some.
+    #[serde(default = "Layer::all")]
+    pub layers: Vec<Layer>,
+}
+
+/// Where a case runs: the engine with fakes, the CLI against moto, the Lambda handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Engine,
+    Cli,
+    Lambda,
+}
+
+impl Layer {
+    pub fn all() -> Vec<Layer> {
+        vec![Layer::Engine, Layer::Cli, Layer::Lambda]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,10 +96,21 @@ pub fn load() -> Vec<Case> {
     let path = testdata().join("cases.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
-    let table: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()));
-    serde_json::from_value(table["cases"].clone())
-        .unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
+    parse(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
+}
+
+/// The cases that run through `layer`.
+pub fn load_for(layer: Layer) -> Vec<Case> {
+    load()
+        .into_iter()
+        .filter(|case| case.layers.contains(&layer))
+        .collect()
+}
+
+/// Reads a case table (`{"cases": [...]}`).
+pub fn parse(text: &str) -> serde_json::Result<Vec<Case>> {
+    let mut table: Value = serde_json::from_str(text)?;
+    serde_json::from_value(table["cases"].take())
 }
 
 /// An event fixture, parsed.
@@ -113,6 +142,23 @@ impl Case {
     }
 }
 
+/// `(action, outcome)` pairs of a record (as JSON).
+pub fn actions(record: &Value) -> Vec<(String, String)> {
+    record["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["action"].as_str().unwrap_or("?").to_owned(),
+                        x["outcome"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Checks a record (as JSON) against a case's expectations; returns what differs.
 pub fn check_record(case: &Case, record: &Value) -> Vec<String> {
     let mut problems = Vec::new();
@@ -127,19 +173,7 @@ pub fn check_record(case: &Case, record: &Value) -> Vec<String> {
     if manager != want.key_manager {
         problems.push(format!("key_manager {manager:?} != {:?}", want.key_manager));
     }
-    let actions: Vec<(String, String)> = record["actions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    (
-                        x["action"].as_str().unwrap_or("?").to_owned(),
-                        x["outcome"].as_str().unwrap_or("?").to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let actions = actions(record);
     if actions != want.actions {
         problems.push(format!(
             "actions {actions:?} != {:?} (record: {record})",
