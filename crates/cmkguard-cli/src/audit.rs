@@ -1,7 +1,6 @@
 //! `cmkguard audit`: every secret of the chosen accounts and regions, through the engine's sweep.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
 use clap::Args;
 use cmkguard_aws::AwsPorts;
@@ -9,6 +8,7 @@ use cmkguard_core::config::Config;
 use cmkguard_core::event::EventMeta;
 use cmkguard_core::sweep::{self, End, Limits, ScopeReport};
 use cmkguard_core::{Context, Guard, Record, Scope, Verdict};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{Format, InOrder, Printer, Tally};
 use crate::{Failure, exit};
@@ -182,7 +182,7 @@ pub async fn run(
     Ok(if flagged > 0 { exit::FINDING } else { exit::OK })
 }
 
-struct Sink<W> {
+struct Sink<W: Write> {
     printer: Printer<W>,
     tally: Tally,
     order: InOrder,
@@ -233,49 +233,60 @@ fn dedup(mut items: Vec<String>) -> Vec<String> {
 
 /// A one-line progress count on standard error, only when it is a terminal.
 struct Progress {
-    on: bool,
-    secrets: usize,
+    /// Its position counts the secrets; its message, the account-regions done.
+    bar: ProgressBar,
     scopes_done: usize,
     scopes: usize,
-    shown: Instant,
 }
+
+/// The progress line's look: a spinner, then the counts.
+const PROGRESS_TEMPLATE: &str = "{spinner} audit: {pos} secrets, {msg} account-regions done";
 
 impl Progress {
     fn new(scopes: usize) -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            secrets: 0,
+        // Hidden (nothing written) when standard error is not a terminal; redrawn at most 10
+        // times a second.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        // The template is fixed (a unit test parses it); were it wrong, the default look would do.
+        if let Ok(style) = ProgressStyle::with_template(PROGRESS_TEMPLATE) {
+            bar.set_style(style);
+        }
+        let progress = Progress {
+            bar,
             scopes_done: 0,
             scopes,
-            shown: Instant::now(),
-        }
+        };
+        progress.show_scopes();
+        progress
     }
 
-    fn secret(&mut self) {
-        self.secrets += 1;
-        if self.shown.elapsed() >= Duration::from_millis(100) {
-            self.show();
-        }
+    fn secret(&self) {
+        self.bar.inc(1);
     }
 
     fn scope_done(&mut self) {
         self.scopes_done += 1;
-        self.show();
+        self.show_scopes();
     }
 
-    fn show(&mut self) {
-        if self.on {
-            self.shown = Instant::now();
-            eprint!(
-                "\r\x1b[Kaudit: {} secrets, {}/{} account-regions done",
-                self.secrets, self.scopes_done, self.scopes
-            );
+    fn show_scopes(&self) {
+        if !self.bar.is_hidden() {
+            self.bar
+                .set_message(format!("{}/{}", self.scopes_done, self.scopes));
         }
     }
 
     fn clear(&self) {
-        if self.on {
-            eprint!("\r\x1b[K");
-        }
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_template_parses() {
+        assert!(ProgressStyle::with_template(PROGRESS_TEMPLATE).is_ok());
     }
 }

@@ -29,8 +29,19 @@ const VERDICTS: [Verdict; 5] = [
     Verdict::Error,
 ];
 
-pub const CSV_HEADER: &str =
-    "account,region,secret_arn,key_id,key_manager,verdict,reason,dry_run,actions,detail";
+/// The CSV columns, in order.
+pub const CSV_HEADER: [&str; 10] = [
+    "account",
+    "region",
+    "secret_arn",
+    "key_id",
+    "key_manager",
+    "verdict",
+    "reason",
+    "dry_run",
+    "actions",
+    "detail",
+];
 
 /// Counts per account and region and verdict.
 #[derive(Debug, Default)]
@@ -88,47 +99,63 @@ impl Tally {
 }
 
 /// Writes records in one format.
-pub struct Printer<W> {
-    format: Format,
-    out: W,
-    /// Table rows, printed at the end (column widths need them all).
-    rows: Vec<[String; 7]>,
+pub struct Printer<W: Write> {
+    out: Out<W>,
+}
+
+enum Out<W: Write> {
+    /// Rows held back to the end (column widths need them all).
+    Table {
+        out: W,
+        rows: Vec<[String; 7]>,
+    },
+    Json(W),
+    /// Boxed: the writer's state dwarfs the other variants.
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> Printer<W> {
-    pub fn new(format: Format, mut out: W) -> io::Result<Self> {
-        if format == Format::Csv {
-            writeln!(out, "{CSV_HEADER}")?;
-        }
-        Ok(Printer {
-            format,
-            out,
-            rows: Vec::new(),
-        })
+    pub fn new(format: Format, out: W) -> io::Result<Self> {
+        let out = match format {
+            Format::Table => Out::Table {
+                out,
+                rows: Vec::new(),
+            },
+            Format::Json => Out::Json(out),
+            Format::Csv => {
+                // Quotes only the fields that need it; lines end in `\n`.
+                let mut csv = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(out);
+                csv.write_record(CSV_HEADER)?;
+                Out::Csv(Box::new(csv))
+            }
+        };
+        Ok(Printer { out })
     }
 
     pub fn record(&mut self, record: &Record) -> io::Result<()> {
-        match self.format {
-            Format::Json => writeln!(self.out, "{}", record.to_json_line()),
-            Format::Csv => {
-                let fields = [
-                    record.account.clone().unwrap_or_default(),
-                    record.region.clone().unwrap_or_default(),
-                    record.secret_arn.clone().unwrap_or_default(),
-                    record.key_id.clone().unwrap_or_default(),
-                    key_manager(record).to_owned(),
-                    record.verdict.as_str().to_owned(),
-                    record.reason.to_string(),
-                    record.dry_run.to_string(),
-                    actions(record),
-                    record.detail.clone().unwrap_or_default(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(self.out, "{}", line.join(","))
+        match &mut self.out {
+            Out::Json(out) => writeln!(out, "{}", record.to_json_line()),
+            Out::Csv(csv) => {
+                csv.write_record([
+                    record.account.as_deref().unwrap_or_default(),
+                    record.region.as_deref().unwrap_or_default(),
+                    record.secret_arn.as_deref().unwrap_or_default(),
+                    record.key_id.as_deref().unwrap_or_default(),
+                    key_manager(record),
+                    record.verdict.as_str(),
+                    &record.reason.to_string(),
+                    &record.dry_run.to_string(),
+                    &actions(record),
+                    record.detail.as_deref().unwrap_or_default(),
+                ])?;
+                // Each record goes out as it comes, as the other formats do (the writer buffers).
+                csv.flush()
             }
-            Format::Table => {
+            Out::Table { rows, .. } => {
                 if !matches!(record.verdict, Verdict::Compliant | Verdict::Exempt) {
-                    self.rows.push([
+                    rows.push([
                         record.account.clone().unwrap_or_default(),
                         record.region.clone().unwrap_or_default(),
                         record
@@ -150,21 +177,21 @@ impl<W: Write> Printer<W> {
     }
 
     /// Ends the output: for `table`, the rows and the summary.
-    pub fn finish(mut self, tally: &Tally, applied: bool) -> io::Result<()> {
-        if self.format != Format::Table {
-            return self.out.flush();
-        }
+    pub fn finish(self, tally: &Tally, applied: bool) -> io::Result<()> {
+        let (mut out, rows) = match self.out {
+            Out::Table { out, rows } => (out, rows),
+            Out::Json(mut out) => return out.flush(),
+            Out::Csv(mut csv) => return csv.flush(),
+        };
         let header = [
             "ACCOUNT", "REGION", "SECRET", "VERDICT", "REASON", "KEY", "ACTIONS",
-        ]
-        .map(str::to_owned);
-        if self.rows.is_empty() {
-            writeln!(self.out, "Every secret is compliant or exempt.")?;
+        ];
+        if rows.is_empty() {
+            writeln!(out, "Every secret is compliant or exempt.")?;
         } else {
-            let rows = std::mem::take(&mut self.rows);
-            write_columns(&mut self.out, &header, &rows)?;
+            write_columns(&mut out, &header, &rows)?;
         }
-        writeln!(self.out)?;
+        writeln!(out)?;
         let mut header = vec!["ACCOUNT".to_owned(), "REGION".to_owned()];
         header.extend(VERDICTS.iter().map(|v| v.as_str().to_uppercase()));
         header.push("TOTAL".to_owned());
@@ -186,12 +213,12 @@ impl<W: Write> Printer<W> {
         total.extend(VERDICTS.iter().map(|v| tally.count(*v).to_string()));
         total.push(tally.total().to_string());
         rows.push(total);
-        write_columns(&mut self.out, &header, &rows)?;
+        write_columns(&mut out, &header, &rows)?;
         let flagged =
             tally.total() - tally.count(Verdict::Compliant) - tally.count(Verdict::Exempt);
-        writeln!(self.out)?;
+        writeln!(out)?;
         writeln!(
-            self.out,
+            out,
             "{flagged} of {} secrets are not compliant or exempt.{}",
             tally.total(),
             if applied {
@@ -201,15 +228,15 @@ impl<W: Write> Printer<W> {
             }
         )?;
         if !tally.would_fail.is_empty() {
-            writeln!(self.out)?;
-            writeln!(self.out, "Planned actions that would not go through:")?;
+            writeln!(out)?;
+            writeln!(out, "Planned actions that would not go through:")?;
             for ((account, region), reasons) in &tally.would_fail {
                 for (why, n) in reasons {
-                    writeln!(self.out, "  {account} {region}: {why} ({n} secrets)")?;
+                    writeln!(out, "  {account} {region}: {why} ({n} secrets)")?;
                 }
             }
         }
-        self.out.flush()
+        out.flush()
     }
 }
 
@@ -257,39 +284,24 @@ fn secret_name(arn: &str) -> String {
     }
 }
 
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
-
+/// Left-aligned columns two spaces apart, without borders or wrapping; no trailing spaces.
 fn write_columns<S: AsRef<str>>(
     out: &mut impl Write,
     header: &[S],
     rows: &[impl AsRef<[String]>],
 ) -> io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
-            *width = (*width).max(cell.chars().count());
-        }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().map(AsRef::as_ref))
+        .add_rows(rows.iter().map(AsRef::as_ref));
+    // Without borders, the right padding is what separates columns.
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    let line = |out: &mut dyn Write, cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut text = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            text.push_str(cell);
-            if i < last {
-                text.push_str(&" ".repeat(width - cell.chars().count() + 2));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(out, header.iter().map(AsRef::as_ref).collect())?;
-    for row in rows {
-        line(out, row.as_ref().iter().map(String::as_str).collect())?;
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -348,22 +360,14 @@ mod tests {
         assert_eq!(secret_name("arn:aws:x:secret:plain"), "plain");
     }
 
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
-    }
-
-    #[test]
-    fn records_come_out_in_scope_order() {
-        let record = |n: &str| Record {
+    fn record(arn: &str) -> Record {
+        Record {
             request_id: None,
             event_id: None,
             event_name: None,
             account: None,
             region: None,
-            secret_arn: Some(n.into()),
+            secret_arn: Some(arn.into()),
             actor: None,
             key_id: None,
             key_manager: None,
@@ -372,7 +376,45 @@ mod tests {
             detail: None,
             dry_run: true,
             actions: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(Format::Csv, &mut out).unwrap();
+        printer
+            .record(&Record {
+                account: Some("a,b".into()),
+                region: Some("line\nbreak".into()),
+                detail: Some("say \"hi\"".into()),
+                ..record("plain")
+            })
+            .unwrap();
+        printer.finish(&Tally::default(), false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "account,region,secret_arn,key_id,key_manager,verdict,reason,dry_run,actions,detail\n\
+             \"a,b\",\"line\nbreak\",plain,,,compliant,customer-managed-key,true,-,\"say \"\"hi\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn columns_are_left_aligned_two_spaces_apart() {
+        let mut out = Vec::new();
+        let rows = [
+            vec!["a".to_owned(), "longer".to_owned(), "x".to_owned()],
+            vec!["wide cell".to_owned(), String::new(), String::new()],
+        ];
+        write_columns(&mut out, &["ONE", "TWO", "THREE"], &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ONE        TWO     THREE\na          longer  x\nwide cell\n"
+        );
+    }
+
+    #[test]
+    fn records_come_out_in_scope_order() {
         let names = |v: Vec<Record>| -> Vec<String> {
             v.into_iter().filter_map(|r| r.secret_arn).collect()
         };
