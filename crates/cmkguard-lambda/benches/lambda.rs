@@ -284,7 +284,7 @@ async fn main() {
         (
             "remediation (tag,remediate)",
             &remediation,
-            "describe, alias, update, verify, tag",
+            "describe, alias, intent, update, verify, mark",
         ),
     ] {
         println!(
