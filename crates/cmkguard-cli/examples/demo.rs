@@ -124,36 +124,30 @@ async fn main() {
                 )
             })
     };
-    println!(
-        "{:<22} {:<42} {:<42} {:<28} {:<26}",
-        "secret", "key before", "key after", "cmkguard:status / reason", "Security Hub finding"
-    );
+    let mut rows = Vec::new();
     for ((name, secret), before) in made.iter().zip(&before) {
         let after = moto.secret_state(ACCOUNT, REGION, &secret.arn).await;
-        let status = format!(
-            "{} / {}",
-            after
-                .tags
-                .get("cmkguard:status")
-                .map_or("-", String::as_str),
-            after
-                .tags
-                .get("cmkguard:reason")
-                .map_or("-", String::as_str)
-        );
-        println!(
-            "{:<22} {:<42} {:<42} {:<28} {:<26}",
-            name,
+        let tag = |name: &str| after.tags.get(name).map_or("-", String::as_str);
+        rows.push(vec![
+            name.to_string(),
             key_label(before, &keys.designated),
             key_label(&after, &keys.designated),
-            status,
-            finding_of(&secret.arn)
-        );
+            format!("{} / {}", tag("cmkguard:status"), tag("cmkguard:reason")),
+            finding_of(&secret.arn),
+        ]);
         assert_eq!(
             after.current_value, secret.current_value,
             "a secret value changed"
         );
     }
+    let header = [
+        "secret",
+        "key before",
+        "key after",
+        "cmkguard:status / reason",
+        "Security Hub finding",
+    ];
+    cmkguard_cli::output::write_columns(&mut std::io::stdout(), &header, &rows).unwrap();
     let messages: Vec<Value> = moto.sns_messages();
     println!(
         "\n{} SNS notifications published, {} Security Hub findings; every secret's values are unchanged.",

@@ -285,7 +285,8 @@ fn secret_name(arn: &str) -> String {
 }
 
 /// Left-aligned columns two spaces apart, without borders or wrapping; no trailing spaces.
-fn write_columns<S: AsRef<str>>(
+/// Left-aligned columns two spaces apart under `header`, no borders, lines without trailing spaces.
+pub fn write_columns<S: AsRef<str>>(
     out: &mut impl Write,
     header: &[S],
     rows: &[impl AsRef<[String]>],
