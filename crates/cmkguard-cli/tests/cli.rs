@@ -2,24 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use cmkguard_testkit::Moto;
 use cmkguard_testkit::world::SecretSpec;
+use cmkguard_testkit::{Moto, run_with_input};
 
 fn run(env: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_cmkguard"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().cloned()),
+        stdin,
+    )
 }
 
 fn stderr(output: &Output) -> String {

@@ -91,8 +91,7 @@ pub fn request_with_timeout(
             let response = client().request(request).await.map_err(io::Error::other)?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(io::Error::other)?;
-            let mut headers = pairs(&parts.headers);
-            headers.extend(body.trailers().map(pairs).unwrap_or_default());
+            let headers = fields(&parts.headers, body.trailers());
             Ok(Response {
                 status: parts.status.as_u16(),
                 headers,
@@ -157,10 +156,11 @@ fn check_url(url: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Header fields as (lower-case name, value) pairs, in order.
-pub(crate) fn pairs(headers: &HeaderMap) -> Headers {
+/// A message's header fields, then its trailers, as (lower-case name, value) pairs in order.
+pub(crate) fn fields(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Headers {
     headers
         .iter()
+        .chain(trailers.into_iter().flatten())
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),

@@ -73,7 +73,8 @@ impl Drop for Process {
     }
 }
 
-/// Runs `command` to its end with `input` on its standard input; its output is captured.
+/// Runs `command` to its end with `input` on its standard input; its output is captured. A child
+/// that stops reading early (unreadable input) may close its standard input first: not an error.
 pub fn run_with_input(command: &mut Command, input: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut child = command

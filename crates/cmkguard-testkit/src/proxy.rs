@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::http::{Headers, client, header};
-use crate::serve::{Answer, Connection, Hangup, Received, Server, respond};
+use crate::http::{DEFAULT_TIMEOUT, Headers, client, header};
+use crate::serve::{Answer, Connection, Hangup, Received, Reply, Server, respond};
 
 /// What the proxy answers instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,16 +380,8 @@ async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) 
     let fault = decide(&shared, &op, &request.body);
     let _in_flight = InFlight::new(&shared);
     match fault {
-        Some(Fault::Throttle) => Ok(error_response(&op, 400, "ThrottlingException")),
-        Some(Fault::Status(status)) => Ok(error_response(
-            &op,
-            status,
-            if status == 503 {
-                "ServiceUnavailable"
-            } else {
-                "InternalFailure"
-            },
-        )),
+        Some(Fault::Throttle) => Ok(error_response(&op, 400)),
+        Some(Fault::Status(status)) => Ok(error_response(&op, status)),
         Some(Fault::Reset) => {
             connection.reset();
             Err(Hangup)
@@ -509,11 +500,16 @@ fn is_json(op: &Operation) -> bool {
 }
 
 /// An error answer as the service's protocol shapes it: `awsJson1_1` (with `x-amzn-ErrorType`) or
-/// `awsQuery` XML.
-fn error_response(op: &Operation, status: u16, code: &str) -> hyper::Response<Full<Bytes>> {
-    let (message, kind) = match status {
-        400 => ("Rate exceeded", "Sender"),
-        _ => ("injected by the fault proxy", "Receiver"),
+/// `awsQuery` XML. 400 is throttling; another status, a server error.
+fn error_response(op: &Operation, status: u16) -> Reply {
+    let (code, message, kind) = match status {
+        400 => ("ThrottlingException", "Rate exceeded", "Sender"),
+        503 => (
+            "ServiceUnavailable",
+            "injected by the fault proxy",
+            "Receiver",
+        ),
+        _ => ("InternalFailure", "injected by the fault proxy", "Receiver"),
     };
     let request_id = ("x-amzn-RequestId", "fault-proxy");
     if is_json(op) {
@@ -535,7 +531,8 @@ fn error_response(op: &Operation, status: u16, code: &str) -> hyper::Response<Fu
     }
 }
 
-/// Sends the request on to moto and relays its answer; moto not answering hangs up on the client.
+/// Sends the request on to moto and relays its answer; moto not answering (within
+/// [`DEFAULT_TIMEOUT`]) hangs up on the client.
 async fn forward(shared: &Shared, request: Received) -> Answer {
     let mut upstream = hyper::Request::builder()
         .method(request.method.as_str())
@@ -547,9 +544,15 @@ async fn forward(shared: &Shared, request: Received) -> Answer {
         }
     }
     let upstream = upstream.body(Full::new(request.body)).map_err(|_| Hangup)?;
-    let response = client().request(upstream).await.map_err(|_| Hangup)?;
-    let (mut parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|_| Hangup)?.to_bytes();
+    let exchange = async {
+        let response = client().request(upstream).await.map_err(|_| Hangup)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|_| Hangup)?.to_bytes();
+        Ok::<_, Hangup>((parts, body))
+    };
+    let (mut parts, body) = tokio::time::timeout(DEFAULT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| Hangup)??;
     for name in ["connection", "content-length", "transfer-encoding"] {
         parts.headers.remove(name);
     }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::http::{Headers, header};
-use crate::serve::{Answer, Hangup, Received, Server, respond};
+use crate::serve::{Answer, Received, Reply, Server, respond};
 
 /// The function ARN handed out unless [`RuntimeApi::with_function_arn`] says otherwise.
 pub const DEFAULT_FUNCTION_ARN: &str =
@@ -267,8 +267,7 @@ async fn route(shared: Arc<Shared>, request: Received) -> Answer {
             record(&shared, "", &request, Outcome::InitError);
             if shared.lock().silent_init_error {
                 // Held until the emulator is dropped, which closes the connection unanswered.
-                std::future::pending::<()>().await;
-                return Err(Hangup);
+                return std::future::pending::<Answer>().await;
             }
             Ok(accepted())
         }
@@ -276,7 +275,7 @@ async fn route(shared: Arc<Shared>, request: Received) -> Answer {
     }
 }
 
-fn json_reply(status: u16, body: &Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+fn json_reply(status: u16, body: &Value) -> Reply {
     respond(
         status,
         &[("Content-Type", "application/json")],
@@ -284,7 +283,7 @@ fn json_reply(status: u16, body: &Value) -> hyper::Response<http_body_util::Full
     )
 }
 
-fn not_found(path: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+fn not_found(path: &str) -> Reply {
     json_reply(
         404,
         &serde_json::json!({"errorType": "NotFound", "errorMessage": format!("no route for `{path}`")}),
@@ -293,7 +292,7 @@ fn not_found(path: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> 
 
 /// Waits for an event (held while there is none; the emulator's drop ends the wait) and hands it
 /// out with Lambda's headers.
-async fn next_invocation(shared: &Shared) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+async fn next_invocation(shared: &Shared) -> Reply {
     {
         let mut state = shared.lock();
         state.next_requests += 1;
@@ -316,10 +315,7 @@ async fn next_invocation(shared: &Shared) -> hyper::Response<http_body_util::Ful
     }
 }
 
-fn hand_out(
-    state: &mut State,
-    event: Value,
-) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+fn hand_out(state: &mut State, event: Value) -> Reply {
     let request_id = random_uuid();
     let deadline_ms = SystemTime::now()
         .checked_add(state.timeout)

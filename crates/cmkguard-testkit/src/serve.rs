@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::http::{Headers, pairs, runtime};
+use crate::http::{Headers, fields, runtime};
 
 /// A request, read whole.
 #[derive(Debug)]
@@ -44,8 +44,11 @@ impl Received {
     }
 }
 
+/// A response, its body whole.
+pub(crate) type Reply = hyper::Response<Full<Bytes>>;
+
 /// What a handler answers: a response, or [`Hangup`] to close the connection without one.
-pub(crate) type Answer = Result<hyper::Response<Full<Bytes>>, Hangup>;
+pub(crate) type Answer = Result<Reply, Hangup>;
 
 /// Closes the connection without an answer.
 #[derive(Debug)]
@@ -140,8 +143,7 @@ impl Drop for Server {
 async fn read(request: hyper::Request<Incoming>) -> Result<Received, Hangup> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| Hangup)?;
-    let mut headers = pairs(&parts.headers);
-    headers.extend(body.trailers().map(pairs).unwrap_or_default());
+    let headers = fields(&parts.headers, body.trailers());
     Ok(Received {
         method: parts.method.to_string(),
         target: parts
@@ -197,11 +199,7 @@ impl AsyncWrite for Socket {
 }
 
 /// A response with `status`, `headers` and `body`.
-pub(crate) fn respond(
-    status: u16,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> hyper::Response<Full<Bytes>> {
+pub(crate) fn respond(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
     let mut response = hyper::Response::builder().status(status);
     for (name, value) in headers {
         response = response.header(*name, *value);

@@ -5,12 +5,11 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use cmkguard_core::fake::cases::{self, Case, OWN_ACCOUNT};
 use cmkguard_testkit::world::{Keys, MadeSecret, SecretSpec};
-use cmkguard_testkit::{FaultProxy, Moto};
+use cmkguard_testkit::{FaultProxy, Moto, run_with_input};
 use serde_json::Value;
 
 /// Short timeouts, two attempts and no retry budget beyond them, so faults cost little time
@@ -45,21 +44,16 @@ pub fn cmkguard(
         Some(proxy) => proxy.env(moto.env()),
         None => moto.env(),
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cmkguard"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "trace")
-        .envs(base)
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cmkguard");
-    // A binary that stops reading early (unreadable input) may close stdin first.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    output(child.wait_with_output().expect("wait for cmkguard"))
+    output(run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_cmkguard"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "trace")
+            .envs(base)
+            .envs(env),
+        stdin,
+    ))
 }
 
 pub fn output(output: Output) -> Run {
