@@ -6,7 +6,8 @@ use aws_config::SdkConfig;
 use aws_sdk_account::types::RegionOptStatus;
 use aws_sdk_organizations::types::{AccountState, AccountStatus};
 use cmkguard_core::AwsError;
-use cmkguard_core::ports::AwsResult;
+use cmkguard_core::ports::{AwsResult, ListAccounts};
+use futures_util::{Stream, StreamExt};
 
 use crate::AwsPorts;
 use crate::errors::classify;
@@ -38,20 +39,33 @@ pub async fn enabled_regions(client: &aws_sdk_account::Client) -> AwsResult<Vec<
 pub async fn organization_accounts(
     client: &aws_sdk_organizations::Client,
 ) -> AwsResult<Vec<String>> {
-    let mut pages = client.list_accounts().into_paginator().send();
+    let mut pages = std::pin::pin!(organization_pages(client.clone()));
     let mut accounts = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(classify)?;
-        accounts.extend(
-            page.accounts()
-                .iter()
-                .filter(|a| is_active(a))
-                .filter_map(|a| a.id().map(str::to_owned)),
-        );
+        accounts.extend(page?);
     }
     accounts.sort();
     accounts.dedup();
     Ok(accounts)
+}
+
+/// The active accounts of the caller's organization, a `ListAccounts` page at a time, in the
+/// order the organization lists them (an audit starts on a page's accounts as it arrives).
+pub fn organization_pages(
+    client: aws_sdk_organizations::Client,
+) -> impl Stream<Item = AwsResult<Vec<String>>> {
+    let pages = client.list_accounts().into_paginator().send();
+    futures_util::stream::unfold(pages, |mut pages| async move {
+        let page = pages.next().await?;
+        let page = page.map_err(classify).map(|page| {
+            page.accounts()
+                .iter()
+                .filter(|a| is_active(a))
+                .filter_map(|a| a.id().map(str::to_owned))
+                .collect()
+        });
+        Some((page, pages))
+    })
 }
 
 /// `State` replaces `Status` (retired in 2026); older answers carry only `Status`.
@@ -64,6 +78,11 @@ fn is_active(account: &aws_sdk_organizations::types::Account) -> bool {
 }
 
 impl AwsPorts {
+    /// The organization's active accounts, a page at a time (see [`organization_pages`]).
+    pub fn organization_pages(&self) -> impl Stream<Item = AwsResult<Vec<String>>> + use<> {
+        organization_pages(aws_sdk_organizations::Client::new(self.base()))
+    }
+
     /// The regions enabled in `account` (through the assumed role when it is not the caller's).
     pub async fn enabled_regions(&self, account: &str) -> AwsResult<Vec<String>> {
         let config = self.account_config(account).await?;
@@ -80,4 +99,11 @@ pub async fn list_organization(config: &SdkConfig) -> AwsResult<Vec<String>> {
         ));
     }
     Ok(accounts)
+}
+
+impl ListAccounts for AwsPorts {
+    async fn list_accounts(&self) -> AwsResult<Vec<String>> {
+        let client = aws_sdk_organizations::Client::new(self.base());
+        self.retry().run(|| organization_accounts(&client)).await
+    }
 }

@@ -1,13 +1,18 @@
 //! The AWS SDK side of cmkguard: one `SdkConfig` for the process, clients cached per account and
 //! region (other accounts through an assumed role), and SDK errors classified at the edge.
 
+pub mod accounts;
+mod cursor;
 mod directory;
 mod errors;
 mod ports;
 pub mod retry;
 pub mod securityhub;
 
-pub use directory::{enabled_regions, list_organization, organization_accounts};
+pub use cursor::CURSOR_PARAMETER;
+pub use directory::{
+    enabled_regions, list_organization, organization_accounts, organization_pages,
+};
 pub use errors::classify;
 pub use ports::{AwsPorts, Clients};
 pub use retry::{RETRY_BUDGET_MS, RetryBudget, retry_budget};
@@ -59,7 +64,9 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
         .operation_attempt_timeout(attempt)
         .operation_timeout(Duration::from_secs(30).max(attempt * 3))
         .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .http_client(shared_http_client());
     // Standard mode unless `AWS_RETRY_MODE` says otherwise (`AWS_MAX_ATTEMPTS`, default 3,
     // applies), then the retry budget (crate::retry). Not the SDK's adaptive mode: it is
     // experimental, and its client-side rate limiter, which starts from nothing in every new
@@ -81,6 +88,26 @@ pub async fn sdk_config_with(attempt: Duration) -> SdkConfig {
         );
     }
     loader.load().await
+}
+
+/// One HTTP client (connection pools, TLS roots) for every SDK client of the process. Without
+/// it, each client the SDK makes builds its own: three per account and region, each loading the
+/// TLS roots, which is how a warm process grew with every member account it saw. This is the
+/// SDK's own default client (rustls with aws-lc, proxies from the environment), made once.
+fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// `config` with the SDK's adaptive retry, for audits: when AWS throttles (`ListSecrets` 100/s,

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::SdkConfig;
-use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_kms::types::{KeyManagerType, KeyState as SdkKeyState};
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_types::region::Region;
+use cmkguard_core::bounded::Bounded;
 use cmkguard_core::facts::{KeyFacts, KeyState, Replica, SecretFacts};
 use cmkguard_core::ports::{
     AwsResult, DescribeKey, DescribeSecret, ListSecrets, Publish, ReencryptSecret, ResolveAlias,
@@ -16,6 +16,7 @@ use cmkguard_core::ports::{
 };
 use cmkguard_core::{AwsError, Notification, Scope};
 
+use crate::accounts::{ACCOUNTS_KEPT, Sessions};
 use crate::errors::classify;
 use crate::retry::RetryBudget;
 
@@ -47,15 +48,18 @@ impl Clients {
     }
 }
 
-/// The AWS implementation of every port. Clients are made lazily, once per account and region;
-/// another account's credentials come from assuming `assume_role_name` there (cached by the SDK
-/// until they expire).
+/// Scopes (account and region) whose clients are kept. Clients share the process's one HTTP
+/// client and their account's session, so making them again costs no request.
+pub const SCOPES_KEPT: usize = 64;
+
+/// The AWS implementation of every port. Clients are made lazily per account and region, and the
+/// ones used last are kept; another account's credentials come from assuming `assume_role_name`
+/// there, once per account (see [`crate::accounts`]).
 pub struct AwsPorts {
     base: SdkConfig,
     own_account: String,
-    assume_role_name: Option<String>,
-    accounts: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
-    clients: Mutex<HashMap<Scope, Clients>>,
+    sessions: Sessions,
+    clients: Mutex<Bounded<Scope, Clients>>,
     sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
     retry: RetryBudget,
 }
@@ -67,14 +71,25 @@ impl AwsPorts {
         assume_role_name: Option<String>,
     ) -> Self {
         AwsPorts {
+            sessions: Sessions::new(&base, assume_role_name, ACCOUNTS_KEPT),
             base,
             own_account: own_account.into(),
-            assume_role_name,
-            accounts: tokio::sync::Mutex::default(),
-            clients: Mutex::default(),
+            clients: Mutex::new(Bounded::new(SCOPES_KEPT)),
             sns: Mutex::default(),
             retry: RetryBudget::default(),
         }
+    }
+
+    /// Keeps the credentials of at most `accounts` accounts and the clients of at most `scopes`
+    /// account-regions (an audit keeps one set per account-region in flight).
+    pub fn with_capacity(mut self, accounts: usize, scopes: usize) -> Self {
+        self.sessions = Sessions::new(&self.base, self.sessions_role(), accounts);
+        self.clients = Mutex::new(Bounded::new(scopes));
+        self
+    }
+
+    fn sessions_role(&self) -> Option<String> {
+        self.sessions.role_name().map(str::to_owned)
     }
 
     /// Retries each transient failure for at most `per_call` (see [`crate::retry`]).
@@ -104,8 +119,28 @@ impl AwsPorts {
             .insert(region.to_owned(), client);
     }
 
+    /// The configuration of the guard's own account.
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
     pub fn own_account(&self) -> &str {
         &self.own_account
+    }
+
+    /// Drops what is kept for `account` (an audit is done with its regions).
+    pub fn release(&self, account: &str) {
+        self.sessions.release(account);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|scope, _| scope.account != account);
+    }
+
+    /// How many accounts' credentials and account-regions' clients are kept (for tests).
+    pub fn kept(&self) -> (usize, usize) {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (self.sessions.len(), clients)
     }
 
     pub(crate) async fn clients(&self, scope: &Scope) -> AwsResult<Clients> {
@@ -126,41 +161,16 @@ impl AwsPorts {
         Ok(clients)
     }
 
+    /// The configuration acting in `account`: the base one for the own account, else the
+    /// account's session, with credentials already assumed (so a refusal or a throttled
+    /// `AssumeRole` is classified and retried here, not hidden in a later call's error).
     pub(crate) async fn account_config(&self, account: &str) -> AwsResult<SdkConfig> {
         if account == self.own_account {
             return Ok(self.base.clone());
         }
-        let Some(role_name) = &self.assume_role_name else {
-            return Err(AwsError::Other(format!(
-                "account `{account}` is not the guard's own; set `CMKGUARD_ASSUME_ROLE_NAME`"
-            )));
-        };
-        let mut accounts = self.accounts.lock().await;
-        if let Some(config) = accounts.get(account) {
-            return Ok(config.clone());
-        }
-        let partition = partition_of(
-            self.base
-                .region()
-                .map(Region::as_ref)
-                .unwrap_or("us-east-1"),
-        );
-        let role_arn = format!("arn:{partition}:iam::{account}:role/{role_name}");
-        let provider = AssumeRoleProvider::builder(role_arn)
-            .session_name("cmkguard")
-            .configure(&self.base)
-            .build()
-            .await;
-        let config = self
-            .base
-            .clone()
-            .into_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-            )
-            .build();
-        accounts.insert(account.to_owned(), config.clone());
-        Ok(config)
+        let session = self.sessions.get(account)?;
+        self.retry.run(|| session.credentials()).await?;
+        Ok(session.config(&self.base))
     }
 
     fn sns(&self, region: &str) -> aws_sdk_sns::Client {
@@ -174,16 +184,6 @@ impl AwsPorts {
                 aws_sdk_sns::Client::from_conf(config)
             })
             .clone()
-    }
-}
-
-fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
     }
 }
 

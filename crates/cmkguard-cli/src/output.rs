@@ -43,15 +43,26 @@ pub const CSV_HEADER: [&str; 10] = [
     "detail",
 ];
 
-/// Counts per account and region and verdict.
+/// Counts by verdict: in total, and per account and region for the places with findings only
+/// (an organization's thousands of clean account-regions are counted, not listed).
 #[derive(Debug, Default)]
 pub struct Tally {
+    pub totals: BTreeMap<Verdict, usize>,
+    /// Per account and region: while it is being audited, and afterwards when it has findings.
     pub counts: BTreeMap<(String, String), BTreeMap<Verdict, usize>>,
+    /// Account-regions audited, and in how many accounts.
+    pub places: usize,
+    accounts: std::collections::HashSet<String>,
     /// A record is `error` or one of its actions `failed`.
     pub failures: usize,
     /// Planned actions of a dry run that would not go through, per account and region: why, and
     /// for how many secrets.
     pub would_fail: BTreeMap<(String, String), BTreeMap<String, usize>>,
+}
+
+/// A finding: what the summary lists a place for.
+fn is_finding(verdict: Verdict) -> bool {
+    !matches!(verdict, Verdict::Compliant | Verdict::Exempt)
 }
 
 impl Tally {
@@ -60,6 +71,7 @@ impl Tally {
             record.account.clone().unwrap_or_default(),
             record.region.clone().unwrap_or_default(),
         );
+        *self.totals.entry(record.verdict).or_default() += 1;
         *self
             .counts
             .entry(place.clone())
@@ -82,19 +94,28 @@ impl Tally {
         }
     }
 
-    /// Counts an account and region even when it has no secret.
+    /// An account and region is done: counted, and kept for the summary when it has findings.
     pub fn place(&mut self, account: &str, region: &str) {
-        self.counts
-            .entry((account.to_owned(), region.to_owned()))
-            .or_default();
+        self.places += 1;
+        if !self.accounts.contains(account) {
+            self.accounts.insert(account.to_owned());
+        }
+        let place = (account.to_owned(), region.to_owned());
+        let clean = self
+            .counts
+            .get(&place)
+            .is_none_or(|counts| !counts.iter().any(|(v, n)| is_finding(*v) && *n > 0));
+        if clean {
+            self.counts.remove(&place);
+        }
     }
 
     pub fn count(&self, verdict: Verdict) -> usize {
-        self.counts.values().filter_map(|c| c.get(&verdict)).sum()
+        self.totals.get(&verdict).copied().unwrap_or(0)
     }
 
     pub fn total(&self) -> usize {
-        self.counts.values().flat_map(|c| c.values()).sum()
+        self.totals.values().sum()
     }
 }
 
@@ -192,28 +213,39 @@ impl<W: Write> Printer<W> {
             write_columns(&mut out, &header, &rows)?;
         }
         writeln!(out)?;
+        // Totals first, then only the account-regions with findings: readable at 1,000 accounts.
         let mut header = vec!["ACCOUNT".to_owned(), "REGION".to_owned()];
         header.extend(VERDICTS.iter().map(|v| v.as_str().to_uppercase()));
         header.push("TOTAL".to_owned());
-        let mut rows: Vec<Vec<String>> = tally
-            .counts
-            .iter()
-            .map(|((account, region), counts)| {
-                let mut row = vec![account.clone(), region.clone()];
-                row.extend(
-                    VERDICTS
-                        .iter()
-                        .map(|v| counts.get(v).copied().unwrap_or(0).to_string()),
-                );
-                row.push(counts.values().sum::<usize>().to_string());
-                row
-            })
-            .collect();
         let mut total = vec!["total".to_owned(), String::new()];
         total.extend(VERDICTS.iter().map(|v| tally.count(*v).to_string()));
         total.push(tally.total().to_string());
-        rows.push(total);
+        let mut rows = vec![total];
+        rows.extend(tally.counts.iter().map(|((account, region), counts)| {
+            let mut row = vec![account.clone(), region.clone()];
+            row.extend(
+                VERDICTS
+                    .iter()
+                    .map(|v| counts.get(v).copied().unwrap_or(0).to_string()),
+            );
+            row.push(counts.values().sum::<usize>().to_string());
+            row
+        }));
         write_columns(&mut out, &header, &rows)?;
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let listed = tally.counts.len();
+        writeln!(
+            out,
+            "{} in {} audited, {}.",
+            plural(tally.places, "account-region", "account-regions"),
+            plural(tally.accounts.len(), "account", "accounts"),
+            match listed {
+                0 => "none with findings".to_owned(),
+                n if n == tally.places => "each with findings, each listed".to_owned(),
+                n => format!("the {n} with findings listed"),
+            }
+        )?;
         let flagged =
             tally.total() - tally.count(Verdict::Compliant) - tally.count(Verdict::Exempt);
         writeln!(out)?;
@@ -309,42 +341,61 @@ pub fn write_columns<S: AsRef<str>>(
 
 /// Holds back the records of a scope until every scope before it is done, so the output has the
 /// same order whatever order the sweeps finish in (a scope's records stream once it is first).
+/// Only the scopes from the first unfinished one on are held; the caller bounds how far ahead
+/// of it scopes may start ([`InOrder::head`]).
+#[derive(Debug, Default)]
 pub struct InOrder {
-    next: usize,
-    done: Vec<bool>,
-    held: Vec<Vec<Record>>,
+    /// The index of the first scope not done.
+    head: usize,
+    /// Scopes `head`, `head + 1`, ...: done, and their records held back.
+    window: std::collections::VecDeque<(bool, Vec<Record>)>,
 }
 
 impl InOrder {
-    pub fn new(scopes: usize) -> Self {
-        InOrder {
-            next: 0,
-            done: vec![false; scopes],
-            held: (0..scopes).map(|_| Vec::new()).collect(),
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The first scope not done: scopes far ahead of it should wait, or their records pile up.
+    pub fn head(&self) -> usize {
+        self.head
+    }
+
+    fn slot(&mut self, scope: usize) -> &mut (bool, Vec<Record>) {
+        let offset = scope.saturating_sub(self.head);
+        while self.window.len() <= offset {
+            self.window.push_back((false, Vec::new()));
         }
+        &mut self.window[offset]
     }
 
     /// The records that can be written now.
     pub fn record(&mut self, scope: usize, record: Record) -> Vec<Record> {
-        if scope == self.next {
+        if scope == self.head {
             vec![record]
         } else {
-            self.held[scope].push(record);
+            self.slot(scope).1.push(record);
             Vec::new()
         }
     }
 
     /// Marks a scope done; returns the held records that can be written now.
     pub fn scope_done(&mut self, scope: usize) -> Vec<Record> {
-        self.done[scope] = true;
+        self.slot(scope).0 = true;
         let mut ready = Vec::new();
-        while self.next < self.done.len() && self.done[self.next] {
-            self.next += 1;
-            if let Some(held) = self.held.get_mut(self.next) {
+        while self.window.front().is_some_and(|(done, _)| *done) {
+            self.window.pop_front();
+            self.head += 1;
+            if let Some((_, held)) = self.window.front_mut() {
                 ready.append(held);
             }
         }
         ready
+    }
+
+    /// Scopes started and not yet written out.
+    pub fn held_scopes(&self) -> usize {
+        self.window.len()
     }
 }
 
@@ -419,7 +470,7 @@ mod tests {
         let names = |v: Vec<Record>| -> Vec<String> {
             v.into_iter().filter_map(|r| r.secret_arn).collect()
         };
-        let mut order = InOrder::new(3);
+        let mut order = InOrder::new();
         assert!(order.record(2, record("c1")).is_empty());
         assert!(order.record(1, record("b1")).is_empty());
         assert_eq!(names(order.record(0, record("a1"))), ["a1"]);
@@ -427,5 +478,8 @@ mod tests {
         assert_eq!(names(order.scope_done(0)), ["b1"]);
         assert_eq!(names(order.record(1, record("b2"))), ["b2"]);
         assert_eq!(names(order.scope_done(1)), ["c1"]);
+        // Everything was written: nothing is held.
+        assert_eq!((order.head(), order.held_scopes()), (3, 0));
+        assert_eq!(names(order.record(3, record("d1"))), ["d1"]);
     }
 }

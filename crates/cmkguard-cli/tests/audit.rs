@@ -349,6 +349,19 @@ async fn audit_an_organization() {
         .collect();
     assert_eq!(ids.len(), 2, "{listed}");
 
+    // A secret on the default key in each account: the table lists the places with findings.
+    for id in &ids {
+        let keys = moto.make_keys(id, "us-east-1", false).await;
+        let spec = SecretSpec {
+            name: "org/default".into(),
+            account: id.clone(),
+            region: "us-east-1".into(),
+            key: "default".into(),
+            ..SecretSpec::default()
+        };
+        moto.make_secret(&spec, &keys).await;
+    }
+
     let output = cmkguard(
         &moto,
         &[
@@ -363,13 +376,46 @@ async fn audit_an_organization() {
     let text = stdout(&output);
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(1),
         "{text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
     for id in &ids {
         assert!(text.contains(id.as_str()), "{id} not audited: {text}");
     }
+    assert!(
+        text.contains("2 account-regions in 2 accounts audited, each with findings, each listed."),
+        "{text}"
+    );
+
+    // The organization's accounts in the order `ListAccounts` gives them, one record each.
+    let json = cmkguard(
+        &moto,
+        &[
+            "audit",
+            "--organization",
+            "--assume-role-name",
+            "cmkguard-member",
+            "--format",
+            "json",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let accounts: Vec<String> = records(&json)
+        .iter()
+        .map(|r| r["account"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(accounts, ids);
+
+    // Without the role, the organization is refused before any call, by name.
+    let refused = cmkguard(&moto, &["audit", "--organization"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--assume-role-name"), "{stderr}");
+    let bad = cmkguard(&moto, &["audit", "--concurrency", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--concurrency"));
 }
 
 /// A region without the designated alias: a dry run attempts nothing, so nothing `failed` and the

@@ -1,32 +1,50 @@
 //! Key facts cached in the warm process: whether a key is AWS managed never changes, so that is
 //! kept for good; the state of a customer managed key is kept for a few minutes only. Secrets
 //! decided concurrently share one `DescribeKey` per key: the first caller describes, the others
-//! wait for its answer.
+//! wait for its answer. Both are bounded: a warm process serving a whole organization keeps the
+//! keys it used last, not every key it has seen.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bounded::Bounded;
 use crate::facts::{KeyFacts, KeyManager};
 use crate::ports::{AwsResult, Scope};
 
 /// How long a customer managed key's state is trusted (the contract allows at most 5 minutes).
 pub const STATE_TTL: Duration = Duration::from_secs(300);
 
+/// How many keys (as a scope names them) a process keeps: an organization's worth of accounts in
+/// flight, each with a few keys, and the designated key of each of their regions.
+pub const CAPACITY: usize = 4096;
+
 /// A key as a scope names it.
 type KeyRef = (Scope, String);
 
-#[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<KeyRef, (KeyFacts, Instant)>>,
-    /// One lock per key, held while it is being described.
+    entries: Mutex<Bounded<KeyRef, (KeyFacts, Instant)>>,
+    /// One lock per key being described, removed when it is done.
     in_flight: Mutex<HashMap<KeyRef, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache::new(CAPACITY)
+    }
+}
+
 impl KeyCache {
+    pub fn new(capacity: usize) -> Self {
+        KeyCache {
+            entries: Mutex::new(Bounded::new(capacity)),
+            in_flight: Mutex::default(),
+        }
+    }
+
     pub fn get(&self, scope: &Scope, key_id: &str) -> Option<KeyFacts> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (facts, at) = entries.get(&(scope.clone(), key_id.to_owned()))?;
         let fresh = facts.manager == KeyManager::Aws || at.elapsed() < STATE_TTL;
         fresh.then(|| facts.clone())
@@ -55,20 +73,65 @@ impl KeyCache {
         if let Some(facts) = self.get(scope, key_id) {
             return Ok(facts);
         }
+        let key = (scope.clone(), key_id.to_owned());
         let gate = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(
-                in_flight
-                    .entry((scope.clone(), key_id.to_owned()))
-                    .or_default(),
-            )
+            Arc::clone(in_flight.entry(key.clone()).or_default())
         };
-        let _turn = gate.lock().await;
-        if let Some(facts) = self.get(scope, key_id) {
-            return Ok(facts);
+        let turn = gate.lock().await;
+        let facts = match self.get(scope, key_id) {
+            Some(facts) => Ok(facts),
+            None => describe()
+                .await
+                .inspect(|facts| self.put(scope, key_id, facts)),
+        };
+        drop(turn);
+        // The last one through removes the gate (the others hold a clone of it while they wait).
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&gate) == 2 {
+            in_flight.remove(&key);
         }
-        let facts = describe().await?;
-        self.put(scope, key_id, &facts);
-        Ok(facts)
+        facts
+    }
+
+    /// How many keys are held, and how many are being described (for tests of the bounds).
+    #[cfg(test)]
+    pub fn sizes(&self) -> (usize, usize) {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        (entries, in_flight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::KeyState;
+
+    #[tokio::test]
+    async fn the_cache_keeps_the_keys_used_last_and_no_gate_behind() {
+        let cache = KeyCache::new(8);
+        for account in 0..100u32 {
+            let scope = Scope::new(format!("{account:012}"), "us-east-1");
+            let facts = cache
+                .get_or_describe(&scope, "k", || async {
+                    Ok(KeyFacts::customer("arn:k", KeyState::Enabled))
+                })
+                .await
+                .unwrap();
+            assert_eq!(facts.arn, "arn:k");
+        }
+        assert_eq!(cache.sizes(), (8, 0));
+        let last = Scope::new(format!("{:012}", 99), "us-east-1");
+        assert!(cache.get(&last, "k").is_some());
+        assert!(
+            cache
+                .get(&Scope::new(format!("{:012}", 0), "us-east-1"), "k")
+                .is_none()
+        );
     }
 }

@@ -12,9 +12,10 @@ pub const EXEMPT_TAG: &str = "CMKGUARD_EXEMPT_TAG";
 pub const SNS_TOPIC_ARN: &str = "CMKGUARD_SNS_TOPIC_ARN";
 pub const DRY_RUN: &str = "CMKGUARD_DRY_RUN";
 pub const ASSUME_ROLE_NAME: &str = "CMKGUARD_ASSUME_ROLE_NAME";
+pub const SWEEP_ACCOUNTS: &str = "CMKGUARD_SWEEP_ACCOUNTS";
 
 /// Every variable the guard reads, for `--help` texts and tests.
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     ACTIONS,
     REMEDIATE_ACCOUNTS,
     KEY_ALIAS,
@@ -23,6 +24,7 @@ pub const VARIABLES: [&str; 8] = [
     SNS_TOPIC_ARN,
     DRY_RUN,
     ASSUME_ROLE_NAME,
+    SWEEP_ACCOUNTS,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -65,6 +67,18 @@ impl AccountSet {
     }
 }
 
+/// The accounts the Lambda's scheduled sweep covers, in the function's region.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SweepAccounts {
+    /// The function's own account.
+    #[default]
+    Own,
+    /// These accounts (12-digit ids, sorted).
+    Listed(BTreeSet<String>),
+    /// Every active account of the organization (`organizations:ListAccounts`).
+    Organization,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub actions: BTreeSet<Action>,
@@ -76,6 +90,7 @@ pub struct Config {
     pub sns_topic_arn: Option<String>,
     pub dry_run: bool,
     pub assume_role_name: Option<String>,
+    pub sweep_accounts: SweepAccounts,
 }
 
 impl Default for Config {
@@ -89,6 +104,7 @@ impl Default for Config {
             sns_topic_arn: None,
             dry_run: false,
             assume_role_name: None,
+            sweep_accounts: SweepAccounts::Own,
         }
     }
 }
@@ -203,6 +219,28 @@ impl Config {
             config.assume_role_name = Some(value);
         }
 
+        if let Some(value) = get(SWEEP_ACCOUNTS) {
+            config.sweep_accounts = parse_sweep_accounts(&value)?;
+        }
+        // Which of the listed accounts is the function's own is known only at the first
+        // invocation; two accounts cannot both be.
+        let foreign = match &config.sweep_accounts {
+            SweepAccounts::Own => None,
+            SweepAccounts::Organization => Some("`organization` covers other accounts"),
+            SweepAccounts::Listed(ids) if ids.len() > 1 => {
+                Some("accounts other than the function's own are listed")
+            }
+            SweepAccounts::Listed(_) => None,
+        };
+        if let (Some(why), None) = (foreign, &config.assume_role_name) {
+            return Err(invalid(
+                SWEEP_ACCOUNTS,
+                format!(
+                    "{why}: set `{ASSUME_ROLE_NAME}` to the role the sweep assumes in each of them"
+                ),
+            ));
+        }
+
         if config.actions.contains(&Action::Notify) && config.sns_topic_arn.is_none() {
             return Err(invalid(
                 SNS_TOPIC_ARN,
@@ -251,6 +289,26 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
         ));
     }
     Ok(actions)
+}
+
+fn parse_sweep_accounts(value: &str) -> Result<SweepAccounts, ConfigError> {
+    if value == "organization" {
+        return Ok(SweepAccounts::Organization);
+    }
+    let mut ids = BTreeSet::new();
+    for id in items(value) {
+        if !is_account_id(id) {
+            return Err(invalid(
+                SWEEP_ACCOUNTS,
+                format!("`{id}` is not a 12-digit account id (or use `organization` alone)"),
+            ));
+        }
+        ids.insert(id.to_owned());
+    }
+    if ids.is_empty() {
+        return Err(invalid(SWEEP_ACCOUNTS, "no account id given"));
+    }
+    Ok(SweepAccounts::Listed(ids))
 }
 
 fn parse_accounts(value: &str) -> Result<AccountSet, ConfigError> {
@@ -330,6 +388,40 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_covers_the_own_account_a_list_or_the_organization() {
+        assert_eq!(read(&[]).unwrap().sweep_accounts, SweepAccounts::Own);
+        let role = (ASSUME_ROLE_NAME, "cmkguard-member");
+        assert_eq!(
+            read(&[(SWEEP_ACCOUNTS, "organization"), role])
+                .unwrap()
+                .sweep_accounts,
+            SweepAccounts::Organization
+        );
+        assert_eq!(
+            read(&[
+                (SWEEP_ACCOUNTS, " 111122223333, 123456789012,111122223333"),
+                role
+            ])
+            .unwrap()
+            .sweep_accounts,
+            SweepAccounts::Listed(BTreeSet::from([
+                "111122223333".to_owned(),
+                "123456789012".to_owned()
+            ]))
+        );
+        // One account needs no role when it is the function's own (checked at the first
+        // invocation, which knows the account).
+        assert_eq!(
+            read(&[(SWEEP_ACCOUNTS, "123456789012")])
+                .unwrap()
+                .sweep_accounts,
+            SweepAccounts::Listed(BTreeSet::from(["123456789012".to_owned()]))
+        );
+        let err = read(&[(SWEEP_ACCOUNTS, "organization")]).unwrap_err();
+        assert!(err.to_string().contains(ASSUME_ROLE_NAME), "{err}");
+    }
+
+    #[test]
     fn every_bad_value_names_its_variable() {
         let topic = (SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:t");
         for (vars, variable) in [
@@ -368,6 +460,19 @@ mod tests {
             (
                 vec![(ASSUME_ROLE_NAME, "role name with spaces")],
                 ASSUME_ROLE_NAME,
+            ),
+            (vec![(SWEEP_ACCOUNTS, "12345")], SWEEP_ACCOUNTS),
+            (vec![(SWEEP_ACCOUNTS, "Organization")], SWEEP_ACCOUNTS),
+            (vec![(SWEEP_ACCOUNTS, ",")], SWEEP_ACCOUNTS),
+            (
+                vec![(SWEEP_ACCOUNTS, "organization,123456789012")],
+                SWEEP_ACCOUNTS,
+            ),
+            // Other accounts are reached only through the role.
+            (vec![(SWEEP_ACCOUNTS, "organization")], SWEEP_ACCOUNTS),
+            (
+                vec![(SWEEP_ACCOUNTS, "123456789012,111122223333")],
+                SWEEP_ACCOUNTS,
             ),
         ] {
             let err = read(&vars).unwrap_err();

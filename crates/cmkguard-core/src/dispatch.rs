@@ -1,10 +1,11 @@
 //! What a delivered event asks for: one secret's check ([`crate::guard`]) or a sweep of the
-//! region ([`crate::sweep`]); and `cmkguard check`'s secret named by hand.
+//! region in the accounts it covers ([`crate::sweep`]); and `cmkguard check`'s secret named by
+//! hand.
 
 use serde_json::Value;
 
 use crate::act::{Unfinished, finish};
-use crate::config::Action;
+use crate::config::{Action, SweepAccounts};
 use crate::event::{self, ApiCall, EventMeta, Input};
 use crate::finding::{Change, Finding};
 use crate::guard::{Context, Guard};
@@ -53,6 +54,17 @@ impl GuardError {
         }
     }
 
+    /// Puts `before` (records made earlier in the same event) in front of this error's own.
+    fn after(mut self, mut before: Vec<Record>) -> Self {
+        if let GuardError::Transient { records, .. } | GuardError::Stopped { records, .. } =
+            &mut self
+        {
+            before.append(records);
+            *records = before;
+        }
+        self
+    }
+
     fn unfinished(Unfinished(message): Unfinished, record: Record) -> Self {
         GuardError::Transient {
             message,
@@ -64,33 +76,40 @@ impl GuardError {
 impl<P: Ports> Guard<P> {
     /// Handles one delivered event (EventBridge JSON).
     pub async fn handle(&self, event: &Value, ctx: &Context) -> Result<Vec<Record>, GuardError> {
+        let mut records = Vec::new();
+        match self
+            .handle_each(event, ctx, &mut |record| records.push(record))
+            .await
+        {
+            Ok(()) => Ok(records),
+            Err(e) => Err(e.after(records)),
+        }
+    }
+
+    /// Handles one delivered event, handing each record to `emit` as soon as it is final (a
+    /// sweep of a whole organization is not held in memory). An error carries the records not
+    /// handed to `emit`.
+    pub async fn handle_each(
+        &self,
+        event: &Value,
+        ctx: &Context,
+        emit: &mut (impl FnMut(Record) + Send),
+    ) -> Result<(), GuardError> {
         let input = event::read(event)?;
         let input = input.with_request_id(ctx.request_id.clone());
         match input {
-            Input::ApiCall(call) => Ok(vec![self.check_call(&call, ctx).await?]),
-            Input::Scheduled(meta) => {
-                self.sweep(&Scope::new(&ctx.own_account, &ctx.region), &meta, ctx)
-                    .await
+            Input::ApiCall(call) => emit(self.check_call(&call, ctx).await?),
+            Input::Scheduled(meta) => self.scheduled_sweep(&meta, ctx, emit).await?,
+            Input::Ignored { meta, reason } => {
+                emit(self.record(&meta, None, Verdict::Ignored, reason, None));
             }
-            Input::Ignored { meta, reason } => Ok(vec![self.record(
-                &meta,
-                None,
-                Verdict::Ignored,
-                reason,
-                None,
-            )]),
             Input::Malformed {
                 meta,
                 reason,
                 detail,
-            } => Ok(vec![self.record(
-                &meta,
-                None,
-                Verdict::Error,
-                reason,
-                Some(detail),
-            )]),
+            } => emit(self.record(&meta, None, Verdict::Error, reason, Some(detail))),
         }
+        Ok(())
     }
 
     /// Checks one secret named by hand.
@@ -119,21 +138,113 @@ impl<P: Ports> Guard<P> {
         ctx: &Context,
     ) -> Result<Vec<Record>, GuardError> {
         let mut records = Vec::new();
+        match self
+            .sweep_one(scope, meta, ctx, &mut |record| records.push(record))
+            .await
+        {
+            Ok(()) => Ok(records),
+            Err(e) => Err(e.after(records)),
+        }
+    }
+
+    async fn sweep_one(
+        &self,
+        scope: &Scope,
+        meta: &EventMeta,
+        ctx: &Context,
+        emit: &mut (impl FnMut(Record) + Send),
+    ) -> Result<(), GuardError> {
         let report = sweep::sweep_scope(
             self,
             scope,
             meta,
             ctx,
             sweep::Limits::default().secrets,
-            &mut |record| records.push(record),
+            emit,
         )
         .await;
         match report.end {
-            sweep::End::Complete | sweep::End::Refused => Ok(records),
-            sweep::End::Transient(message) => Err(GuardError::Transient { message, records }),
+            sweep::End::Complete | sweep::End::Refused => Ok(()),
+            sweep::End::Transient(message) => Err(GuardError::Transient {
+                message,
+                records: Vec::new(),
+            }),
             sweep::End::Deadline => Err(GuardError::Stopped {
                 progress: report.progress,
-                records,
+                records: Vec::new(),
+            }),
+        }
+    }
+
+    /// The scheduled sweep: the function's region in each account of `CMKGUARD_SWEEP_ACCOUNTS`.
+    /// Over many accounts it starts with the account the last sweep did not finish (the cursor
+    /// kept in the own account), so a large organization is covered over a few invocations.
+    async fn scheduled_sweep(
+        &self,
+        meta: &EventMeta,
+        ctx: &Context,
+        emit: &mut (impl FnMut(Record) + Send),
+    ) -> Result<(), GuardError> {
+        let own = Scope::new(&ctx.own_account, &ctx.region);
+        let mut accounts: Vec<String> = match &self.config().sweep_accounts {
+            SweepAccounts::Own => return self.sweep_one(&own, meta, ctx, emit).await,
+            SweepAccounts::Listed(ids) => ids.iter().cloned().collect(),
+            SweepAccounts::Organization => match self.ports().list_accounts().await {
+                Ok(ids) => ids,
+                Err(AwsError::Transient(message)) => {
+                    return Err(GuardError::Transient {
+                        message,
+                        records: Vec::new(),
+                    });
+                }
+                Err(e) => {
+                    let detail = format!(
+                        "cannot list the organization's accounts (`organizations:ListAccounts`): {e}"
+                    );
+                    emit(self.record(meta, None, Verdict::Error, e.reason(), Some(detail)));
+                    return Ok(());
+                }
+            },
+        };
+        accounts.sort();
+        accounts.dedup();
+        if accounts == [ctx.own_account.as_str()] {
+            return self.sweep_one(&own, meta, ctx, emit).await;
+        }
+        // A cursor that cannot be read or written costs coverage order, not the sweep.
+        let cursor = self.ports().load_cursor(&own).await.unwrap_or_else(|e| {
+            tracing::warn!("cannot read the sweep cursor; starting from the first account: {e}");
+            None
+        });
+        let start = cursor
+            .as_deref()
+            .and_then(|next| accounts.iter().position(|a| a.as_str() >= next))
+            .unwrap_or(0);
+        accounts.rotate_left(start);
+        let report = sweep::sweep_accounts(
+            self,
+            &accounts,
+            &ctx.region,
+            meta,
+            ctx,
+            sweep::Limits::accounts(),
+            emit,
+        )
+        .await;
+        if report.next != cursor
+            && let Err(e) = self.ports().save_cursor(&own, report.next.as_deref()).await
+        {
+            tracing::warn!("cannot save the sweep cursor: {e}");
+        }
+        match (report.transient, report.progress.complete) {
+            (_, true) => Ok(()),
+            (Some(message), false) => Err(GuardError::Transient {
+                message,
+                records: Vec::new(),
+            }),
+            (None, false) => Err(GuardError::Stopped {
+                progress: report.progress,
+                records: Vec::new(),
             }),
         }
     }

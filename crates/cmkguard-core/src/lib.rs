@@ -16,6 +16,7 @@ pub mod reason;
 pub mod record;
 pub mod sweep;
 
+pub mod bounded;
 mod cache;
 mod text;
 

@@ -145,6 +145,25 @@ pub trait ImportFindings {
     ) -> impl Future<Output = AwsResult<Vec<RefusedFinding>>> + Send;
 }
 
+pub trait ListAccounts {
+    /// The active accounts of the organization, as `organizations:ListAccounts` lists them,
+    /// asked with the guard's own credentials (the management account or a delegated
+    /// administrator).
+    fn list_accounts(&self) -> impl Future<Output = AwsResult<Vec<String>>> + Send;
+}
+
+/// Where a sweep over many accounts left off, kept between invocations in the function's own
+/// account and region (`scope`).
+pub trait SweepCursor {
+    /// The account the next sweep starts with; `None` when the last one finished (or none ran).
+    fn load_cursor(&self, scope: &Scope) -> impl Future<Output = AwsResult<Option<String>>> + Send;
+    fn save_cursor(
+        &self,
+        scope: &Scope,
+        next: Option<&str>,
+    ) -> impl Future<Output = AwsResult<()>> + Send;
+}
+
 /// `Ports` (everything the guard uses, in one bound) and its blanket impl, from one list: a new
 /// port is added here once.
 macro_rules! ports {
@@ -165,4 +184,6 @@ ports!(
     ResolveAlias,
     Publish,
     ImportFindings,
+    ListAccounts,
+    SweepCursor,
 );

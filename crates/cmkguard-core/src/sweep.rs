@@ -40,7 +40,18 @@ impl Default for Limits {
     }
 }
 
-/// How far a sweep of one account and region got.
+impl Limits {
+    /// The Lambda's scheduled sweep over many accounts: one warm process, its region, account
+    /// after account in parallel, each account-region with its own quotas.
+    pub fn accounts() -> Self {
+        Limits {
+            scopes: 16,
+            ..Limits::default()
+        }
+    }
+}
+
+/// How far a sweep got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Progress {
     /// `ListSecrets` pages read.
@@ -49,6 +60,15 @@ pub struct Progress {
     pub secrets: usize,
     /// Every page was read and every secret on them decided.
     pub complete: bool,
+    /// A sweep over many accounts: how many there are, and how many were finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<AccountCount>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AccountCount {
+    pub total: usize,
+    pub done: usize,
 }
 
 /// Why a sweep of one account and region ended.
@@ -233,19 +253,119 @@ pub async fn sweep_scopes<P: Ports>(
     emit: &mut impl FnMut(usize, Record),
     done: &mut impl FnMut(usize, &ScopeReport),
 ) {
+    let scopes = stream::iter(scopes.iter().cloned());
+    sweep_stream(
+        guard,
+        scopes,
+        meta,
+        ctx,
+        limits,
+        emit,
+        &mut |index, _, report| done(index, report),
+    )
+    .await;
+}
+
+/// [`sweep_scopes`] over scopes that arrive as they are found (an organization's accounts page
+/// by page, each account's regions once listed): each scope starts as soon as it arrives and a
+/// place is free. Indexes count the scopes in arrival order.
+pub async fn sweep_stream<P: Ports>(
+    guard: &Guard<P>,
+    scopes: impl futures_util::Stream<Item = Scope>,
+    meta: &EventMeta,
+    ctx: &Context,
+    limits: Limits,
+    emit: &mut impl FnMut(usize, Record),
+    done: &mut impl FnMut(usize, &Scope, &ScopeReport),
+) {
+    // Both callbacks reach the caller's sink; they run one at a time.
     let sink = Mutex::new((emit, done));
     let sink = &sink;
-    stream::iter(scopes.iter().enumerate())
+    scopes
+        .enumerate()
         .map(|(index, scope)| async move {
-            let report = sweep_scope(guard, scope, meta, ctx, limits.secrets, &mut |record| {
+            let report = sweep_scope(guard, &scope, meta, ctx, limits.secrets, &mut |record| {
                 let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
                 (sink.0)(index, record);
             })
             .await;
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-            (sink.1)(index, &report);
+            (sink.1)(index, &scope, &report);
         })
         .buffer_unordered(limits.scopes.max(1))
         .collect::<()>()
         .await;
+}
+
+/// How a sweep over many accounts ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsReport {
+    pub progress: Progress,
+    /// The first account (in sweep order) the sweep did not finish: where the next one starts.
+    pub next: Option<String>,
+    /// The first transient failure that stopped an account.
+    pub transient: Option<String>,
+}
+
+/// Sweeps `region` in each of `accounts`, `limits.scopes` accounts at a time, in this order
+/// (the caller puts first those the last sweep did not reach). Records go to `emit` as they are
+/// final. An account counts as done when it was swept to the end or refused (an `error` record
+/// says why); the deadline or a transient failure leaves it for the next sweep.
+pub async fn sweep_accounts<P: Ports>(
+    guard: &Guard<P>,
+    accounts: &[String],
+    region: &str,
+    meta: &EventMeta,
+    ctx: &Context,
+    limits: Limits,
+    emit: &mut (impl FnMut(Record) + Send),
+) -> AccountsReport {
+    let scopes: Vec<Scope> = accounts.iter().map(|a| Scope::new(a, region)).collect();
+    let mut ends: Vec<Option<ScopeReport>> = vec![None; scopes.len()];
+    sweep_scopes(
+        guard,
+        &scopes,
+        meta,
+        ctx,
+        limits,
+        &mut |_, record| emit(record),
+        &mut |index, report| ends[index] = Some(report.clone()),
+    )
+    .await;
+    let mut report = AccountsReport {
+        progress: Progress {
+            accounts: Some(AccountCount {
+                total: accounts.len(),
+                done: 0,
+            }),
+            ..Progress::default()
+        },
+        next: None,
+        transient: None,
+    };
+    let mut done = 0;
+    for (account, end) in accounts.iter().zip(ends) {
+        let Some(end) = end else {
+            report.next.get_or_insert_with(|| account.clone());
+            continue;
+        };
+        report.progress.pages += end.progress.pages;
+        report.progress.secrets += end.progress.secrets;
+        match end.end {
+            End::Complete | End::Refused => done += 1,
+            End::Deadline => {
+                report.next.get_or_insert_with(|| account.clone());
+            }
+            End::Transient(message) => {
+                report.next.get_or_insert_with(|| account.clone());
+                report.transient.get_or_insert(message);
+            }
+        }
+    }
+    report.progress.complete = report.next.is_none();
+    report.progress.accounts = Some(AccountCount {
+        total: accounts.len(),
+        done,
+    });
+    report
 }

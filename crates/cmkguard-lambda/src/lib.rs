@@ -60,7 +60,7 @@ pub async fn handle<P: Ports>(
     guard: &Guard<P>,
     event: &Value,
     invocation: &Invocation,
-    emit: &mut impl FnMut(&Record),
+    emit: &mut (impl FnMut(&Record) + Send),
 ) -> Result<Value, HandlerError> {
     let own_account = invocation.own_account.clone();
     let remaining = invocation
@@ -78,47 +78,71 @@ pub async fn handle<P: Ports>(
         return Err(HandlerError::Deadline);
     }
     let budget = remaining - DEADLINE_MARGIN;
-    let records = match tokio::time::timeout(budget, guard.handle(event, &ctx)).await {
-        Err(_elapsed) => return Err(HandlerError::Deadline),
+    let mut verdicts = Verdicts::default();
+    let mut each = |record: Record| {
+        verdicts.add(&record);
+        emit(&record);
+    };
+    let handled = tokio::time::timeout(budget, guard.handle_each(event, &ctx, &mut each)).await;
+    match handled {
+        Err(_elapsed) => Err(HandlerError::Deadline),
         // A sweep that ran out of time is not retried: the next scheduled sweep covers the rest.
         Ok(Err(GuardError::Stopped { progress, records })) => {
-            records.iter().for_each(&mut *emit);
+            records.into_iter().for_each(&mut each);
             tracing::warn!(
                 secrets = progress.secrets,
                 pages = progress.pages,
                 complete = progress.complete,
+                accounts = ?progress.accounts,
                 "the sweep stopped before the invocation deadline; the next sweep covers the rest"
             );
-            let mut response = summary(&records);
+            let mut response = verdicts.summary();
             response["sweep"] = json!(progress);
-            return Ok(response);
+            Ok(response)
         }
         Ok(Err(e)) => {
-            e.records().iter().for_each(&mut *emit);
-            return Err(e.into());
+            e.records().iter().cloned().for_each(&mut each);
+            Err(e.into())
         }
-        Ok(Ok(records)) => records,
-    };
-    records.iter().for_each(&mut *emit);
-    Ok(summary(&records))
+        Ok(Ok(())) => Ok(verdicts.summary()),
+    }
 }
 
 /// The invocation's response: how many records of each verdict.
 pub fn summary(records: &[Record]) -> Value {
-    let mut verdicts = serde_json::Map::new();
-    for verdict in [
-        Verdict::Compliant,
-        Verdict::NonCompliant,
-        Verdict::Exempt,
-        Verdict::Managed,
-        Verdict::NotFound,
-        Verdict::Ignored,
-        Verdict::Error,
-    ] {
-        let n = records.iter().filter(|r| r.verdict == verdict).count();
-        if n > 0 {
-            verdicts.insert(verdict.as_str().into(), n.into());
-        }
+    let mut verdicts = Verdicts::default();
+    records.iter().for_each(|r| verdicts.add(r));
+    verdicts.summary()
+}
+
+/// Records counted by verdict as they are made.
+#[derive(Debug, Default)]
+struct Verdicts {
+    records: usize,
+    counts: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl Verdicts {
+    fn add(&mut self, record: &Record) {
+        self.records += 1;
+        *self.counts.entry(record.verdict.as_str()).or_default() += 1;
     }
-    json!({ "records": records.len(), "verdicts": verdicts })
+
+    fn summary(&self) -> Value {
+        let mut verdicts = serde_json::Map::new();
+        for verdict in [
+            Verdict::Compliant,
+            Verdict::NonCompliant,
+            Verdict::Exempt,
+            Verdict::Managed,
+            Verdict::NotFound,
+            Verdict::Ignored,
+            Verdict::Error,
+        ] {
+            if let Some(n) = self.counts.get(verdict.as_str()) {
+                verdicts.insert(verdict.as_str().into(), (*n).into());
+            }
+        }
+        json!({ "records": self.records, "verdicts": verdicts })
+    }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_aws::AwsPorts;
+use cmkguard_core::config::{ASSUME_ROLE_NAME, SWEEP_ACCOUNTS, SweepAccounts};
 use cmkguard_core::{Config, Guard, Record};
+use cmkguard_lambda::metrics::Metrics;
 use cmkguard_lambda::{Invocation, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -85,21 +87,16 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
         .retry()
         .set_deadline(Some(retry_until.unwrap_or_else(Instant::now)));
     let started = Instant::now();
-    let mut records = Vec::new();
+    let mut metrics = Metrics::default();
     let result = handle(guard, &payload, &invocation, &mut |record: &Record| {
         emit(record);
-        records.push(record.clone());
+        metrics.add(record);
     })
     .await;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    for line in cmkguard_lambda::metrics::emf_lines(
-        &records,
-        started.elapsed(),
-        now_ms,
-        &invocation.request_id,
-    ) {
+    for line in metrics.lines(started.elapsed(), now_ms, &invocation.request_id) {
         write_line(line);
     }
     if let Err(e) = &result {
@@ -124,6 +121,17 @@ async fn warm_up(state: &State, function_arn: &str) -> Result<Warm, Error> {
             )
         })?,
     };
+    // Which account is the function's own is known only now; the sweep reaches any other only
+    // through the role.
+    if let (SweepAccounts::Listed(ids), None) =
+        (&state.config.sweep_accounts, &state.config.assume_role_name)
+        && let Some(other) = ids.iter().find(|id| **id != own_account)
+    {
+        return Err(format!(
+            "invalid `{SWEEP_ACCOUNTS}`: `{other}` is not the function's own account `{own_account}`; set `{ASSUME_ROLE_NAME}` to the role the sweep assumes there"
+        )
+        .into());
+    }
     let ports = AwsPorts::new(
         sdk,
         own_account.clone(),

@@ -18,13 +18,25 @@ pub fn emf_lines(
     timestamp_ms: u64,
     request_id: &str,
 ) -> Vec<String> {
-    let mut groups: BTreeMap<(String, String), BTreeMap<String, u64>> = BTreeMap::new();
-    for record in records {
+    let mut metrics = Metrics::default();
+    records.iter().for_each(|r| metrics.add(r));
+    metrics.lines(handling, timestamp_ms, request_id)
+}
+
+/// One invocation's counts, per account and region, added up as records are made (a sweep's
+/// records are not kept for them).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    groups: BTreeMap<(String, String), BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    pub fn add(&mut self, record: &Record) {
         let key = (
             record.account.clone().unwrap_or_else(|| "unknown".into()),
             record.region.clone().unwrap_or_else(|| "unknown".into()),
         );
-        let counts = groups.entry(key).or_default();
+        let counts = self.groups.entry(key).or_default();
         *counts
             .entry(format!("decisions.{}", record.verdict.as_str()))
             .or_default() += 1;
@@ -39,40 +51,43 @@ pub fn emf_lines(
                 .or_default() += 1;
         }
     }
-    groups
-        .into_iter()
-        .map(|((account, region), counts)| {
-            let mut metrics: Vec<Value> = counts
-                .keys()
-                .map(|name| json!({"Name": name, "Unit": "Count"}))
-                .collect();
-            metrics.push(json!({"Name": HANDLING_TIME, "Unit": "Milliseconds"}));
-            let mut line = Map::new();
-            line.insert(
-                "_aws".into(),
-                json!({
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": NAMESPACE,
-                        // Per account and region, and one aggregate for alarms.
-                        "Dimensions": [["account", "region"], []],
-                        "Metrics": metrics,
-                    }],
-                }),
-            );
-            line.insert("account".into(), account.into());
-            line.insert("region".into(), region.into());
-            line.insert("request_id".into(), request_id.into());
-            for (name, count) in counts {
-                line.insert(name, count.into());
-            }
-            line.insert(
-                HANDLING_TIME.into(),
-                json!((handling.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
-            );
-            Value::Object(line).to_string()
-        })
-        .collect()
+
+    pub fn lines(self, handling: Duration, timestamp_ms: u64, request_id: &str) -> Vec<String> {
+        self.groups
+            .into_iter()
+            .map(|((account, region), counts)| {
+                let mut metrics: Vec<Value> = counts
+                    .keys()
+                    .map(|name| json!({"Name": name, "Unit": "Count"}))
+                    .collect();
+                metrics.push(json!({"Name": HANDLING_TIME, "Unit": "Milliseconds"}));
+                let mut line = Map::new();
+                line.insert(
+                    "_aws".into(),
+                    json!({
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            // Per account and region, and one aggregate for alarms.
+                            "Dimensions": [["account", "region"], []],
+                            "Metrics": metrics,
+                        }],
+                    }),
+                );
+                line.insert("account".into(), account.into());
+                line.insert("region".into(), region.into());
+                line.insert("request_id".into(), request_id.into());
+                for (name, count) in counts {
+                    line.insert(name, count.into());
+                }
+                line.insert(
+                    HANDLING_TIME.into(),
+                    json!((handling.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+                );
+                Value::Object(line).to_string()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use crate::facts::{KeyFacts, KeyState, SecretFacts};
 use crate::finding::{Finding, RefusedFinding};
 use crate::ports::{
-    AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListSecrets, Notification,
-    Publish, ReencryptSecret, ResolveAlias, Scope, SecretPage, TagSecret,
+    AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListAccounts, ListSecrets,
+    Notification, Publish, ReencryptSecret, ResolveAlias, Scope, SecretPage, SweepCursor,
+    TagSecret,
 };
 
 #[derive(Default)]
@@ -29,6 +30,10 @@ struct World {
     passes: HashMap<String, usize>,
     /// How long each call of an operation takes.
     delays: HashMap<String, std::time::Duration>,
+    /// The organization's accounts, as `ListAccounts` answers.
+    organization: Vec<String>,
+    /// The sweep cursor per scope.
+    cursors: HashMap<Scope, String>,
 }
 
 #[derive(Default)]
@@ -70,6 +75,16 @@ impl FakeAws {
         self.world()
             .aliases
             .insert((scope.clone(), alias.to_owned()), key_arn.to_owned());
+    }
+
+    /// The organization's accounts, as `ListAccounts` answers.
+    pub fn put_organization(&self, accounts: &[&str]) {
+        self.world().organization = accounts.iter().map(|a| (*a).to_owned()).collect();
+    }
+
+    /// The sweep cursor saved in `scope`.
+    pub fn cursor(&self, scope: &Scope) -> Option<String> {
+        self.world().cursors.get(scope).cloned()
     }
 
     /// Makes every later call of `operation` (e.g. `TagResource`) fail with `error`.
@@ -301,6 +316,32 @@ impl ImportFindings for FakeAws {
                 .insert((scope.clone(), f.id.clone()), f.clone());
         }
         Ok(Vec::new())
+    }
+}
+
+impl ListAccounts for FakeAws {
+    async fn list_accounts(&self) -> AwsResult<Vec<String>> {
+        self.take_time("ListAccounts").await;
+        let world = self.enter("ListAccounts")?;
+        Ok(world.organization.clone())
+    }
+}
+
+impl SweepCursor for FakeAws {
+    async fn load_cursor(&self, scope: &Scope) -> AwsResult<Option<String>> {
+        self.take_time("GetParameter").await;
+        let world = self.enter("GetParameter")?;
+        Ok(world.cursors.get(scope).cloned())
+    }
+
+    async fn save_cursor(&self, scope: &Scope, next: Option<&str>) -> AwsResult<()> {
+        self.take_time("PutParameter").await;
+        let mut world = self.enter("PutParameter")?;
+        match next {
+            Some(next) => world.cursors.insert(scope.clone(), next.to_owned()),
+            None => world.cursors.remove(scope),
+        };
+        Ok(())
     }
 }
 
