@@ -3,10 +3,11 @@ for the tests that read policies from the templates themselves (no moto).
 
 A variant is one assignment of true/false to the Fn::Equals tests that the templates'
 Conditions are made of (the "atoms"), so derived conditions (Fn::And, Fn::Not,
-{"Condition": ...}) always agree with the atoms they are built from. Only the atoms that
-the rendered resources depend on are enumerated. Parameter values (defaults, overridden by
-cfntools.FULL_PARAMETERS) only fill in strings: a statement whose condition is false in a
-variant is gone whatever its parameters say.
+{"Condition": ...}) always agree with the atoms they are built from; assignments that no
+parameter value can produce (one parameter equal to two different strings) are left out.
+Only the atoms that the rendered resources depend on are enumerated. Parameter values
+(defaults, overridden by cfntools.FULL_PARAMETERS) only fill in strings: a statement whose
+condition is false in a variant is gone whatever its parameters say.
 """
 
 from __future__ import annotations
@@ -65,6 +66,22 @@ def _atoms(template: dict, node: Any, found: dict[str, Any]) -> None:
     else:
         for item in argument:
             _atoms(template, item, found)
+
+
+def _possible(atoms: dict[str, Any], assignment: dict[str, bool]) -> bool:
+    """False when two true atoms compare the same Ref with different literals (a parameter
+    cannot be both "" and "organization")."""
+    equal_to: dict[str, str] = {}
+    for key, holds in assignment.items():
+        if not holds:
+            continue
+        sides = atoms[key]["Fn::Equals"]
+        refs = [s["Ref"] for s in sides if isinstance(s, dict) and set(s) == {"Ref"}]
+        literals = [s for s in sides if isinstance(s, str)]
+        if len(refs) == 1 and len(literals) == 1:
+            if equal_to.setdefault(refs[0], literals[0]) != literals[0]:
+                return False
+    return True
 
 
 def _truth(template: dict, node: Any, atoms: dict[str, bool]) -> bool:
@@ -184,6 +201,8 @@ def variants(name: str, types: Iterable[str] | None = None, extra_conditions: It
     seen: set[tuple] = set()
     for values in itertools.product((True, False), repeat=len(atoms)):
         assignment = dict(zip(atoms, values))
+        if not _possible(atoms, assignment):
+            continue
         conditions = {c: _truth(template, template["Conditions"][c], assignment) for c in sorted(used)}
         if tuple(conditions.items()) in seen:
             continue  # other atoms, same conditions: the same resources

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -51,6 +52,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
         "OrganizationId": ORG_ID,
+        "SweepAccounts": "organization",
         "CreateTrail": "true",
         "NotificationEmail": "security@example.com",
     },
@@ -75,6 +77,52 @@ def security_hub_product_arn(account: str, region: str = "*", product_account: s
 def load_template(name: str) -> dict[str, Any]:
     """The template as plain JSON data (long-form intrinsic functions)."""
     return json.loads(json.dumps(cfn_yaml.load(str(CFN_DIR / name))))
+
+
+def _rule_value(node: Any, parameters: dict[str, str]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    [(function, argument)] = node.items()
+    if function == "Ref":
+        return parameters[argument]
+    if function == "Fn::Equals":
+        a, b = (_rule_value(x, parameters) for x in argument)
+        return str(a) == str(b)
+    if function == "Fn::Not":
+        return not _rule_value(argument[0], parameters)
+    if function == "Fn::And":
+        return all(_rule_value(x, parameters) for x in argument)
+    if function == "Fn::Or":
+        return any(_rule_value(x, parameters) for x in argument)
+    if function == "Fn::Contains":
+        values, value = (_rule_value(x, parameters) for x in argument)
+        return value in values
+    raise NotImplementedError(function)
+
+
+def parameter_violations(template: dict[str, Any], given: dict[str, str]) -> list[str]:
+    """What CloudFormation refuses before it creates anything, for these parameter values:
+    an AllowedPattern or AllowedValues not met (parameter name), and each failed assertion
+    of the Rules section (its AssertDescription). cfn-lint checks neither against given
+    values, and moto checks neither at all."""
+    parameters = {k: str(given.get(k, spec.get("Default", ""))) for k, spec in template.get("Parameters", {}).items()}
+    violations = []
+    for key, spec in template.get("Parameters", {}).items():
+        pattern = spec.get("AllowedPattern")
+        # CloudFormation matches the whole value (Java regex); the templates' patterns use
+        # only what Python's re reads the same way.
+        values = parameters[key].split(",") if spec["Type"] == "CommaDelimitedList" else [parameters[key]]
+        if pattern is not None and any(re.fullmatch(pattern, v) is None for v in values):
+            violations.append(key)
+        elif "AllowedValues" in spec and parameters[key] not in [str(v) for v in spec["AllowedValues"]]:
+            violations.append(key)
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], parameters):
+            continue
+        for assertion in rule["Assertions"]:
+            if not _rule_value(assertion["Assert"], parameters):
+                violations.append(assertion["AssertDescription"])
+    return violations
 
 
 def policy_document(value: Any) -> dict[str, Any]:

@@ -79,15 +79,19 @@ def test_everything_on(aws):
         "CMKGUARD_DRY_RUN": "true",
         "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS": "10000",
+        "CMKGUARD_RETRY_BUDGET_MS": "60000",
+        "CMKGUARD_SWEEP_ACCOUNTS": "organization",
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
-    # Its role: the calls it makes, UpdateSecret, BatchImportFindings and AssumeRole
-    # included (all turned on).
+    # Its role: the calls it makes, UpdateSecret, BatchImportFindings, AssumeRole, the
+    # sweep cursor and ListAccounts included (all turned on).
     granted = live_role_actions(aws)
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
+    assert granted["cmkguard-sweep-cursor"] == {"ssm:GetParameter", "ssm:PutParameter"}
+    assert granted["cmkguard-list-organization-accounts"] == {"organizations:ListAccounts"}
     for actions in granted.values():
         for action in actions:
             assert "*" not in action
@@ -158,12 +162,19 @@ def test_everything_on(aws):
 
 def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     resources = create_guard_stack(aws, {})
-    assert not {"RemediationPolicy", "SecurityHubPolicy", "AssumeMemberRolePolicy", "TrailBucket"} & set(resources)
+    assert not {
+        "RemediationPolicy",
+        "SecurityHubPolicy",
+        "AssumeMemberRolePolicy",
+        "SweepCursorPolicy",
+        "ListOrganizationAccountsPolicy",
+        "TrailBucket",
+    } & set(resources)
     granted = live_role_actions(aws)
     assert set(granted) == {"cmkguard-guard"}
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
-    assert not any(a.lower().startswith("securityhub:") for a in everything)
+    assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:")) for a in everything)
 
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     variables = fn["Environment"]["Variables"]
@@ -175,6 +186,7 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
+        "CMKGUARD_RETRY_BUDGET_MS",
     }
     assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
 
@@ -208,3 +220,42 @@ def test_security_hub_is_added_to_the_actions_with_its_permission(aws, actions, 
     granted = live_role_actions(aws)
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert [n for n, actions in granted.items() if any(a.startswith("securityhub:") for a in actions)] == ["cmkguard-securityhub"]
+
+
+SWEEP_CURSOR = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/sweep-cursor"
+
+
+@pytest.mark.parametrize("sweep_accounts", ["organization", f"{ACCOUNT},{MEMBER_ACCOUNT}", MEMBER_ACCOUNT])
+def test_sweep_accounts_as_the_function_and_iam_hold_them(aws, sweep_accounts):
+    resources = create_guard_stack(aws, {"SweepAccounts": sweep_accounts, "AssumeRoleName": "cmkguard-member"})
+    organization = sweep_accounts == "organization"
+    assert "SweepCursorPolicy" in resources
+    assert ("ListOrganizationAccountsPolicy" in resources) is organization
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert fn["Environment"]["Variables"]["CMKGUARD_SWEEP_ACCOUNTS"] == sweep_accounts
+    assert fn["Environment"]["Variables"]["CMKGUARD_ASSUME_ROLE_NAME"] == "cmkguard-member"
+
+    granted = live_role_actions(aws)
+    expected = {"cmkguard-guard", "cmkguard-assume-member-role", "cmkguard-sweep-cursor"}
+    assert set(granted) == expected | ({"cmkguard-list-organization-accounts"} if organization else set())
+    iam = aws("iam")
+    documents = [
+        policy_document(iam.get_role_policy(RoleName=GUARD_ROLE, PolicyName=name)["PolicyDocument"]) for name in granted
+    ]
+
+    def allowed(action: str, resource: str) -> bool:
+        return iam_allows(documents, Request(fn["Role"], action, resource))
+
+    assert allowed("organizations:ListAccounts", "*") is organization
+    for action in ("ssm:GetParameter", "ssm:PutParameter"):
+        assert allowed(action, SWEEP_CURSOR)
+        for other in (
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/other",
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/database-password",
+            f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/cmkguard/sweep-cursor",
+            f"arn:aws:ssm:{REGION}:{MEMBER_ACCOUNT}:parameter/cmkguard/sweep-cursor",
+        ):
+            assert not allowed(action, other), (action, other)
+    assert not allowed("ssm:GetParameters", SWEEP_CURSOR) and not allowed("ssm:DeleteParameter", SWEEP_CURSOR)
+    assert not allowed("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{MEMBER_ACCOUNT}:secret:app-AbCdEf")
+    assert not allowed("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf")

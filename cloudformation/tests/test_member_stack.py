@@ -18,7 +18,7 @@ from cfntools import (
     statements,
 )
 from motostacks import create_stack
-from policyeval import Request, iam_allows
+from policyeval import Request, applies, iam_allows, names_directly
 from test_guard_stack import assert_security_hub_import_only_into
 
 
@@ -103,3 +103,40 @@ def test_security_hub_alone(aws):
     granted = policy_actions(aws("iam", MEMBER_ACCOUNT), "cmkguard-member")
     assert set(granted) == {"cmkguard-member", "cmkguard-securityhub"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
+
+
+def test_member_role_lets_the_guard_sweep_the_account(aws):
+    # SweepAccounts (CMKGUARD_SWEEP_ACCOUNTS): the guard's role assumes this role and lists,
+    # describes and tags this account's secrets, reads their keys' state; never a value.
+    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false", "EnableSecurityHub": "false"}
+    create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
+    iam = aws("iam", MEMBER_ACCOUNT)
+    role = iam.get_role(RoleName="cmkguard-member")["Role"]
+
+    # The trust policy as IAM holds it: the guard's role of the organization, nobody else.
+    [trust] = statements(policy_document(role["AssumeRolePolicyDocument"]))
+    guard = parameters["GuardRoleArn"]
+    for principal, org, trusted in (
+        (guard, ORG_ID, True),
+        (guard, "o-someoneelse", False),
+        (guard, None, False),
+        (role_arn("some-other-role"), ORG_ID, False),
+        (role_arn(f"cmkguard-guard-{REGION}", MEMBER_ACCOUNT), ORG_ID, False),
+    ):
+        request = Request(principal, "sts:AssumeRole", role["Arn"], {"aws:PrincipalOrgID": org} if org else {})
+        assert (trust["Effect"] == "Allow" and names_directly(trust, request) and applies(trust, request)) is trusted, principal
+
+    [name] = iam.list_role_policies(RoleName="cmkguard-member")["PolicyNames"]
+    documents = [policy_document(iam.get_role_policy(RoleName="cmkguard-member", PolicyName=name)["PolicyDocument"])]
+    secret = f"arn:aws:secretsmanager:eu-west-1:{MEMBER_ACCOUNT}:secret:app-AbCdEf"
+    for action, resource, context in (
+        ("secretsmanager:ListSecrets", "*", {}),
+        ("secretsmanager:DescribeSecret", secret, {}),
+        ("kms:DescribeKey", f"arn:aws:kms:eu-west-1:{MEMBER_ACCOUNT}:key/k", {}),
+        ("kms:ListAliases", "*", {}),
+        ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
+        ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
+    ):
+        assert iam_allows(documents, Request(role["Arn"], action, resource, context)), action
+    assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:GetSecretValue", secret))
+    assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:TagResource", secret, {"aws:TagKeys": ["owner"]}))

@@ -11,6 +11,7 @@ from cfnrender import variants
 from cfntools import (
     ACCOUNT,
     CFN_DIR,
+    FULL_PARAMETERS,
     HANDLED_EVENT_NAMES,
     MEMBER_ACCOUNT,
     REGION,
@@ -20,6 +21,7 @@ from cfntools import (
     as_list,
     iter_allowed_actions,
     load_template,
+    parameter_violations,
     role_arn,
     role_policy_documents,
     security_hub_product_arn,
@@ -45,6 +47,9 @@ GUARD_ACTIONS = {
     "logs:PutLogEvents",
     "sts:AssumeRole",  # only with AssumeRoleName set, see below
     "securityhub:BatchImportFindings",  # only with EnableSecurityHub=true, see below
+    "ssm:GetParameter",  # the sweep cursor, only with SweepAccounts set, see below
+    "ssm:PutParameter",
+    "organizations:ListAccounts",  # only with SweepAccounts=organization, see below
 }
 MEMBER_ACTIONS = {
     "secretsmanager:DescribeSecret",
@@ -320,6 +325,8 @@ def test_environment_mirrors_the_contract_variables():
         "CMKGUARD_DRY_RUN",
         "CMKGUARD_ASSUME_ROLE_NAME",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
+        "CMKGUARD_RETRY_BUDGET_MS",
+        "CMKGUARD_SWEEP_ACCOUNTS",
     }
     if contract is not None:
         # The rows of the contract's configuration table (tuning knobs mentioned in prose are not mirrored).
@@ -421,3 +428,150 @@ def test_every_suppression_is_justified(template_name):
             [line] = [i for i, t in enumerate(text) if t.strip() == f"- {check}"]
             assert text[line - 1].strip().startswith("#"), f"{logical_id}: cfn-lint {check} without a reason above it"
     assert "cfn-lint" not in template.get("Metadata", {}), "template-wide suppressions hide too much"
+
+
+# ------------------------------------------------------------------ the sweep's accounts
+# CONTRACT.md CMKGUARD_SWEEP_ACCOUNTS: empty (this account), a comma list of account ids, or
+# organization. A sweep of several accounts keeps its place in one SSM parameter.
+SWEEP_CURSOR = "arn:aws:ssm:{region}:{account}:parameter/cmkguard/sweep-cursor"
+SWEEP_CURSOR_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/cmkguard/sweep-cursor"}
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("organization", True),
+        ("111111111111", True),
+        ("111111111111,222222222222", True),
+        ("111111111111,222222222222,333333333333", True),
+        ("Organization", False),
+        ("organizations", False),
+        ("org", False),
+        ("*", False),
+        ("all", False),
+        ("organization,111111111111", False),
+        ("11111111111", False),
+        ("1111111111111", False),
+        ("11111111111a", False),
+        ("111111111111,", False),
+        (",111111111111", False),
+        ("111111111111,,222222222222", False),
+        ("111111111111, 222222222222", False),
+        ("111111111111;222222222222", False),
+        (" 111111111111", False),
+        ("111111111111\n", False),
+    ],
+)
+def test_sweep_accounts_pattern(value, accepted):
+    template = load_template("guard.yaml")
+    assert template["Parameters"]["SweepAccounts"]["Default"] == ""
+    violations = parameter_violations(template, {"SweepAccounts": value, "AssumeRoleName": "cmkguard-member"})
+    assert ("SweepAccounts" not in violations) is accepted, violations
+
+
+@pytest.mark.parametrize("value", ["organization", "111111111111", ACCOUNT, f"{ACCOUNT},{MEMBER_ACCOUNT}"])
+def test_sweep_accounts_need_the_member_role(value):
+    # A Rule cannot split the list: this account alone (ACCOUNT) needs AssumeRoleName too
+    # (cloudformation/README.md says so).
+    template = load_template("guard.yaml")
+    [refused] = parameter_violations(template, {"SweepAccounts": value})
+    assert "SweepAccounts" in refused and "AssumeRoleName" in refused, refused
+    assert parameter_violations(template, {"SweepAccounts": value, "AssumeRoleName": "cmkguard-member"}) == []
+    assert parameter_violations(template, {"SweepAccounts": value, "AssumeRoleName": ""}) == [refused]
+
+
+def test_rules_pass_the_defaults_and_everything_on():
+    for name in TEMPLATES:
+        required = {k: v for k, v in FULL_PARAMETERS[name].items() if "Default" not in load_template(name)["Parameters"][k]}
+        assert parameter_violations(load_template(name), required) == [], name
+        assert parameter_violations(load_template(name), FULL_PARAMETERS[name]) == [], name
+    # And the remediation rule still refuses what it did.
+    [refused] = parameter_violations(load_template("guard.yaml"), {"EnableRemediation": "true"})
+    assert "RemediateAccounts" in refused
+
+
+def test_sweep_accounts_reach_the_function_only_when_set():
+    template = load_template("guard.yaml")
+    assert template["Conditions"]["HasSweepAccounts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SweepAccounts"}, ""]}]}
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CMKGUARD_SWEEP_ACCOUNTS"] == {"Fn::If": ["HasSweepAccounts", {"Ref": "SweepAccounts"}, {"Ref": "AWS::NoValue"}]}
+    seen = set()
+    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), ("HasSweepAccounts",)):
+        rendered = variant.resources["Function"]["Properties"]["Environment"]["Variables"]
+        assert ("CMKGUARD_SWEEP_ACCOUNTS" in rendered) is variant.conditions["HasSweepAccounts"], variant.label
+        seen.add(variant.conditions["HasSweepAccounts"])
+    assert seen == {True, False}
+    # Next to the sweep schedule in the console.
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    [when] = [g["Parameters"] for g in groups if "SweepSchedule" in g["Parameters"]]
+    assert when.index("SweepAccounts") == when.index("SweepSchedule") + 1
+
+
+def test_sweep_grants_only_under_their_conditions():
+    # From the template: where the SSM and Organizations grants are, and on what.
+    template = load_template("guard.yaml")
+    assert template["Conditions"]["SweepOrganization"] == {"Fn::Equals": [{"Ref": "SweepAccounts"}, "organization"]}
+    found = set()
+    for where, resource_condition, document in role_policy_documents(template, "GuardRole"):
+        for statement in statements(document):
+            actions = as_list(statement.get("Action"))
+            if any(a.lower().startswith("ssm:") for a in actions):
+                found.add("ssm")
+                assert resource_condition == "HasSweepAccounts", where
+                assert sorted(actions) == ["ssm:GetParameter", "ssm:PutParameter"], where
+                assert statement["Resource"] == SWEEP_CURSOR_RESOURCE, where
+                assert "Condition" not in statement and statement["Effect"] == "Allow", where
+            if any(a.lower().startswith("organizations:") for a in actions):
+                found.add("organizations")
+                assert resource_condition == "SweepOrganization", where
+                # ListAccounts has no resource-level permissions.
+                assert (actions, statement["Resource"]) == (["organizations:ListAccounts"], "*"), where
+    assert found == {"ssm", "organizations"}
+
+
+def test_sweep_permissions_as_iam_decides_them_in_every_variant():
+    checked = set()
+    for variant in variants("guard.yaml", IAM_TYPES, ("HasSweepAccounts", "SweepOrganization")):
+        sweep, organization = variant.conditions["HasSweepAccounts"], variant.conditions["SweepOrganization"]
+        assert sweep or not organization, variant.label  # organization is a value of SweepAccounts
+        documents = rendered_role_documents(variant.resources, "GuardRole")
+        guard = role_arn(f"cmkguard-guard-{REGION}")
+
+        def allowed(action: str, resource: str) -> bool:
+            return iam_allows(documents, Request(guard, action, resource))
+
+        cursor = SWEEP_CURSOR.format(region=REGION, account=ACCOUNT)
+        assert allowed("organizations:ListAccounts", "*") is organization, variant.label
+        for action in ("ssm:GetParameter", "ssm:PutParameter"):
+            assert allowed(action, cursor) is sweep, (variant.label, action)
+            for other in (
+                f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/other",
+                f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/sweep-cursor-2",
+                f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/sweep-cursor/x",
+                f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/database-password",
+                SWEEP_CURSOR.format(region="eu-west-1", account=ACCOUNT),
+                SWEEP_CURSOR.format(region=REGION, account=MEMBER_ACCOUNT),
+                "*",
+            ):
+                assert not allowed(action, other), (variant.label, action, other)
+        for action in (
+            "ssm:GetParameters",
+            "ssm:GetParametersByPath",
+            "ssm:GetParameterHistory",
+            "ssm:DeleteParameter",
+            "ssm:AddTagsToResource",
+            "ssm:LabelParameterVersion",
+        ):
+            assert not allowed(action, cursor), (variant.label, action)
+        for action in (
+            "organizations:DescribeOrganization",
+            "organizations:DescribeAccount",
+            "organizations:ListAccountsForParent",
+            "organizations:ListRoots",
+        ):
+            assert not allowed(action, "*"), (variant.label, action)
+        secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf"
+        assert not allowed("secretsmanager:GetSecretValue", secret), variant.label
+        checked.add((sweep, organization))
+    assert checked == {(False, False), (True, False), (True, True)}
