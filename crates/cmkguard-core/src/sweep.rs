@@ -4,6 +4,7 @@
 //! [`sweep_scope`].
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -284,11 +285,31 @@ pub async fn sweep_stream<P: Ports>(
     scopes
         .enumerate()
         .map(|(index, scope)| async move {
-            let report = sweep_scope(guard, &scope, meta, ctx, limits.secrets, &mut |record| {
+            let emitted = AtomicUsize::new(0);
+            let mut emit = |record| {
+                emitted.fetch_add(1, Ordering::Relaxed);
                 let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
                 (sink.0)(index, record);
-            })
-            .await;
+            };
+            let sweep = sweep_scope(guard, &scope, meta, ctx, limits.secrets, &mut emit);
+            // A call still in flight at the deadline is given up, so the other scopes can
+            // report how far they got; the next sweep starts with this one.
+            let stop = ctx
+                .deadline
+                .and_then(|d| d.checked_sub(DEADLINE_MARGIN))
+                .map(tokio::time::Instant::from_std);
+            let report = match stop {
+                Some(stop) => tokio::time::timeout_at(stop, sweep)
+                    .await
+                    .unwrap_or(ScopeReport {
+                        progress: Progress {
+                            secrets: emitted.load(Ordering::Relaxed),
+                            ..Progress::default()
+                        },
+                        end: End::Deadline,
+                    }),
+                None => sweep.await,
+            };
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
             (sink.1)(index, &scope, &report);
         })
