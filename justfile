@@ -116,3 +116,12 @@ bench-burst events="300" workers="30": venv
 bench-securityhub sizes="10000": venv
     cargo build --quiet --release -p cmkguard-cli
     .venv/bin/python bench/audit.py --securityhub --moto .venv/bin/moto_server --cmkguard '{{target_dir}}/release/cmkguard' --sizes {{sizes}}
+
+# `cmkguard audit --organization --all-regions` at 1,000 and 5,000 member accounts x 17 regions,
+# and the warm Lambda across 1,000 accounts, against the testkit's AWS stand-in (100 ms per
+# answer): wall time against the critical path, peak RSS, requests against the floor. Knobs:
+# ORG_ACCOUNTS, ORG_DELAY_MS, ORG_STS_RATE, ORG_CONCURRENCY, ORG_LAMBDA_ACCOUNTS; ORG_CMKGUARD and
+# ORG_LAMBDA (comma lists of `label=path`) compare builds in one run.
+bench-org:
+    cargo build --release --quiet -p cmkguard-cli -p cmkguard-lambda --bins
+    cargo bench --quiet -p cmkguard-lambda --bench org

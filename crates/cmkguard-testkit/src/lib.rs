@@ -1,6 +1,6 @@
 //! Test harness for cmkguard: a moto server of a test's own ([`Moto`]), SDK configurations for
-//! it, and a Lambda Runtime API emulator ([`RuntimeApi`]) to run the Lambda binary locally
-//! ([`Process`]).
+//! it, a Lambda Runtime API emulator ([`RuntimeApi`]) to run the Lambda binary locally
+//! ([`Process`]), and a fast stand-in for the AWS APIs of an organization-wide audit ([`Standin`]).
 
 // Test support: a setup that fails should panic loudly, where the test is, not return errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,7 @@ mod process;
 pub mod proxy;
 mod runtime_api;
 mod serve;
+pub mod standin;
 pub mod world;
 
 pub use moto::{
@@ -20,3 +21,4 @@ pub use moto::{
 pub use process::{Process, event_for, run_with_input};
 pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};
+pub use standin::{Standin, StandinBuilder};

@@ -1,0 +1,559 @@
+//! `just bench-org`: cmkguard at organization scale, against the testkit's AWS stand-in (moto
+//! answers ~150 requests/s; the stand-in answers as fast as hyper, after a chosen delay that plays
+//! AWS's round trip).
+//!
+//! - Audit: `cmkguard audit --organization --all-regions` over N member accounts x 17 regions:
+//!   wall time against the critical path (the sequential `ListAccounts` pages, then one account's
+//!   chain), peak RSS, requests per operation against the floor, peak requests in flight.
+//! - Warm Lambda: one process under the Runtime API emulator, a `CreateSecret` event from each of
+//!   1,000 member accounts in turn: peak RSS after 20 accounts and after all, `AssumeRole` per
+//!   account; then the requests per event about a compliant secret in its own account.
+//!
+//! The binaries come from `ORG_CMKGUARD` and `ORG_LAMBDA`, each a comma list of `label=path` (or
+//! paths), so one run can measure a baseline and a new build side by side. Other knobs:
+//! `ORG_ACCOUNTS` (member accounts, comma list, default `1000,5000`), `ORG_DELAY_MS` (per answer,
+//! default 100), `ORG_SECRETS` (per account-region, default 3), `ORG_STS_RATE` (`RATE` or
+//! `RATE:BURST`, AssumeRole per second; default unlimited), `ORG_CONCURRENCY` (passed to the audit
+//! as `--concurrency`), `ORG_LAMBDA_ACCOUNTS` (default 1000), `ORG_LAMBDA_DELAY_MS` (default 0),
+//! `ORG_SECTIONS` (`audit,lambda`).
+//!
+//! Asserts nothing about time; it checks exit codes and record counts (after printing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a benchmark: fail loudly, print freely
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cmkguard_testkit::standin::{MANAGEMENT_ACCOUNT, REGIONS};
+use cmkguard_testkit::{Outcome, RuntimeApi, Standin, event_for, workspace_root};
+use serde_json::Value;
+
+const ROLE: &str = "cmkguard-member";
+const REGION: &str = "us-east-1";
+/// The account the fixture events name, replaced by each event's own.
+const FIXTURE_ACCOUNT: &str = "123456789012";
+const RSS_EARLY_ACCOUNTS: usize = 20;
+const WARM_EVENTS: usize = 10;
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number(name: &str, default: usize) -> usize {
+    var(name).map_or(default, |v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`{name}`: `{v}` is not a number"))
+    })
+}
+
+fn numbers(name: &str, default: &str) -> Vec<usize> {
+    var(name)
+        .unwrap_or_else(|| default.to_owned())
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("`{name}`: `{v}` is not a number"))
+        })
+        .collect()
+}
+
+/// `label=path` items (a bare path is its own label), else the release binary `name`.
+fn binaries(variable: &str, name: &str) -> Vec<(String, PathBuf)> {
+    let Some(list) = var(variable) else {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let path = target.join("release").join(name);
+        return vec![(format!("release/{name}"), path)];
+    };
+    list.split(',')
+        .map(|item| match item.split_once('=') {
+            Some((label, path)) => (label.trim().to_owned(), PathBuf::from(path.trim())),
+            None => (item.trim().to_owned(), PathBuf::from(item.trim())),
+        })
+        .inspect(|(_, path)| {
+            assert!(
+                path.is_file(),
+                "`{variable}`: no binary at {} (`just bench-org` builds the release ones)",
+                path.display()
+            );
+        })
+        .collect()
+}
+
+/// Peak resident set size of `pid` so far (`VmHWM`), in KiB; `None` once it has exited.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64())
+}
+
+/// Left-aligned columns two spaces apart, as the CLI prints its tables.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.to_vec())
+        .add_rows(rows.to_vec());
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    for line in table.lines() {
+        println!("  {}", line.trim_end());
+    }
+}
+
+struct Options {
+    delay: Duration,
+    secrets: usize,
+    sts_rate: Option<(f64, f64)>,
+    concurrency: Option<String>,
+}
+
+impl Options {
+    fn standin(&self, members: usize, delay: Duration) -> Standin {
+        let mut builder = Standin::builder()
+            .members(members)
+            .secrets_per_region(self.secrets)
+            .delay(delay);
+        if let Some((rate, burst)) = self.sts_rate {
+            builder = builder.sts_rate_limit(rate, burst);
+        }
+        builder.start()
+    }
+}
+
+/// One audit run, as the process saw it.
+struct AuditRun {
+    wall: Duration,
+    peak_rss_kib: u64,
+    status: ExitStatus,
+    records: usize,
+    stderr: String,
+    counts: BTreeMap<String, usize>,
+    total: usize,
+    peak_in_flight: usize,
+    throttled: usize,
+}
+
+/// Runs the audit to its end: its records are counted as they stream (not kept), its peak RSS
+/// read from `/proc` every 10 ms while it runs (the high-water mark only grows; what it gains
+/// in its last 10 ms is missed).
+fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
+    standin.reset_counts();
+    let mut command = Command::new(binary);
+    command.args([
+        "audit",
+        "--organization",
+        "--all-regions",
+        "--assume-role-name",
+        ROLE,
+        "--format",
+        "json",
+    ]);
+    if let Some(n) = &options.concurrency {
+        command.args(["--concurrency", n]);
+    }
+    let started = Instant::now();
+    let mut child = command
+        .env_clear()
+        .envs(standin.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    let stdout = child.stdout.take().unwrap();
+    let records = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(Result::ok)
+            .filter(|line| !line.is_empty())
+            .count()
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut peak_rss_kib = 0;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(child.id()) {
+            peak_rss_kib = peak_rss_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = started.elapsed();
+    AuditRun {
+        wall,
+        peak_rss_kib,
+        status,
+        records: records.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        counts: standin.counts(),
+        total: standin.total(),
+        peak_in_flight: standin.peak_in_flight(),
+        throttled: standin.throttled(),
+    }
+}
+
+/// The fewest requests an organization-wide audit can make: every `ListAccounts` page, one
+/// `AssumeRole` per member, one `ListRegions` per account (the management account is audited
+/// too), every `ListSecrets` page and one `DescribeKey` per distinct key per account-region.
+fn audit_floor(members: usize, secrets: usize) -> BTreeMap<&'static str, usize> {
+    let accounts = members + 1;
+    let scopes = accounts * REGIONS.len();
+    // Secret 0 is on the default key, the others on one customer managed key.
+    let keys = usize::from(secrets > 1);
+    BTreeMap::from([
+        ("sts:GetCallerIdentity", 1),
+        ("organizations:ListAccounts", accounts.div_ceil(20)),
+        ("sts:AssumeRole", members),
+        ("account:ListRegions", accounts),
+        (
+            "secretsmanager:ListSecrets",
+            scopes * secrets.div_ceil(100).max(1),
+        ),
+        ("kms:DescribeKey", scopes * keys),
+    ])
+}
+
+/// `ListAccounts` pages one after another, then one account's chain after its page
+/// (`AssumeRole`, `ListRegions`, `ListSecrets`, `DescribeKey`).
+fn critical_path(members: usize, delay: Duration) -> Duration {
+    delay * ((members + 1).div_ceil(20) as u32 + 4)
+}
+
+fn audit_section(
+    members: usize,
+    cmkguards: &[(String, PathBuf)],
+    options: &Options,
+    failures: &mut Vec<String>,
+) {
+    let secrets = options.secrets;
+    let accounts = members + 1;
+    let expected_records = accounts * REGIONS.len() * secrets;
+    println!(
+        "audit: {members} member accounts + the management account, {} regions, {secrets} secrets per account-region ({expected_records} secrets); {} ms per answer; AssumeRole {}{}",
+        REGIONS.len(),
+        options.delay.as_millis(),
+        options
+            .sts_rate
+            .map_or("unlimited".to_owned(), |(r, b)| format!(
+                "{r}/s (burst {b})"
+            )),
+        options
+            .concurrency
+            .as_ref()
+            .map_or(String::new(), |n| format!("; --concurrency {n}")),
+    );
+    let standin = options.standin(members, options.delay);
+    let critical = critical_path(members, options.delay);
+    let floor = audit_floor(members, secrets);
+    let floor_total: usize = floor.values().sum();
+    let mut runs = Vec::new();
+    for (label, binary) in cmkguards {
+        let run = audit(binary, &standin, options);
+        // Secret 0 of each account-region is on the default key: a finding (exit 1).
+        let expected_exit = if secrets > 0 { 1 } else { 0 };
+        if run.status.code() != Some(expected_exit) || run.records != expected_records {
+            failures.push(format!(
+                "audit `{label}` at {members} accounts: {} and {} records (expected exit {expected_exit} and {expected_records}); stderr:\n{}",
+                run.status,
+                run.records,
+                tail(&run.stderr)
+            ));
+        }
+        runs.push((label, run));
+    }
+
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|(label, run)| {
+            vec![
+                label.to_string(),
+                secs(run.wall),
+                secs(critical),
+                format!(
+                    "{:.1}x",
+                    run.wall.as_secs_f64() / critical.as_secs_f64().max(f64::EPSILON)
+                ),
+                mib(run.peak_rss_kib),
+                run.records.to_string(),
+                run.status.code().map_or("signal".into(), |c| c.to_string()),
+                run.total.to_string(),
+                format!("{:.2}x", run.total as f64 / floor_total as f64),
+                run.peak_in_flight.to_string(),
+                run.throttled.to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "binary",
+            "wall s",
+            "critical path s",
+            "wall/critical",
+            "peak RSS MiB",
+            "records",
+            "exit",
+            "requests",
+            "/floor",
+            "peak in flight",
+            "throttled",
+        ],
+        &rows,
+    );
+    println!();
+
+    // Requests per operation: the floor's, then any other seen.
+    let mut operations: Vec<String> = floor.keys().map(|k| k.to_string()).collect();
+    for (_, run) in &runs {
+        for op in run.counts.keys() {
+            if !operations.contains(op) {
+                operations.push(op.clone());
+            }
+        }
+    }
+    let rows: Vec<Vec<String>> = operations
+        .iter()
+        .map(|op| {
+            let mut row = vec![
+                op.clone(),
+                floor.get(op.as_str()).map_or("-".into(), |n| n.to_string()),
+            ];
+            row.extend(
+                runs.iter()
+                    .map(|(_, run)| run.counts.get(op).copied().unwrap_or(0).to_string()),
+            );
+            row
+        })
+        .collect();
+    let mut header = vec!["requests", "floor"];
+    header.extend(runs.iter().map(|(label, _)| label.as_str()));
+    print_table(&header, &rows);
+    println!();
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The `CreateSecret` fixture about `arn` (secret 1: on its account-region's customer managed
+/// key), as its own account's trail reports it, with an event id of its own.
+fn create_secret_event(account: &str, arn: &str, key_arn: &str, n: usize) -> Value {
+    let fixture = event_for("CreateSecret-key-arn.json", arn);
+    let fixture_key = fixture["detail"]["requestParameters"]["kmsKeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = fixture
+        .to_string()
+        .replace(&fixture_key, key_arn)
+        .replace(FIXTURE_ACCOUNT, account);
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["id"] = format!("00000000-0000-4000-8000-{n:012}").into();
+    event["detail"]["eventID"] = format!("00000000-0000-4000-9000-{n:012}").into();
+    event
+}
+
+struct LambdaRun {
+    rss_early_kib: u64,
+    rss_all_kib: u64,
+    assume_role: usize,
+    accounts: usize,
+    failed: usize,
+    warm_counts: BTreeMap<String, usize>,
+    warm_total: usize,
+}
+
+/// Waits for `n` results in all; the ones after `from` that are not a response are failures.
+fn wait(api: &RuntimeApi, n: usize, from: usize) -> usize {
+    let results = api.wait_for(n, Duration::from_secs(3600));
+    assert!(
+        results.len() >= n,
+        "the function answered {} of {n} events",
+        results.len()
+    );
+    results[from..]
+        .iter()
+        .filter(|r| !matches!(r.outcome, Outcome::Response(_)))
+        .count()
+}
+
+fn lambda(binary: &PathBuf, standin: &Standin, accounts: usize) -> LambdaRun {
+    standin.reset_counts();
+    let api = RuntimeApi::start(Vec::new())
+        .with_timeout(Duration::from_secs(900))
+        .with_function_arn(format!(
+            "arn:aws:lambda:{REGION}:{MANAGEMENT_ACCOUNT}:function:cmkguard-lambda"
+        ));
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(standin.env())
+        .envs(api.env())
+        .env("CMKGUARD_ASSUME_ROLE_NAME", ROLE)
+        .env("CMKGUARD_ACTIONS", "tag")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    let event = |account: &str, n: usize| {
+        let arn = standin.secret_arn(account, REGION, 1);
+        create_secret_event(account, &arn, &standin.key_arn(account, REGION), n)
+    };
+    let members: Vec<String> = standin.member_accounts().take(accounts).collect();
+    let early = RSS_EARLY_ACCOUNTS.min(members.len());
+    let mut failed = 0;
+    for (n, account) in members[..early].iter().enumerate() {
+        api.push_event(event(account, n));
+    }
+    failed += wait(&api, early, 0);
+    let rss_early_kib = vm_hwm_kib(child.id()).unwrap_or(0);
+    for (n, account) in members.iter().enumerate().skip(early) {
+        api.push_event(event(account, n));
+    }
+    failed += wait(&api, members.len(), early);
+    let rss_all_kib = vm_hwm_kib(child.id()).unwrap_or(0);
+    let assume_role = standin.count("sts:AssumeRole");
+
+    // Warm: the management account's key is described once, then each event is about a secret
+    // whose key is cached.
+    let mut n = members.len();
+    api.push_event(event(MANAGEMENT_ACCOUNT, n));
+    n += 1;
+    failed += wait(&api, n, n - 1);
+    standin.reset_counts();
+    for _ in 0..WARM_EVENTS {
+        api.push_event(event(MANAGEMENT_ACCOUNT, n));
+        n += 1;
+    }
+    failed += wait(&api, n, n - WARM_EVENTS);
+    let run = LambdaRun {
+        rss_early_kib,
+        rss_all_kib,
+        assume_role,
+        accounts: members.len(),
+        failed,
+        warm_counts: standin.counts(),
+        warm_total: standin.total(),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    run
+}
+
+fn lambda_section(
+    accounts: usize,
+    delay: Duration,
+    lambdas: &[(String, PathBuf)],
+    options: &Options,
+    failures: &mut Vec<String>,
+) {
+    println!(
+        "warm Lambda: a CreateSecret event (secret on a customer managed key, actions `tag`) from each of {accounts} member accounts in turn, in {REGION}; {} ms per answer; then {WARM_EVENTS} about a compliant secret in its own account",
+        delay.as_millis()
+    );
+    let standin = options.standin(accounts, delay);
+    let mut rows = Vec::new();
+    for (label, binary) in lambdas {
+        let run = lambda(binary, &standin, accounts);
+        if run.failed > 0 {
+            failures.push(format!(
+                "lambda `{label}`: {} events were not answered with a response",
+                run.failed
+            ));
+        }
+        let warm: Vec<String> = run
+            .warm_counts
+            .iter()
+            .map(|(op, n)| format!("{op} {:.1}", *n as f64 / WARM_EVENTS as f64))
+            .collect();
+        rows.push(vec![
+            label.clone(),
+            mib(run.rss_early_kib),
+            mib(run.rss_all_kib),
+            format!(
+                "{:.2}x",
+                run.rss_all_kib as f64 / run.rss_early_kib.max(1) as f64
+            ),
+            format!("{:.2}", run.assume_role as f64 / run.accounts.max(1) as f64),
+            run.failed.to_string(),
+            format!("{:.1}", run.warm_total as f64 / WARM_EVENTS as f64),
+            warm.join(", "),
+        ]);
+    }
+    let early = format!("RSS MiB after {RSS_EARLY_ACCOUNTS} accounts");
+    let all = format!("after {accounts}");
+    print_table(
+        &[
+            "binary",
+            &early,
+            &all,
+            "ratio",
+            "AssumeRole per account",
+            "failed events",
+            "warm requests per event (target 1)",
+            "of which",
+        ],
+        &rows,
+    );
+    println!();
+}
+
+fn main() {
+    let sections = var("ORG_SECTIONS").unwrap_or_else(|| "audit,lambda".into());
+    let sts_rate = var("ORG_STS_RATE").map(|v| {
+        let parse = |s: &str| -> f64 {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("`ORG_STS_RATE`: `{v}` is not RATE or RATE:BURST"))
+        };
+        match v.split_once(':') {
+            Some((rate, burst)) => (parse(rate), parse(burst)),
+            None => (parse(&v), parse(&v)),
+        }
+    });
+    let options = Options {
+        delay: Duration::from_millis(number("ORG_DELAY_MS", 100) as u64),
+        secrets: number("ORG_SECRETS", 3),
+        sts_rate,
+        concurrency: var("ORG_CONCURRENCY"),
+    };
+    let mut failures = Vec::new();
+    if sections.contains("audit") {
+        let cmkguards = binaries("ORG_CMKGUARD", "cmkguard");
+        for members in numbers("ORG_ACCOUNTS", "1000,5000") {
+            audit_section(members, &cmkguards, &options, &mut failures);
+        }
+    }
+    if sections.contains("lambda") {
+        let lambdas = binaries("ORG_LAMBDA", "cmkguard-lambda");
+        let delay = Duration::from_millis(number("ORG_LAMBDA_DELAY_MS", 0) as u64);
+        let accounts = number("ORG_LAMBDA_ACCOUNTS", 1000);
+        lambda_section(accounts, delay, &lambdas, &options, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
