@@ -24,7 +24,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Accounts whose credentials are kept (a few hundred bytes each). A process that sees more
 /// assumes the role again in the one it dropped longest ago, when that account comes back.
-pub const ACCOUNTS_KEPT: usize = 1024;
+pub const ACCOUNTS_KEPT: usize = 512;
 
 /// One account's role and its current credentials.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ pub const STATE_TTL: Duration = Duration::from_secs(300);
 
 /// How many keys (as a scope names them) a process keeps: an organization's worth of accounts in
 /// flight, each with a few keys, and the designated key of each of their regions.
-pub const CAPACITY: usize = 4096;
+pub const CAPACITY: usize = 2048;
 
 /// A key as a scope names it.
 type KeyRef = (Scope, String);
