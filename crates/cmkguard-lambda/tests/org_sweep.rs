@@ -129,3 +129,29 @@ async fn a_sweep_of_three_accounts_cut_by_the_deadline_is_finished_by_the_next()
     // Member accounts were reached through the role, each once per warm process.
     assert_eq!(proxy.count("AssumeRole"), MEMBERS.len());
 }
+
+/// One listed account needs no role only when it is the function's own, which the function
+/// knows from its ARN at the first invocation: another one fails it, naming the variable.
+#[test]
+fn one_other_account_without_the_role_fails_the_invocation_naming_the_variable() {
+    let api = RuntimeApi::start(vec![sweep_event()]);
+    let env = api.env().into_iter().chain(
+        [
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("CMKGUARD_SWEEP_ACCOUNTS", MEMBERS[0]),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
+    let results = api.wait_for(1, Duration::from_secs(20));
+    let _ = function.stop();
+    let Outcome::Error(body) = &results[0].outcome else {
+        panic!("{:?}", results[0]);
+    };
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("`CMKGUARD_SWEEP_ACCOUNTS`"), "{message}");
+    assert!(message.contains("`CMKGUARD_ASSUME_ROLE_NAME`"), "{message}");
+}
