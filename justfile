@@ -120,8 +120,9 @@ bench-securityhub sizes="10000": venv
 # `cmkguard audit --organization --all-regions` at 1,000 and 5,000 member accounts x 17 regions,
 # and the warm Lambda across 1,000 accounts, against the testkit's AWS stand-in (100 ms per
 # answer): wall time against the critical path, peak RSS, requests against the floor. Knobs:
-# ORG_ACCOUNTS, ORG_DELAY_MS, ORG_STS_RATE, ORG_CONCURRENCY, ORG_LAMBDA_ACCOUNTS; ORG_CMKGUARD and
-# ORG_LAMBDA (comma lists of `label=path`) compare builds in one run.
+# ORG_ACCOUNTS, ORG_DELAY_MS, ORG_STS_RATE, ORG_CONCURRENCY, ORG_LAMBDA_ACCOUNTS, ORG_MAX_RSS_MIB
+# (see benches/org.rs); ORG_CMKGUARD and ORG_LAMBDA (comma lists of `label=path`) compare builds
+# in one run.
 bench-org:
     cargo build --release --quiet -p cmkguard-cli -p cmkguard-lambda --bins
     cargo bench --quiet -p cmkguard-lambda --bench org

@@ -15,7 +15,8 @@
 //! default 100), `ORG_SECRETS` (per account-region, default 3), `ORG_STS_RATE` (`RATE` or
 //! `RATE:BURST`, AssumeRole per second; default unlimited), `ORG_CONCURRENCY` (passed to the audit
 //! as `--concurrency`), `ORG_LAMBDA_ACCOUNTS` (default 1000), `ORG_LAMBDA_DELAY_MS` (default 0),
-//! `ORG_SECTIONS` (`audit,lambda`).
+//! `ORG_SECTIONS` (`audit,lambda`), `ORG_MAX_RSS_MIB` (an audit past it is killed and reported;
+//! default three quarters of the memory available at start).
 //!
 //! Asserts nothing about time; it checks exit codes and record counts (after printing).
 
@@ -95,6 +96,18 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Three quarters of the memory available now (`MemAvailable`), so that an audit that grows without
+/// bound is stopped before the kernel's OOM killer picks a process, maybe another one.
+fn default_max_rss_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let available: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(8 * 1024 * 1024);
+    available / 4 * 3
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
@@ -124,6 +137,8 @@ struct Options {
     secrets: usize,
     sts_rate: Option<(f64, f64)>,
     concurrency: Option<String>,
+    /// An audit whose peak RSS passes this is killed, before it takes the machine with it.
+    max_rss_kib: u64,
 }
 
 impl Options {
@@ -144,6 +159,8 @@ struct AuditRun {
     wall: Duration,
     peak_rss_kib: u64,
     status: ExitStatus,
+    /// Killed for passing [`Options::max_rss_kib`].
+    killed: bool,
     records: usize,
     stderr: String,
     counts: BTreeMap<String, usize>,
@@ -194,9 +211,14 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
         text
     });
     let mut peak_rss_kib = 0;
+    let mut killed = false;
     let status = loop {
         if let Some(kib) = vm_hwm_kib(child.id()) {
             peak_rss_kib = peak_rss_kib.max(kib);
+        }
+        if peak_rss_kib > options.max_rss_kib && !killed {
+            let _ = child.kill();
+            killed = true;
         }
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -208,6 +230,7 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
         wall,
         peak_rss_kib,
         status,
+        killed,
         records: records.join().unwrap(),
         stderr: stderr.join().unwrap(),
         counts: standin.counts(),
@@ -276,7 +299,13 @@ fn audit_section(
         let run = audit(binary, &standin, options);
         // Secret 0 of each account-region is on the default key: a finding (exit 1).
         let expected_exit = if secrets > 0 { 1 } else { 0 };
-        if run.status.code() != Some(expected_exit) || run.records != expected_records {
+        if run.killed {
+            failures.push(format!(
+                "audit `{label}` at {members} accounts: killed after {} s, its peak RSS over {} MiB (`ORG_MAX_RSS_MIB`)",
+                secs(run.wall),
+                mib(options.max_rss_kib)
+            ));
+        } else if run.status.code() != Some(expected_exit) || run.records != expected_records {
             failures.push(format!(
                 "audit `{label}` at {members} accounts: {} and {} records (expected exit {expected_exit} and {expected_records}); stderr:\n{}",
                 run.status,
@@ -294,13 +323,19 @@ fn audit_section(
                 label.to_string(),
                 secs(run.wall),
                 secs(critical),
-                format!(
-                    "{:.1}x",
-                    run.wall.as_secs_f64() / critical.as_secs_f64().max(f64::EPSILON)
-                ),
+                // No delay, no critical path to compare with.
+                if critical.is_zero() {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1}x", run.wall.as_secs_f64() / critical.as_secs_f64())
+                },
                 mib(run.peak_rss_kib),
                 run.records.to_string(),
-                run.status.code().map_or("signal".into(), |c| c.to_string()),
+                match (run.killed, run.status.code()) {
+                    (true, _) => "killed (RSS)".to_owned(),
+                    (false, Some(code)) => code.to_string(),
+                    (false, None) => "signal".to_owned(),
+                },
                 run.total.to_string(),
                 format!("{:.2}x", run.total as f64 / floor_total as f64),
                 run.peak_in_flight.to_string(),
@@ -382,6 +417,7 @@ struct LambdaRun {
     rss_early_kib: u64,
     rss_all_kib: u64,
     assume_role: usize,
+    throttled: usize,
     accounts: usize,
     failed: usize,
     warm_counts: BTreeMap<String, usize>,
@@ -438,6 +474,7 @@ fn lambda(binary: &PathBuf, standin: &Standin, accounts: usize) -> LambdaRun {
     failed += wait(&api, members.len(), early);
     let rss_all_kib = vm_hwm_kib(child.id()).unwrap_or(0);
     let assume_role = standin.count("sts:AssumeRole");
+    let throttled = standin.throttled();
 
     // Warm: the management account's key is described once, then each event is about a secret
     // whose key is cached.
@@ -455,6 +492,7 @@ fn lambda(binary: &PathBuf, standin: &Standin, accounts: usize) -> LambdaRun {
         rss_early_kib,
         rss_all_kib,
         assume_role,
+        throttled,
         accounts: members.len(),
         failed,
         warm_counts: standin.counts(),
@@ -500,6 +538,7 @@ fn lambda_section(
                 run.rss_all_kib as f64 / run.rss_early_kib.max(1) as f64
             ),
             format!("{:.2}", run.assume_role as f64 / run.accounts.max(1) as f64),
+            run.throttled.to_string(),
             run.failed.to_string(),
             format!("{:.1}", run.warm_total as f64 / WARM_EVENTS as f64),
             warm.join(", "),
@@ -514,6 +553,7 @@ fn lambda_section(
             &all,
             "ratio",
             "AssumeRole per account",
+            "throttled",
             "failed events",
             "warm requests per event (target 1)",
             "of which",
@@ -541,6 +581,12 @@ fn main() {
         secrets: number("ORG_SECRETS", 3),
         sts_rate,
         concurrency: var("ORG_CONCURRENCY"),
+        max_rss_kib: var("ORG_MAX_RSS_MIB").map_or_else(default_max_rss_kib, |v| {
+            v.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("`ORG_MAX_RSS_MIB`: `{v}` is not a number"))
+                * 1024
+        }),
     };
     let mut failures = Vec::new();
     if sections.contains("audit") {
