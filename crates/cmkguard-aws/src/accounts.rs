@@ -13,6 +13,7 @@ use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
 };
 use cmkguard_core::AwsError;
+use cmkguard_core::arn::partition_of;
 use cmkguard_core::bounded::Bounded;
 use cmkguard_core::ports::AwsResult;
 
@@ -172,16 +173,6 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
     }
 }
 

@@ -366,7 +366,10 @@ impl AwsPorts {
             Some(other) => KeyState::Other(other.as_str().to_owned()),
             None => KeyState::Other("Unknown".into()),
         };
-        Ok(KeyFacts::customer(arn, state))
+        let deletion_date = meta
+            .deletion_date()
+            .and_then(|d| std::time::SystemTime::try_from(*d).ok());
+        Ok(KeyFacts::customer(arn, state).deleted_at(deletion_date))
     }
 }
 

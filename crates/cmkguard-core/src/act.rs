@@ -194,6 +194,14 @@ impl<P: Ports> Actor<'_, P> {
         if record.reason.is_replica() {
             return skipped("replicas are not re-encrypted; the primary's key is right".into());
         }
+        if matches!(
+            record.reason,
+            Reason::KeyDisabled | Reason::KeyPendingDeletion
+        ) {
+            return skipped(
+                "not attempted: re-encryption needs Secrets Manager to decrypt with the current key, and KMS refuses a key that is disabled or pending deletion; enable the key instead (`CancelKeyDeletion`, then `EnableKey`)".into(),
+            );
+        }
         let alias = &self.config.key_alias;
         let target = match self.designated_key(scope).await {
             Ok(Some(target)) => target,

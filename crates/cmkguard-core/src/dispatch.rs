@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::act::{Unfinished, finish};
 use crate::config::{Action, SweepAccounts};
-use crate::event::{self, ApiCall, EventMeta, Input};
+use crate::event::{self, ApiCall, EventMeta, Input, KeyCall};
 use crate::finding::{Change, Finding};
 use crate::guard::{Context, Guard};
 use crate::ports::{AwsError, Ports, Scope};
@@ -99,6 +99,7 @@ impl<P: Ports> Guard<P> {
         let input = input.with_request_id(ctx.request_id.clone());
         match input {
             Input::ApiCall(call) => emit(self.check_call(&call, ctx).await?),
+            Input::KeyCall(call) => self.key_event(&call, ctx, emit).await?,
             Input::Scheduled(meta) => self.scheduled_sweep(&meta, ctx, emit).await?,
             Input::Ignored { meta, reason } => {
                 emit(self.record(&meta, None, Verdict::Ignored, reason, None));
@@ -303,6 +304,85 @@ impl<P: Ports> Guard<P> {
         self.evaluate(&scope, facts, &meta)
             .await
             .map_err(|(unfinished, record)| GuardError::unfinished(unfinished, record))
+    }
+
+    /// A key's own event (`DisableKey`, `EnableKey`, `ScheduleKeyDeletion`, `CancelKeyDeletion`):
+    /// the key's state is read fresh, then every secret of the account and region on that key,
+    /// and only those, is decided and acted on with it (see [`sweep::sweep_key`]). A key no
+    /// secret uses makes no record and no write.
+    async fn key_event(
+        &self,
+        call: &KeyCall,
+        ctx: &Context,
+        emit: &mut (impl FnMut(Record) + Send),
+    ) -> Result<(), GuardError> {
+        let scope = Scope::new(&call.account, &call.region);
+        let meta = EventMeta {
+            account: Some(call.account.clone()),
+            region: Some(call.region.clone()),
+            ..call.meta.clone()
+        };
+        if let Some(record) = self.foreign_account_error(&scope, &meta, None, ctx) {
+            emit(record);
+            return Ok(());
+        }
+        let (arn, fresh) = match self.ports().describe_key(&scope, &call.key_id).await {
+            Ok(key) => (key.arn.clone(), Some(key)),
+            // Deleted already: its secrets are found by its ARN, and their own `DescribeKey`
+            // says `key-not-found`.
+            Err(AwsError::NotFound(_)) => match crate::arn::Arn::kms_key(&call.key_id) {
+                Some(_) => (call.key_id.clone(), None),
+                None => (
+                    format!(
+                        "arn:{}:kms:{}:{}:key/{}",
+                        crate::arn::partition_of(&call.region),
+                        call.region,
+                        call.account,
+                        call.key_id
+                    ),
+                    None,
+                ),
+            },
+            Err(AwsError::Transient(message)) => {
+                return Err(GuardError::Transient {
+                    message,
+                    records: Vec::new(),
+                });
+            }
+            Err(e) => {
+                let detail = format!(
+                    "cannot describe key `{}`: {e}",
+                    crate::text::shorten(&call.key_id)
+                );
+                emit(self.record(&meta, None, Verdict::Error, e.reason(), Some(detail)));
+                return Ok(());
+            }
+        };
+        let mut decided = 0;
+        let report = sweep::sweep_key(self, &scope, &arn, fresh.as_ref(), &meta, ctx, &mut |r| {
+            decided += 1;
+            emit(r);
+        })
+        .await;
+        if decided == 0 {
+            tracing::info!(key_arn = %arn, "no secret of the account and region is on the key");
+        }
+        match report.end {
+            sweep::End::Complete | sweep::End::Refused => Ok(()),
+            sweep::End::Transient(message) => Err(GuardError::Transient {
+                message,
+                records: Vec::new(),
+            }),
+            // Unlike a scheduled sweep, the event is retried: what was decided is marked and
+            // needs no write again, so the retry gets further.
+            sweep::End::Deadline => Err(GuardError::Transient {
+                message: format!(
+                    "the deadline came before every secret on key `{arn}` was checked ({} so far); the retry finishes them",
+                    report.progress.secrets
+                ),
+                records: Vec::new(),
+            }),
+        }
     }
 
     /// A deleted secret's finding is archived (the ARN is known when the event named it).

@@ -16,6 +16,14 @@ pub const HANDLED_EVENTS: [&str; 4] = [
     "RestoreSecret",
 ];
 
+/// The key's own CloudTrail events the guard acts on: each changes whether the key can decrypt.
+pub const KEY_EVENTS: [&str; 4] = [
+    "DisableKey",
+    "EnableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("unreadable event: {0}")]
@@ -29,6 +37,8 @@ pub enum EventError {
 pub enum Input {
     /// A Secrets Manager API call that names a secret.
     ApiCall(ApiCall),
+    /// A KMS call that changed a key's state: every secret on that key is checked.
+    KeyCall(KeyCall),
     /// A handled API call whose record does not say which secret (or names it wrongly).
     Malformed {
         meta: EventMeta,
@@ -58,6 +68,7 @@ impl Input {
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
         let meta = match &mut self {
             Input::ApiCall(call) => &mut call.meta,
+            Input::KeyCall(call) => &mut call.meta,
             Input::Malformed { meta, .. }
             | Input::Scheduled(meta)
             | Input::Ignored { meta, .. } => meta,
@@ -73,6 +84,16 @@ pub struct ApiCall {
     /// Name, full ARN or partial ARN, as the record gives it.
     pub secret_id: String,
     /// The secret's account and region (from its ARN when it has one, else from the event).
+    pub account: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCall {
+    pub meta: EventMeta,
+    /// A key ARN or a key id, as the record gives it.
+    pub key_id: String,
+    /// The event's account and region.
     pub account: String,
     pub region: String,
 }
@@ -137,6 +158,8 @@ struct Detail {
     request_parameters: Option<RequestParameters>,
     #[serde(deserialize_with = "lenient_object")]
     response_elements: Option<ResponseElements>,
+    /// CloudTrail's `resources`: for KMS calls, the key (`{"type": "AWS::KMS::Key", "ARN": ...}`).
+    resources: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +180,8 @@ struct RequestParameters {
     secret_id: Option<String>,
     #[serde(deserialize_with = "lenient")]
     name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    key_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +238,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
             return Ok(Input::Scheduled(meta));
         }
         (Some("aws.secretsmanager"), Some("AWS API Call via CloudTrail")) => {}
+        (Some("aws.kms"), Some("AWS API Call via CloudTrail")) => return Ok(read_key_call(meta, detail)),
         _ => {
             return Ok(Input::Ignored {
                 meta,
@@ -288,6 +314,73 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
         account,
         region,
     }))
+}
+
+/// A KMS call: the four that change whether a key can decrypt, on a key named by CloudTrail's
+/// `resources` (else `requestParameters.keyId`), in the event's account and region.
+fn read_key_call(meta: EventMeta, detail: Detail) -> Input {
+    let ignored = |meta, reason| Input::Ignored { meta, reason };
+    if detail
+        .event_source
+        .as_deref()
+        .is_some_and(|s| s != "kms.amazonaws.com")
+    {
+        return ignored(meta, Reason::UnsupportedEvent);
+    }
+    if detail.error_code.as_ref().is_some_and(|c| !c.is_null()) {
+        return ignored(meta, Reason::FailedCall);
+    }
+    if !meta
+        .event_name
+        .as_deref()
+        .is_some_and(|n| KEY_EVENTS.contains(&n))
+    {
+        return ignored(meta, Reason::UnsupportedEventName);
+    }
+    let malformed = |meta, detail: &str| Input::Malformed {
+        meta,
+        reason: Reason::MalformedEvent,
+        detail: detail.to_owned(),
+    };
+    let from_resources = detail
+        .resources
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("ARN").and_then(Value::as_str))
+        .find(|arn| Arn::kms_key(arn).is_some())
+        .map(str::to_owned);
+    let Some(key_id) = from_resources.or(detail.request_parameters.and_then(|r| r.key_id)) else {
+        return malformed(
+            meta,
+            "the record names no key (`resources[].ARN` or `requestParameters.keyId`)",
+        );
+    };
+    if Arn::kms_key(&key_id).is_none() && !is_key_id(&key_id) {
+        return malformed(meta, "the key is neither a key ARN nor a key id");
+    }
+    let account = meta.account.clone().filter(|a| crate::arn::is_account_id(a));
+    let region = meta.region.clone().filter(|r| crate::arn::is_region(r));
+    let (Some(account), Some(region)) = (account, region) else {
+        return malformed(meta, "the record has no valid `account` or `detail.awsRegion`");
+    };
+    Input::KeyCall(KeyCall {
+        meta,
+        key_id,
+        account,
+        region,
+    })
+}
+
+/// A bare key id: a UUID, or a multi-Region key's `mrk-` and 32 hex digits.
+fn is_key_id(id: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = id.strip_prefix("mrk-") {
+        return rest.len() == 32 && hex(rest);
+    }
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p))
 }
 
 /// Why a secret id from a record cannot be a secret, if it cannot.

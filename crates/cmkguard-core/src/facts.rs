@@ -107,6 +107,8 @@ pub struct KeyFacts {
     pub arn: String,
     pub manager: KeyManager,
     pub state: KeyState,
+    /// When a key pending deletion is deleted (`DeletionDate`).
+    pub deletion_date: Option<std::time::SystemTime>,
 }
 
 impl KeyFacts {
@@ -116,6 +118,7 @@ impl KeyFacts {
             arn: arn.into(),
             manager: KeyManager::Customer,
             state,
+            deletion_date: None,
         }
     }
 
@@ -125,6 +128,13 @@ impl KeyFacts {
             arn: arn.into(),
             manager: KeyManager::Aws,
             state: KeyState::Enabled,
+            deletion_date: None,
         }
+    }
+
+    /// The same key, to be deleted at `date`.
+    pub fn deleted_at(mut self, date: Option<std::time::SystemTime>) -> Self {
+        self.deletion_date = date;
+        self
     }
 }

@@ -58,12 +58,30 @@ impl Severity {
     /// (availability); the AWS managed key leaves the secret readable by any principal allowed
     /// to read secret values, with no key policy of its own (confidentiality, no separation of
     /// duties); a customer key that is merely not on the allowed list is a policy deviation.
+    /// Every reason is named (no wildcard): a new reason does not compile until it has one.
     pub fn of_reason(reason: Reason) -> Severity {
         match reason {
             Reason::KeyPendingDeletion => Severity::Critical,
             Reason::KeyDisabled | Reason::KeyNotFound | Reason::KeyUnusable => Severity::High,
+            Reason::AwsManagedKey
+            | Reason::ReplicaAwsManagedKey
+            | Reason::ReplicaKeyProblem
+            | Reason::ForeignAccount
+            | Reason::MalformedEvent
+            | Reason::AccessDenied
+            | Reason::KeyAccessDenied
+            | Reason::KeyLookupFailed
+            | Reason::NotFound
+            | Reason::TransientFailure
+            | Reason::AwsError => Severity::Medium,
             Reason::KeyNotAllowed => Severity::Low,
-            _ => Severity::Medium,
+            Reason::CustomerManagedKey
+            | Reason::CrossAccountKey
+            | Reason::ExemptTag
+            | Reason::SecretNotFound
+            | Reason::FailedCall
+            | Reason::UnsupportedEvent
+            | Reason::UnsupportedEventName => Severity::Informational,
         }
     }
 }
@@ -141,6 +159,25 @@ impl Finding {
                 .unwrap_or_else(|| "aws/secretsmanager".into())
         };
         let (compliance, severity, record_state, title, description) = match change {
+            Change::Failed
+                if matches!(
+                    record.reason,
+                    Reason::KeyDisabled | Reason::KeyPendingDeletion
+                ) =>
+            {
+                (
+                    Compliance::Failed,
+                    Severity::of_reason(record.reason),
+                    RecordState::Active,
+                    format!("Secret `{secret_name}` is on a KMS key that cannot decrypt it"),
+                    format!(
+                        "cmkguard found secret `{secret_name}` on customer managed key `{}` (reason `{}`): {}. Re-encryption cannot help: Secrets Manager must decrypt with this key first, and KMS refuses a key that is disabled or pending deletion.",
+                        key(),
+                        record.reason,
+                        record.detail.as_deref().unwrap_or("the key cannot be used")
+                    ),
+                )
+            }
             Change::Failed => (
                 Compliance::Failed,
                 Severity::of_reason(record.reason),
@@ -211,7 +248,8 @@ impl Finding {
             severity,
             record_state,
             title,
-            description,
+            // ASFF's limit: a long key ARN or detail must not get the finding refused.
+            description: description.chars().take(1024).collect(),
             verdict: record.verdict,
             reason: record.reason,
             created_at: facts.and_then(|f| f.created),

@@ -8,7 +8,7 @@ use crate::act::{Actor, Unfinished};
 use crate::cache::KeyCache;
 use crate::config::{Action, Config};
 use crate::event::EventMeta;
-use crate::facts::SecretFacts;
+use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
 use crate::policy::{self, Decision, KeyFinding, is_foreign_key};
 use crate::ports::{AwsError, Ports, Scope};
@@ -85,6 +85,16 @@ impl<P: Ports> Guard<P> {
             detail,
             self.config.dry_run,
         )
+    }
+
+    /// Decisions about `key_id` in `scope` use `facts` (a key event's fresh read of the key).
+    pub(crate) fn remember_key(&self, scope: &Scope, key_id: &str, facts: &KeyFacts) {
+        self.keys.put(scope, key_id, facts);
+    }
+
+    /// The designated key of `scope`'s region (cached).
+    pub(crate) async fn designated_key(&self, scope: &Scope) -> Result<Option<KeyFacts>, AwsError> {
+        self.actor().designated_key(scope).await
     }
 
     /// A secret in another account can only be reached through `CMKGUARD_ASSUME_ROLE_NAME`.
@@ -180,6 +190,7 @@ impl<P: Ports> Guard<P> {
             reason,
             detail,
         } = policy::decide(&facts, &key, &replicas, &self.config);
+        let detail = self.designated_note(scope, &key, reason, detail);
         let mut record = self.record(meta, arn, verdict, reason, detail);
         record.key_id = facts.kms_key_id.clone();
         record.key_manager = key.manager();
@@ -238,6 +249,36 @@ impl<P: Ports> Guard<P> {
 }
 
 impl<P: Ports> Guard<P> {
+    /// When the key that cannot decrypt is the region's designated key (known when it is
+    /// cached: a key event looks it up), the detail says what is at stake.
+    fn designated_note(
+        &self,
+        scope: &Scope,
+        key: &KeyFinding,
+        reason: Reason,
+        detail: Option<String>,
+    ) -> Option<String> {
+        let KeyFinding::Described(key) = key else {
+            return detail;
+        };
+        let at_stake = matches!(reason, Reason::KeyDisabled | Reason::KeyPendingDeletion)
+            && self
+                .keys
+                .get(scope, &self.config.key_alias)
+                .is_some_and(|designated| designated.arn == key.arn);
+        if !at_stake {
+            return detail;
+        }
+        let note = format!(
+            "it is the designated key of `{}` (`{}`): every secret the guard re-encrypted there is on it",
+            scope.region, self.config.key_alias
+        );
+        Some(match detail {
+            Some(detail) => format!("{detail}; {note}"),
+            None => note,
+        })
+    }
+
     /// What the key `key_id` (as the secret reports it) is; a transient failure comes back as
     /// the error, any other failure to read it too (the caller records it).
     async fn find_key(&self, scope: &Scope, key_id: Option<&str>) -> Result<KeyFinding, AwsError> {

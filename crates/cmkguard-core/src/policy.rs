@@ -83,7 +83,7 @@ pub fn decide(
     }
     let problem = key
         .problem(config)
-        .map(|reason| (reason, None))
+        .map(|reason| (reason, key_state_detail(key)))
         .or_else(|| {
             replicas.iter().find_map(|(region, finding)| {
                 let reason = match finding.problem(config)? {
@@ -127,6 +127,28 @@ pub fn decide(
                 detail: None,
             },
         },
+    }
+}
+
+/// What a person must do about a customer managed key that cannot decrypt, when that is the
+/// problem: the secret's own event, a sweep and the key's own event all say it the same way.
+fn key_state_detail(key: &KeyFinding) -> Option<String> {
+    let KeyFinding::Described(key) = key else {
+        return None;
+    };
+    match (&key.manager, &key.state) {
+        (KeyManager::Customer, KeyState::Disabled) => Some(format!(
+            "key `{}` is disabled: the secret cannot be read until the key is enabled again (`EnableKey`)",
+            key.arn
+        )),
+        (KeyManager::Customer, KeyState::PendingDeletion) => Some(format!(
+            "key `{}` is pending deletion{}: the secret becomes unreadable for good when the key is deleted; run `CancelKeyDeletion`, then `EnableKey`, on the key before that date",
+            key.arn,
+            key.deletion_date
+                .map(|d| format!(" on {}", crate::text::utc(d)))
+                .unwrap_or_default()
+        )),
+        _ => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! one `DescribeKey` per distinct key. The Lambda's scheduled sweep and `cmkguard audit` both run
 //! [`sweep_scope`].
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use serde::Serialize;
 
 use crate::act::Unfinished;
 use crate::event::EventMeta;
-use crate::facts::SecretFacts;
+use crate::arn::Arn;
+use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
 use crate::guard::{Context, Decided, Guard};
 use crate::ports::{AwsError, Ports, Scope};
@@ -101,6 +103,115 @@ pub async fn sweep_scope<P: Ports>(
     parallel: usize,
     emit: &mut impl FnMut(Record),
 ) -> ScopeReport {
+    sweep_listing(guard, scope, meta, ctx, parallel, None, emit).await
+}
+
+/// Sweeps the secrets of one account and region that are on `key` (named by key id, key ARN,
+/// alias name or alias ARN), deciding them with `key` as it is now (`fresh`: read for this
+/// event, not from the cache). The others are listed, not described and not decided.
+pub async fn sweep_key<P: Ports>(
+    guard: &Guard<P>,
+    scope: &Scope,
+    key_arn: &str,
+    fresh: Option<&KeyFacts>,
+    meta: &EventMeta,
+    ctx: &Context,
+    emit: &mut impl FnMut(Record),
+) -> ScopeReport {
+    let mut on_key = OnKey {
+        arn: key_arn,
+        fresh,
+        aliases: HashMap::new(),
+        designated: false,
+    };
+    let parallel = Limits::default().secrets;
+    sweep_listing(guard, scope, meta, ctx, parallel, Some(&mut on_key), emit).await
+}
+
+/// Which secrets of a listing are on one key.
+struct OnKey<'a> {
+    arn: &'a str,
+    fresh: Option<&'a KeyFacts>,
+    /// Each alias's key ARN, described once per event (`None`: no such alias).
+    aliases: HashMap<String, Option<String>>,
+    /// The designated key was looked up (so a finding can say when it is the one at stake).
+    designated: bool,
+}
+
+impl OnKey<'_> {
+    /// The secrets of `secrets` on the key; the fresh state of the key is what they are decided
+    /// with.
+    async fn keep<P: Ports>(
+        &mut self,
+        guard: &Guard<P>,
+        scope: &Scope,
+        secrets: Vec<SecretFacts>,
+    ) -> Result<Vec<SecretFacts>, AwsError> {
+        let mut kept = Vec::new();
+        for secret in secrets {
+            let Some(id) = secret.kms_key_id.clone() else {
+                continue;
+            };
+            if self.key_arn(guard, scope, &id).await?.as_deref() == Some(self.arn) {
+                if let Some(fresh) = self.fresh {
+                    guard.remember_key(scope, &id, fresh);
+                }
+                kept.push(secret);
+            }
+        }
+        if !kept.is_empty() && !self.designated {
+            self.designated = true;
+            if let Err(AwsError::Transient(message)) = guard.designated_key(scope).await {
+                return Err(AwsError::Transient(message));
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The ARN of the key a secret names: a key ARN as it is, a bare key id in the scope's
+    /// account and region, an alias through `DescribeKey` (once per alias).
+    async fn key_arn<P: Ports>(
+        &mut self,
+        guard: &Guard<P>,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        if Arn::kms_key(id).is_some() {
+            return Ok(Some(id.to_owned()));
+        }
+        if crate::arn::is_aws_managed_alias(id) {
+            return Ok(None);
+        }
+        if !id.starts_with("alias/") && Arn::kms_alias(id).is_none() {
+            let partition = Arn::parse(self.arn).map_or("aws", |a| a.partition);
+            return Ok(Some(format!(
+                "arn:{partition}:kms:{}:{}:key/{id}",
+                scope.region, scope.account
+            )));
+        }
+        if let Some(known) = self.aliases.get(id) {
+            return Ok(known.clone());
+        }
+        let arn = match guard.ports().describe_key(scope, id).await {
+            Ok(key) => Some(key.arn),
+            Err(AwsError::NotFound(_) | AwsError::AccessDenied(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.aliases.insert(id.to_owned(), arn.clone());
+        Ok(arn)
+    }
+}
+
+/// [`sweep_scope`], or [`sweep_key`] when `on_key` is given.
+async fn sweep_listing<P: Ports>(
+    guard: &Guard<P>,
+    scope: &Scope,
+    meta: &EventMeta,
+    ctx: &Context,
+    parallel: usize,
+    mut on_key: Option<&mut OnKey<'_>>,
+    emit: &mut impl FnMut(Record),
+) -> ScopeReport {
     let meta = EventMeta {
         account: Some(scope.account.clone()),
         region: Some(scope.region.clone()),
@@ -132,6 +243,17 @@ pub async fn sweep_scope<P: Ports>(
                 return end(progress, End::Refused);
             }
         };
+        if let Some(on_key) = on_key.as_deref_mut() {
+            match on_key.keep(guard, scope, std::mem::take(&mut page.secrets)).await {
+                Ok(kept) => page.secrets = kept,
+                Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
+                Err(e) => {
+                    let reason = e.reason();
+                    emit(guard.record(&meta, None, Verdict::Error, reason, Some(e.to_string())));
+                    return end(progress, End::Refused);
+                }
+            }
+        }
         let token = page.next_token.take();
         let more = token.is_some();
         let next = async {
