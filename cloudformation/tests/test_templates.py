@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cfnrender import variants
+from cfnrender import rendered_role_documents, variants
 from cfntools import (
     ACCOUNT,
     CFN_DIR,
@@ -186,18 +186,6 @@ def test_security_hub_import_only_when_enabled_and_only_into_the_own_default_pro
 
 
 IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
-
-
-def rendered_role_documents(resources: dict, role: str) -> list[dict]:
-    """The identity policies of a rendered role: inline, and attached by its name."""
-    if role not in resources:
-        return []
-    props = resources[role]["Properties"]
-    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
-    documents += [
-        r["Properties"]["PolicyDocument"] for r in resources.values() if props["RoleName"] in r["Properties"].get("Roles", [])
-    ]
-    return documents
 
 
 @pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
