@@ -214,3 +214,60 @@ def variants(name: str, types: Iterable[str] | None = None, extra_conditions: It
             if "Condition" not in r or conditions[r["Condition"]]
         }
         yield Variant(name, account, conditions, resources)
+
+
+def _holds(template: dict, node: Any, resolver: _Resolver) -> bool:
+    """A condition expression for the resolver's actual parameter values."""
+    [(function, argument)] = node.items()
+    if function == "Fn::Equals":
+        a, b = (resolver.resolve(x) for x in argument)
+        return str(a) == str(b)
+    if function == "Fn::Not":
+        return not _holds(template, argument[0], resolver)
+    if function == "Fn::And":
+        return all(_holds(template, x, resolver) for x in argument)
+    if function == "Fn::Or":
+        return any(_holds(template, x, resolver) for x in argument)
+    if function == "Condition":
+        return _holds(template, template["Conditions"][argument], resolver)
+    raise NotImplementedError(function)
+
+
+def render(name: str, given: dict[str, str], types: Iterable[str] | None = None) -> Variant:
+    """Template `name` as CloudFormation deploys it with exactly these parameter values
+    (the others at their defaults), its resources of `types` (all when None) rendered.
+    Unlike variants(), the strings and the conditions both come from `given`."""
+    template = load_template(name)
+    account = TEMPLATE_ACCOUNT[name]
+    parameters = {}
+    for key, spec in template.get("Parameters", {}).items():
+        if key not in given and "Default" not in spec:
+            raise ValueError(f"{name}: parameter {key} has no default, give it a value")
+        value = str(given.get(key, spec.get("Default", "")))
+        parameters[key] = value.split(",") if spec["Type"] == "CommaDelimitedList" else value
+    unknown = set(given) - set(parameters)
+    if unknown:
+        raise ValueError(f"{name} has no parameter {sorted(unknown)}")
+    probe = _Resolver(template, parameters, {}, account)
+    conditions = {c: _holds(template, expr, probe) for c, expr in template.get("Conditions", {}).items()}
+    resolver = _Resolver(template, parameters, conditions, account)
+    resources = {
+        lid: resolver.resolve({k: v for k, v in r.items() if k != "Condition"})
+        for lid, r in template["Resources"].items()
+        if (types is None or r["Type"] in set(types)) and ("Condition" not in r or conditions[r["Condition"]])
+    }
+    return Variant(name, account, conditions, resources)
+
+
+def rendered_role_documents(resources: dict, role: str) -> list[dict]:
+    """The identity policies of a rendered role: inline, and attached by its name."""
+    if role not in resources:
+        return []
+    props = resources[role]["Properties"]
+    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if props["RoleName"] in r.get("Properties", {}).get("Roles", [])
+    ]
+    return documents

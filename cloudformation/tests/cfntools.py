@@ -27,6 +27,20 @@ EXTERNAL_ACCOUNT = "111122223333"
 ORG_ID = "o-cmkguardtest"
 
 HANDLED_EVENT_NAMES = ("CreateSecret", "UpdateSecret", "ReplicateSecretToRegions", "RestoreSecret")
+# CONTRACT.md "Inputs of the Lambda": the key events (aws.kms, kms.amazonaws.com).
+HANDLED_KMS_EVENT_NAMES = ("DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion")
+# The CloudTrail rules of each template, by the service whose calls they take:
+# (source, eventSource, eventName list); test_templates.py checks the patterns against these.
+CLOUDTRAIL_RULES = {
+    "guard.yaml": {
+        "SecretsManagerEventsRule": ("aws.secretsmanager", "secretsmanager.amazonaws.com", HANDLED_EVENT_NAMES),
+        "KmsKeyEventsRule": ("aws.kms", "kms.amazonaws.com", HANDLED_KMS_EVENT_NAMES),
+    },
+    "member.yaml": {
+        "ForwardSecretsManagerEventsRule": ("aws.secretsmanager", "secretsmanager.amazonaws.com", HANDLED_EVENT_NAMES),
+        "ForwardKmsKeyEventsRule": ("aws.kms", "kms.amazonaws.com", HANDLED_KMS_EVENT_NAMES),
+    },
+}
 
 
 def role_arn(name: str, account: str = ACCOUNT) -> str:
@@ -192,7 +206,9 @@ def event_fixtures() -> list[Path]:
 def classify_event(path: Path, event: Any) -> str:
     """What the guard makes of a fixture, by CONTRACT.md:
     "handled"   a successful CreateSecret/UpdateSecret/ReplicateSecretToRegions/RestoreSecret
-                CloudTrail call from aws.secretsmanager: the CloudTrail rule must deliver it;
+                CloudTrail call from aws.secretsmanager, or a successful DisableKey/EnableKey/
+                ScheduleKeyDeletion/CancelKeyDeletion call from aws.kms: one of the CloudTrail
+                rules must deliver it;
     "ignored"   any other event (failed call with errorCode, other service, other call):
                 the rule must not deliver it;
     "scheduled" the sweep's Scheduled Event (files ScheduledEvent-*), delivered by the
@@ -209,11 +225,15 @@ def classify_event(path: Path, event: Any) -> str:
     ):
         return "not-event"
     detail = event["detail"]
+    handled_calls = {
+        ("aws.secretsmanager", "secretsmanager.amazonaws.com"): HANDLED_EVENT_NAMES,
+        ("aws.kms", "kms.amazonaws.com"): HANDLED_KMS_EVENT_NAMES,
+    }
+    event_source = detail.get("eventSource")
     handled = (
-        event["source"] == "aws.secretsmanager"
-        and event["detail-type"] == "AWS API Call via CloudTrail"
-        and detail.get("eventSource") == "secretsmanager.amazonaws.com"
-        and detail.get("eventName") in HANDLED_EVENT_NAMES
+        event["detail-type"] == "AWS API Call via CloudTrail"
+        and isinstance(event_source, str)
+        and detail.get("eventName") in handled_calls.get((event["source"], event_source), ())
         and "errorCode" not in detail
     )
     return "handled" if handled else "ignored"

@@ -1,27 +1,52 @@
-"""The CloudTrail rule delivers every testdata/events fixture the guard handles and none
+"""The CloudTrail rules deliver every testdata/events fixture the guard handles and none
 of those it ignores.
 
 moto 5.2.5 does not implement EventBridge's TestEventPattern, and its rules cannot
-deliver to a Lambda target. So: the pattern is taken from the rule that moto's
-CloudFormation created from guard.yaml, put on a rule of a probe bus whose target is an
-SQS queue, and each fixture is sent with PutEvents; whatever reaches the queue matched.
-That is EventBridge's routing as moto implements it, for the exact pattern deployed.
-The pattern only uses what that implementation shares with AWS (exact strings and
-"exists": false), and the expectation per fixture comes from CONTRACT.md (cfntools.classify_event),
-not from the pattern.
+deliver to a Lambda target. So: the patterns are taken from the rules that moto's
+CloudFormation created from guard.yaml, each put on a rule of a probe bus whose target is
+an SQS queue of its own, and each fixture is sent with PutEvents; whatever reaches a
+queue matched that rule. That is EventBridge's routing as moto implements it, for the
+exact patterns deployed. The patterns only use what that implementation shares with AWS
+(exact strings and "exists": false), and the expectation per fixture comes from
+CONTRACT.md (cfntools.classify_event), not from the patterns.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 
-from cfntools import ACCOUNT, MEMBER_ACCOUNT, ORG_ID, REGION, classify_event, event_fixtures, load_template, role_arn
+from cfntools import (
+    ACCOUNT,
+    CLOUDTRAIL_RULES,
+    MEMBER_ACCOUNT,
+    ORG_ID,
+    REGION,
+    ROOT,
+    classify_event,
+    event_fixtures,
+    load_template,
+    role_arn,
+)
 from motostacks import create_stack, moto_variant, package
 
+# Real KMS calls that are none of the guard's business: key creation and configuration,
+# aliases, and the cryptographic calls (by far the most frequent KMS events).
+OTHER_KMS_EVENT_NAMES = (
+    "CreateKey",
+    "EnableKeyRotation",
+    "PutKeyPolicy",
+    "Decrypt",
+    "CreateAlias",
+    "DeleteAlias",
+    "UpdateAlias",
+)
 
-def probe_queue(aws, account=None):
+
+def probe_queue(aws, name: str = "cmkguard-pattern-probe", account=None):
     sqs = aws("sqs", account)
-    url = sqs.create_queue(QueueName="cmkguard-pattern-probe")["QueueUrl"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return sqs, url, arn
 
@@ -59,62 +84,152 @@ def load_fixtures() -> dict[str, list]:
     return by_kind
 
 
-def test_rule_delivers_handled_events_and_no_other(aws):
+def other_kms_events() -> list[tuple[str, dict]]:
+    """Real-shaped KMS events of other calls: the DisableKey fixture under another name.
+    Made here, not fixture files (every file in testdata/events is an event the Rust case
+    table runs)."""
+    base = json.loads((ROOT / "testdata" / "events" / "DisableKey-key-arn.json").read_text())
+    made = []
+    for name in OTHER_KMS_EVENT_NAMES:
+        event = copy.deepcopy(base)
+        event["id"] = str(uuid.uuid4())
+        event["detail"]["eventName"] = name
+        event["detail"]["eventID"] = str(uuid.uuid4())
+        made.append((f"{name} (DisableKey-key-arn.json renamed)", event))
+    return made
+
+
+def pattern_rules(template: dict) -> list[str]:
+    """The template's rules with an event pattern (the CloudTrail rules), by logical id."""
+    return sorted(
+        lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    )
+
+
+def guard_probe(aws):
+    """The guard's stack in moto, and a probe rule (with a queue of its own) per CloudTrail
+    rule, with the pattern as moto's CloudFormation created it. Returns (events client,
+    {rule: (sqs, url)})."""
+    template = load_template("guard.yaml")
+    rules = pattern_rules(template)
+    assert rules == sorted(CLOUDTRAIL_RULES["guard.yaml"]), rules
+    resources = create_stack(aws("cloudformation"), "cmkguard-guard", moto_variant(template, code=package(aws("s3")))[0], {})
+    events = aws("events")
+    events.create_event_bus(Name="cmkguard-probe")
+    probes = {}
+    for rule in rules:
+        pattern = events.describe_rule(Name=resources[rule]["PhysicalResourceId"])["EventPattern"]
+        sqs, url, queue_arn = probe_queue(aws, f"probe-{rule}")
+        events.put_rule(Name=rule, EventBusName="cmkguard-probe", EventPattern=pattern)
+        events.put_targets(Rule=rule, EventBusName="cmkguard-probe", Targets=[{"Id": "probe", "Arn": queue_arn}])
+        probes[rule] = (sqs, url)
+    return events, probes
+
+
+def delivered_by(events, probes, event: dict) -> list[str]:
+    """The guard's rules that deliver the event (each delivery checked to be the event)."""
+    put(events, event, "cmkguard-probe")
+    rules = []
+    for rule, (sqs, url) in probes.items():
+        for delivered in drain(sqs, url):
+            assert delivered["detail"] == event["detail"], rule
+            rules.append(rule)
+    return rules
+
+
+def test_kms_fixtures_are_classified_by_the_contract():
+    # The key events of CONTRACT.md are handled; a failed call is ignored.
+    kinds = {name: kind for kind, fixtures in load_fixtures().items() for name, _ in fixtures}
+    for name in (
+        "DisableKey-key-arn.json",
+        "DisableKey-key-id-only.json",
+        "EnableKey-key-arn.json",
+        "ScheduleKeyDeletion-key-arn.json",
+        "CancelKeyDeletion-key-arn.json",
+    ):
+        assert kinds[name] == "handled", name
+    assert kinds["DisableKey-failed.json"] == "ignored"
+    for name, event in other_kms_events():
+        assert classify_event(ROOT / "testdata" / "events" / "x.json", event) == "ignored", name
+
+
+def test_rules_deliver_handled_events_once_and_no_other(aws):
     fixtures = load_fixtures()
-    # Without both kinds the test would prove nothing.
+    # Without both kinds, and without both services, the test would prove nothing.
     assert fixtures["handled"] and fixtures["ignored"]
+    assert {e["source"] for _, e in fixtures["handled"]} == {"aws.secretsmanager", "aws.kms"}
     # "not-event" fixtures (if any) are CLI input that no event bus can carry: not sent.
     # "scheduled" ones come through the schedule rule, which has no pattern; the
-    # CloudTrail rule must not take them as well (the function would sweep twice).
-
-    resources = create_stack(
-        aws("cloudformation"), "cmkguard-guard", moto_variant(load_template("guard.yaml"), code=package(aws("s3")))[0], {}
-    )
-    events = aws("events")
-    pattern = events.describe_rule(Name=resources["SecretsManagerEventsRule"]["PhysicalResourceId"])["EventPattern"]
-
-    sqs, url, queue_arn = probe_queue(aws)
-    events.create_event_bus(Name="cmkguard-probe")
-    events.put_rule(Name="cmkguard-probe", EventBusName="cmkguard-probe", EventPattern=pattern)
-    events.put_targets(Rule="cmkguard-probe", EventBusName="cmkguard-probe", Targets=[{"Id": "probe", "Arn": queue_arn}])
-
+    # CloudTrail rules must not take them as well (the function would sweep twice).
+    events, probes = guard_probe(aws)
     wrong = []
     for kind in ("handled", "ignored", "scheduled"):
         for name, event in fixtures[kind]:
-            put(events, event, "cmkguard-probe")
-            delivered = drain(sqs, url)
-            if delivered:
-                assert delivered[0]["detail"] == event["detail"]
-            if bool(delivered) != (kind == "handled"):
-                wrong.append(f"{name} ({kind}) {'delivered' if delivered else 'not delivered'}")
+            rules = delivered_by(events, probes, event)
+            # A handled event exactly once: two rules taking it would invoke the guard twice.
+            if len(rules) != (kind == "handled"):
+                wrong.append(f"{name} ({kind}) delivered by {rules or 'no rule'}")
     assert not wrong, wrong
 
 
-def test_member_accounts_forward_what_the_guard_handles(aws):
-    """member.yaml in a member account forwards to the guard's bus exactly the events
-    the guard's rule takes (moto delivers event-bus targets across accounts)."""
-    fixtures = load_fixtures()
+def test_rules_deliver_no_other_kms_call(aws):
+    events, probes = guard_probe(aws)
+    # The renamed event is otherwise the one the KMS rule delivers: only the name keeps it out.
+    [(_, base)] = [(n, e) for n, e in load_fixtures()["handled"] if n == "DisableKey-key-arn.json"]
+    assert delivered_by(events, probes, base) == ["KmsKeyEventsRule"]
+    wrong = []
+    for name, event in other_kms_events():
+        rules = delivered_by(events, probes, event)
+        if rules:
+            wrong.append(f"{name} delivered by {rules}")
+    assert not wrong, wrong
+
+
+def member_forwarding(aws):
+    """member.yaml in a member account forwarding to the guard's default bus, where a probe
+    rule takes every event that arrives (moto delivers event-bus targets across accounts;
+    it re-puts them in the guard's account, so the probe matches on the sources sent).
+    Returns (member events client, probe (sqs, url), sources the probe takes)."""
     guard_bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
     parameters = {
         "GuardRoleArn": role_arn(f"cmkguard-guard-{REGION}"),
         "GuardEventBusArn": guard_bus,
         "OrganizationId": ORG_ID,
     }
-    create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
+    template = load_template("member.yaml")
+    assert pattern_rules(template) == sorted(CLOUDTRAIL_RULES["member.yaml"])
+    create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", template, parameters, MEMBER_ACCOUNT)
 
-    # The guard's side: a probe rule with the guard's pattern on its default bus.
-    pattern = json.dumps(load_template("guard.yaml")["Resources"]["SecretsManagerEventsRule"]["Properties"]["EventPattern"])
+    fixtures = load_fixtures()
+    sources = sorted({e["source"] for kind in ("handled", "ignored", "scheduled") for _, e in fixtures[kind]})
     sqs, url, queue_arn = probe_queue(aws)
     events = aws("events")
-    events.put_rule(Name="cmkguard-probe", EventPattern=pattern)
+    events.put_rule(Name="cmkguard-probe", EventPattern=json.dumps({"source": sources}))
     events.put_targets(Rule="cmkguard-probe", Targets=[{"Id": "probe", "Arn": queue_arn}])
+    return aws("events", MEMBER_ACCOUNT), (sqs, url), sources
 
-    member_events = aws("events", MEMBER_ACCOUNT)
+
+def test_member_accounts_forward_what_the_guard_handles(aws):
+    """Exactly the events the guard handles leave a member account, each once; whatever
+    arrives on the guard's bus is then routed by the guard's rules (the test above)."""
+    member_events, (sqs, url), _ = member_forwarding(aws)
+    fixtures = load_fixtures()
     wrong = []
-    for kind in ("handled", "ignored"):
+    for kind in ("handled", "ignored", "scheduled"):
         for name, event in fixtures[kind]:
             put(member_events, event, "default")
-            delivered = drain(sqs, url)
-            if bool(delivered) != (kind == "handled"):
-                wrong.append(f"{name} ({kind}) {'forwarded' if delivered else 'not forwarded'}")
+            forwarded = drain(sqs, url)
+            if len(forwarded) != (kind == "handled"):
+                wrong.append(f"{name} ({kind}) forwarded {len(forwarded)} times")
+    assert not wrong, wrong
+
+
+def test_member_accounts_forward_no_other_kms_call(aws):
+    member_events, (sqs, url), sources = member_forwarding(aws)
+    assert "aws.kms" in sources
+    wrong = []
+    for name, event in other_kms_events():
+        put(member_events, event, "default")
+        if drain(sqs, url):
+            wrong.append(name)
     assert not wrong, wrong

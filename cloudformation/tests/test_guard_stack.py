@@ -132,23 +132,26 @@ def test_everything_on(aws):
     assert statement["Resource"] == security_hub_product_arn(ACCOUNT)
     assert_security_hub_import_only_into(security_hub, fn["Role"], ACCOUNT, MEMBER_ACCOUNT)
 
-    # The rules: the CloudTrail events and the sweep, both to the function, undeliverable
-    # events to the dead-letter queue.
+    # The rules: the CloudTrail events (Secrets Manager, KMS) and the sweep, all to the
+    # function, undeliverable events to the dead-letter queue.
     events = aws("events")
-    rule = events.describe_rule(Name=resources["SecretsManagerEventsRule"]["PhysicalResourceId"])
-    template_rule = load_template("guard.yaml")["Resources"]["SecretsManagerEventsRule"]["Properties"]
-    assert json.loads(rule["EventPattern"]) == template_rule["EventPattern"]
-    assert rule["State"] == "ENABLED"
+    rules = []
+    for name in ("SecretsManagerEventsRule", "KmsKeyEventsRule"):
+        rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
+        template_rule = load_template("guard.yaml")["Resources"][name]["Properties"]
+        assert json.loads(rule["EventPattern"]) == template_rule["EventPattern"], name
+        assert rule["State"] == "ENABLED"
+        rules.append(rule)
     sweep = events.describe_rule(Name=resources["SweepScheduleRule"]["PhysicalResourceId"])
     assert sweep["ScheduleExpression"] == "rate(1 day)" and sweep["State"] == "ENABLED"
-    for r in (rule, sweep):
+    for r in (*rules, sweep):
         [target] = events.list_targets_by_rule(Rule=r["Name"])["Targets"]
         assert target["Arn"] == fn["FunctionArn"]
         assert target["DeadLetterConfig"]["Arn"] == queue["QueueArn"]
 
-    # Only these two rules, from this account, may invoke the function.
+    # Only these three rules, from this account, may invoke the function.
     permissions = json.loads(aws("lambda").get_policy(FunctionName=fn["FunctionName"])["Policy"])["Statement"]
-    assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == sorted([rule["Arn"], sweep["Arn"]])
+    assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == sorted([r["Arn"] for r in (*rules, sweep)])
     assert all(p["Principal"] == {"Service": "events.amazonaws.com"} for p in permissions)
     assert all(p["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT for p in permissions)
 

@@ -67,10 +67,12 @@ def test_member_role_and_forwarding(aws):
         assert iam_allows([remediate], Request(role["Arn"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
     events = aws("events", MEMBER_ACCOUNT)
-    rule = events.describe_rule(Name=resources["ForwardSecretsManagerEventsRule"]["PhysicalResourceId"])
-    [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-    assert target["Arn"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
-    assert target["RoleArn"] == iam.get_role(RoleName=resources["ForwarderRole"]["PhysicalResourceId"])["Role"]["Arn"]
+    for name in ("ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"):
+        rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
+        assert json.loads(rule["EventPattern"]) == load_template("member.yaml")["Resources"][name]["Properties"]["EventPattern"]
+        [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        assert target["Arn"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default", name
+        assert target["RoleArn"] == iam.get_role(RoleName=resources["ForwarderRole"]["PhysicalResourceId"])["Role"]["Arn"], name
 
 
 def test_no_forwarding_to_its_own_bus_and_no_remediation_or_security_hub_by_default(aws):
@@ -91,7 +93,7 @@ def test_other_regions_only_forward(aws):
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
-    assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule"}
+    assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"}
 
 
 def test_security_hub_alone(aws):

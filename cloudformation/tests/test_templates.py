@@ -7,12 +7,14 @@ import re
 
 import pytest
 
-from cfnrender import variants
+from cfnrender import rendered_role_documents, variants
 from cfntools import (
     ACCOUNT,
     CFN_DIR,
+    CLOUDTRAIL_RULES,
     FULL_PARAMETERS,
     HANDLED_EVENT_NAMES,
+    HANDLED_KMS_EVENT_NAMES,
     MEMBER_ACCOUNT,
     REGION,
     ROOT,
@@ -184,18 +186,6 @@ def test_security_hub_import_only_when_enabled_and_only_into_the_own_default_pro
 
 
 IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
-
-
-def rendered_role_documents(resources: dict, role: str) -> list[dict]:
-    """The identity policies of a rendered role: inline, and attached by its name."""
-    if role not in resources:
-        return []
-    props = resources[role]["Properties"]
-    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
-    documents += [
-        r["Properties"]["PolicyDocument"] for r in resources.values() if props["RoleName"] in r["Properties"].get("Roles", [])
-    ]
-    return documents
 
 
 @pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
@@ -387,17 +377,37 @@ def test_async_retries_end_in_the_dead_letter_queue():
     resources = load_template("guard.yaml")["Resources"]
     config = resources["FunctionInvokeConfig"]["Properties"]
     assert config["FunctionName"] == {"Ref": "Function"} and config["MaximumRetryAttempts"] == 2
-    for rule in ("SecretsManagerEventsRule", "SweepScheduleRule"):
+    rules = [lid for lid, r in resources.items() if r["Type"] == "AWS::Events::Rule"]
+    assert sorted(rules) == sorted([*CLOUDTRAIL_RULES["guard.yaml"], "SweepScheduleRule"])
+    for rule in rules:
         [target] = resources[rule]["Properties"]["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": ["Function", "Arn"]}
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    # The CloudTrail rules retry alike.
+    retries = [resources[rule]["Properties"]["Targets"][0]["RetryPolicy"] for rule in CLOUDTRAIL_RULES["guard.yaml"]]
+    assert retries[0] == {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 21600}
+    assert all(r == retries[0] for r in retries), retries
     queue_policy = resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
     [statement] = statements(queue_policy)
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == [
         {"Fn::GetAtt": ["SecretsManagerEventsRule", "Arn"]},
+        {"Fn::GetAtt": ["KmsKeyEventsRule", "Arn"]},
         {"Fn::GetAtt": ["SweepScheduleRule", "Arn"]},
     ]
+
+
+def test_every_rule_may_invoke_the_function_and_nothing_else_may():
+    # One permission per rule, for that rule of this account only.
+    resources = load_template("guard.yaml")["Resources"]
+    rules = sorted(lid for lid, r in resources.items() if r["Type"] == "AWS::Events::Rule")
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert sorted(p["SourceArn"]["Fn::GetAtt"][0] for p in permissions) == rules
+    for permission in permissions:
+        assert permission["FunctionName"] == {"Ref": "Function"}
+        assert (permission["Action"], permission["Principal"]) == ("lambda:InvokeFunction", "events.amazonaws.com")
+        assert permission["SourceArn"]["Fn::GetAtt"][1] == "Arn"
+        assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
 def test_bus_policy_admits_only_the_organization():
@@ -409,11 +419,38 @@ def test_bus_policy_admits_only_the_organization():
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
 
 
+@pytest.mark.parametrize("template_name", sorted(CLOUDTRAIL_RULES))
+def test_cloudtrail_rules_take_exactly_the_contract_calls(template_name):
+    # CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls and the four key
+    # events, successful ones only, and nothing else (test_event_pattern.py sends events).
+    resources = load_template(template_name)["Resources"]
+    patterns = {lid: r["Properties"]["EventPattern"] for lid, r in resources.items() if "EventPattern" in r.get("Properties", {})}
+    assert set(patterns) == set(CLOUDTRAIL_RULES[template_name])
+    for rule, (source, event_source, names) in CLOUDTRAIL_RULES[template_name].items():
+        assert patterns[rule] == {
+            "source": [source],
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {"eventSource": [event_source], "eventName": list(names), "errorCode": [{"exists": False}]},
+        }, rule
+    names = [n for _, _, rule_names in CLOUDTRAIL_RULES[template_name].values() for n in rule_names]
+    assert sorted(names) == sorted(HANDLED_EVENT_NAMES + HANDLED_KMS_EVENT_NAMES)
+
+
 def test_member_forwards_exactly_what_the_guard_handles():
-    guard = load_template("guard.yaml")["Resources"]["SecretsManagerEventsRule"]["Properties"]["EventPattern"]
-    member = load_template("member.yaml")["Resources"]["ForwardSecretsManagerEventsRule"]["Properties"]["EventPattern"]
-    assert member == guard
-    assert guard["detail"]["eventName"] == list(HANDLED_EVENT_NAMES)
+    guard = load_template("guard.yaml")["Resources"]
+    member = load_template("member.yaml")["Resources"]
+    for guard_rule, member_rule in (
+        ("SecretsManagerEventsRule", "ForwardSecretsManagerEventsRule"),
+        ("KmsKeyEventsRule", "ForwardKmsKeyEventsRule"),
+    ):
+        assert member[member_rule]["Properties"]["EventPattern"] == guard[guard_rule]["Properties"]["EventPattern"]
+        # Forwarded with the one forwarder role, to the guard's bus, and never to its own.
+        assert member[member_rule]["Condition"] == "ForwardEventsCondition"
+        [target] = member[member_rule]["Properties"]["Targets"]
+        assert target["Arn"] == {"Ref": "GuardEventBusArn"}
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
+    assert guard["SecretsManagerEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_EVENT_NAMES)
+    assert guard["KmsKeyEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_KMS_EVENT_NAMES)
 
 
 @pytest.mark.parametrize("template_name", TEMPLATES)
