@@ -302,7 +302,7 @@ async fn describe_key() {
     every_fault_on(Call {
         operation: "DescribeKey",
         body: Some(":key/"),
-        case: "pending-deletion-key-is-remediated",
+        case: "pending-deletion-key-is-not-re-encrypted",
         action: None,
     })
     .await;

@@ -129,7 +129,10 @@ impl<P: Ports> Guard<P> {
         };
         self.check_call(&call, ctx).await
     }
+}
 
+// Sweeps: one account and region, or the scheduled sweep over the accounts it covers.
+impl<P: Ports> Guard<P> {
     /// Every secret of one account and region, from `ListSecrets` pages alone (see
     /// [`crate::sweep`]). Near the deadline it stops and says how far it got.
     pub async fn sweep(
@@ -249,7 +252,10 @@ impl<P: Ports> Guard<P> {
             }),
         }
     }
+}
 
+// One secret named by an event or by hand.
+impl<P: Ports> Guard<P> {
     async fn check_call(&self, call: &ApiCall, ctx: &Context) -> Result<Record, GuardError> {
         let scope = Scope::new(&call.account, &call.region);
         let meta = EventMeta {
@@ -306,6 +312,23 @@ impl<P: Ports> Guard<P> {
             .map_err(|(unfinished, record)| GuardError::unfinished(unfinished, record))
     }
 
+    /// A deleted secret's finding is archived (the ARN is known when the event named it).
+    async fn archive_deleted(&self, scope: &Scope, record: &mut Record) -> Result<(), Unfinished> {
+        if !self.config().acts(Action::SecurityHub) {
+            return Ok(());
+        }
+        let Some(finding) = Finding::new(Change::Deleted, record, None, None) else {
+            return Ok(());
+        };
+        if let Some(imported) = self.import_findings(scope, &[finding]).await.pop() {
+            finish(record, Action::SecurityHub, imported)?;
+        }
+        Ok(())
+    }
+}
+
+// The key's own events.
+impl<P: Ports> Guard<P> {
     /// A key's own event (`DisableKey`, `EnableKey`, `ScheduleKeyDeletion`, `CancelKeyDeletion`):
     /// the key's state is read fresh, then every secret of the account and region on that key,
     /// and only those, is decided and acted on with it (see [`sweep::sweep_key`]). A key no
@@ -383,19 +406,5 @@ impl<P: Ports> Guard<P> {
                 records: Vec::new(),
             }),
         }
-    }
-
-    /// A deleted secret's finding is archived (the ARN is known when the event named it).
-    async fn archive_deleted(&self, scope: &Scope, record: &mut Record) -> Result<(), Unfinished> {
-        if !self.config().acts(Action::SecurityHub) {
-            return Ok(());
-        }
-        let Some(finding) = Finding::new(Change::Deleted, record, None, None) else {
-            return Ok(());
-        };
-        if let Some(imported) = self.import_findings(scope, &[finding]).await.pop() {
-            finish(record, Action::SecurityHub, imported)?;
-        }
-        Ok(())
     }
 }

@@ -238,7 +238,9 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
             return Ok(Input::Scheduled(meta));
         }
         (Some("aws.secretsmanager"), Some("AWS API Call via CloudTrail")) => {}
-        (Some("aws.kms"), Some("AWS API Call via CloudTrail")) => return Ok(read_key_call(meta, detail)),
+        (Some("aws.kms"), Some("AWS API Call via CloudTrail")) => {
+            return Ok(read_key_call(meta, detail));
+        }
         _ => {
             return Ok(Input::Ignored {
                 meta,
@@ -360,10 +362,16 @@ fn read_key_call(meta: EventMeta, detail: Detail) -> Input {
     if Arn::kms_key(&key_id).is_none() && !is_key_id(&key_id) {
         return malformed(meta, "the key is neither a key ARN nor a key id");
     }
-    let account = meta.account.clone().filter(|a| crate::arn::is_account_id(a));
+    let account = meta
+        .account
+        .clone()
+        .filter(|a| crate::arn::is_account_id(a));
     let region = meta.region.clone().filter(|r| crate::arn::is_region(r));
     let (Some(account), Some(region)) = (account, region) else {
-        return malformed(meta, "the record has no valid `account` or `detail.awsRegion`");
+        return malformed(
+            meta,
+            "the record has no valid `account` or `detail.awsRegion`",
+        );
     };
     Input::KeyCall(KeyCall {
         meta,

@@ -63,9 +63,19 @@ impl Severity {
         match reason {
             Reason::KeyPendingDeletion => Severity::Critical,
             Reason::KeyDisabled | Reason::KeyNotFound | Reason::KeyUnusable => Severity::High,
-            Reason::AwsManagedKey
-            | Reason::ReplicaAwsManagedKey
-            | Reason::ReplicaKeyProblem
+            Reason::AwsManagedKey | Reason::ReplicaAwsManagedKey | Reason::ReplicaKeyProblem => {
+                Severity::Medium
+            }
+            Reason::KeyNotAllowed => Severity::Low,
+            // Never the reason of a `FAILED` finding: compliant, exempt, deleted, ignored, or
+            // an `error` record (no finding is made for those).
+            Reason::CustomerManagedKey
+            | Reason::CrossAccountKey
+            | Reason::ExemptTag
+            | Reason::SecretNotFound
+            | Reason::FailedCall
+            | Reason::UnsupportedEvent
+            | Reason::UnsupportedEventName
             | Reason::ForeignAccount
             | Reason::MalformedEvent
             | Reason::AccessDenied
@@ -73,15 +83,7 @@ impl Severity {
             | Reason::KeyLookupFailed
             | Reason::NotFound
             | Reason::TransientFailure
-            | Reason::AwsError => Severity::Medium,
-            Reason::KeyNotAllowed => Severity::Low,
-            Reason::CustomerManagedKey
-            | Reason::CrossAccountKey
-            | Reason::ExemptTag
-            | Reason::SecretNotFound
-            | Reason::FailedCall
-            | Reason::UnsupportedEvent
-            | Reason::UnsupportedEventName => Severity::Informational,
+            | Reason::AwsError => Severity::Informational,
         }
     }
 }

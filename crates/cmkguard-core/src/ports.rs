@@ -165,7 +165,8 @@ pub trait SweepCursor {
 }
 
 /// `Ports` (everything the guard uses, in one bound) and its blanket impl, from one list: a new
-/// port is added here once.
+/// port is added here once, and its IAM actions next to it in `iam.json` (the engine's tests
+/// check the two name the same ports; the template tests check the roles grant the actions).
 macro_rules! ports {
     ($($port:ident),+ $(,)?) => {
         /// Everything the guard uses, in one bound.

@@ -13,8 +13,8 @@ use futures_util::stream;
 use serde::Serialize;
 
 use crate::act::Unfinished;
-use crate::event::EventMeta;
 use crate::arn::Arn;
+use crate::event::EventMeta;
 use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
 use crate::guard::{Context, Decided, Guard};
@@ -244,7 +244,10 @@ async fn sweep_listing<P: Ports>(
             }
         };
         if let Some(on_key) = on_key.as_deref_mut() {
-            match on_key.keep(guard, scope, std::mem::take(&mut page.secrets)).await {
+            match on_key
+                .keep(guard, scope, std::mem::take(&mut page.secrets))
+                .await
+            {
                 Ok(kept) => page.secrets = kept,
                 Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
                 Err(e) => {

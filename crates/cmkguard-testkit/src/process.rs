@@ -108,3 +108,22 @@ pub fn event_for(file: &str, arn: &str) -> Value {
         .expect("the fixture names its secret in `responseElements.arn`");
     serde_json::from_str(&text.replace(fixture_arn, arn)).expect("still JSON")
 }
+
+/// The key the key-event fixtures (`DisableKey-*.json`, ...) name, in account `123456789012`.
+pub const FIXTURE_KEY_ARN: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The key-event fixture `file` about `key_arn` (its ARN and bare id replace the fixture's) in
+/// `account`.
+pub fn key_event_for(file: &str, key_arn: &str, account: &str) -> Value {
+    let path = crate::workspace_root().join("testdata/events").join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read `{}`: {e}", path.display()));
+    let fixture_id = FIXTURE_KEY_ARN.rsplit('/').next().unwrap_or_default();
+    let key_id = key_arn.rsplit('/').next().unwrap_or_default();
+    let text = text
+        .replace(FIXTURE_KEY_ARN, key_arn)
+        .replace(fixture_id, key_id)
+        .replace("123456789012", account);
+    serde_json::from_str(&text).expect("still JSON")
+}

@@ -87,7 +87,81 @@ pub fn canary(name: &str, version: &str) -> String {
     )
 }
 
+/// A key with secrets on it (see [`Moto::secrets_on_a_key`]).
+pub struct KeyWithSecrets {
+    pub key_arn: String,
+    /// The key's bare id (moto's key state calls take the id, not the ARN).
+    pub key_id: String,
+    /// The ARNs of the three secrets on the key (by key id, key ARN and alias), sorted.
+    pub on_key: Vec<String>,
+    pub kms: aws_sdk_kms::Client,
+}
+
 impl Moto {
+    /// In `account` and `region`: the designated key, a key `alias/app` with three secrets on it
+    /// (by key id, key ARN and alias), a secret on another key, one on the default key, and
+    /// `others` more on the other key.
+    pub async fn secrets_on_a_key(
+        &self,
+        account: &str,
+        region: &str,
+        others: usize,
+    ) -> KeyWithSecrets {
+        let keys = self.make_keys(account, region, true).await;
+        let kms = self.kms_client(account, region).await;
+        let key_arn = kms
+            .create_key()
+            .description("the key of the app")
+            .send()
+            .await
+            .expect("kms create_key on moto")
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .expect("a key ARN")
+            .to_owned();
+        kms.create_alias()
+            .alias_name("alias/app")
+            .target_key_id(&key_arn)
+            .send()
+            .await
+            .expect("kms create_alias on moto");
+        let key_id = key_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        let secrets = self.secrets_client(account, region).await;
+        let make = |name: String, key: Option<String>| {
+            let secrets = secrets.clone();
+            async move {
+                secrets
+                    .create_secret()
+                    .name(name)
+                    .secret_string(canary("key-events", "current"))
+                    .set_kms_key_id(key)
+                    .send()
+                    .await
+                    .expect("create_secret on moto")
+                    .arn()
+                    .expect("a secret ARN")
+                    .to_owned()
+            }
+        };
+        let mut on_key = vec![
+            make("on/id".into(), Some(key_id)).await,
+            make("on/arn".into(), Some(key_arn.clone())).await,
+            make("on/alias".into(), Some("alias/app".into())).await,
+        ];
+        on_key.sort();
+        make("off/other".into(), Some(keys.other.clone())).await;
+        make("off/default".into(), None).await;
+        for i in 0..others {
+            make(format!("off/{i:03}"), Some(keys.other.clone())).await;
+        }
+        KeyWithSecrets {
+            key_id: key_arn.rsplit('/').next().unwrap_or_default().to_owned(),
+            key_arn,
+            on_key,
+            kms,
+        }
+    }
+
     pub async fn secrets_client(
         &self,
         account: &str,
