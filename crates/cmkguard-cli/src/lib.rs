@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 pub mod audit;
 pub mod output;
+pub mod report;
 
 use clap::{Args, Parser, Subcommand};
 use cmkguard_aws::AwsPorts;

@@ -1,5 +1,5 @@
 //! How `cmkguard audit` prints records: `table` for people, `json` (one audit record per line, as
-//! the Lambda logs them) and `csv` for tools. Records come in a fixed order (accounts, then
+//! the Lambda logs them) and `csv` for tools, `html` and `markdown` reports (the `report` module). Records come in a fixed order (accounts, then
 //! regions, as asked; secrets in listing order) whatever order the sweeps finish in.
 
 use std::collections::BTreeMap;
@@ -8,6 +8,8 @@ use std::io::{self, Write};
 use clap::ValueEnum;
 use cmkguard_core::act::WOULD_FAIL;
 use cmkguard_core::{Outcome, Record, Verdict};
+
+use crate::report::{Kind, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -18,6 +20,11 @@ pub enum Format {
     Json,
     /// A header row, then one row per secret
     Csv,
+    /// One self-contained HTML document: a summary, charts, the findings in a table that sorts
+    /// and filters
+    Html,
+    /// A summary and the findings as GitHub-flavoured Markdown (a CI job summary, a comment)
+    Markdown,
 }
 
 /// The verdicts a summary counts, in column order.
@@ -61,7 +68,7 @@ pub struct Tally {
 }
 
 /// A finding: what the summary lists a place for.
-fn is_finding(verdict: Verdict) -> bool {
+pub(crate) fn is_finding(verdict: Verdict) -> bool {
     !matches!(verdict, Verdict::Compliant | Verdict::Exempt)
 }
 
@@ -117,6 +124,11 @@ impl Tally {
     pub fn total(&self) -> usize {
         self.totals.values().sum()
     }
+
+    /// Accounts audited.
+    pub fn accounts(&self) -> usize {
+        self.accounts.len()
+    }
 }
 
 /// Writes records in one format.
@@ -133,6 +145,11 @@ enum Out<W: Write> {
     Json(W),
     /// Boxed: the writer's state dwarfs the other variants.
     Csv(Box<csv::Writer<W>>),
+    /// The findings held back to the end, for the summary above them.
+    Report {
+        out: W,
+        report: Report,
+    },
 }
 
 impl<W: Write> Printer<W> {
@@ -151,6 +168,14 @@ impl<W: Write> Printer<W> {
                 csv.write_record(CSV_HEADER)?;
                 Out::Csv(Box::new(csv))
             }
+            Format::Html => Out::Report {
+                out,
+                report: Report::new(Kind::Html),
+            },
+            Format::Markdown => Out::Report {
+                out,
+                report: Report::new(Kind::Markdown),
+            },
         };
         Ok(Printer { out })
     }
@@ -174,8 +199,12 @@ impl<W: Write> Printer<W> {
                 // Each record goes out as it comes, as the other formats do (the writer buffers).
                 csv.flush()
             }
+            Out::Report { report, .. } => {
+                report.record(record);
+                Ok(())
+            }
             Out::Table { rows, .. } => {
-                if !matches!(record.verdict, Verdict::Compliant | Verdict::Exempt) {
+                if is_finding(record.verdict) {
                     rows.push([
                         record.account.clone().unwrap_or_default(),
                         record.region.clone().unwrap_or_default(),
@@ -197,12 +226,16 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Ends the output: for `table`, the rows and the summary.
+    /// Ends the output: for `table`, the rows and the summary; for a report, all of it.
     pub fn finish(self, tally: &Tally, applied: bool) -> io::Result<()> {
         let (mut out, rows) = match self.out {
             Out::Table { out, rows } => (out, rows),
             Out::Json(mut out) => return out.flush(),
             Out::Csv(mut csv) => return csv.flush(),
+            Out::Report { mut out, report } => {
+                report.finish(&mut out, tally, applied)?;
+                return out.flush();
+            }
         };
         let header = [
             "ACCOUNT", "REGION", "SECRET", "VERDICT", "REASON", "KEY", "ACTIONS",
@@ -304,7 +337,7 @@ fn actions(record: &Record) -> String {
 }
 
 /// The secret's name from its ARN, without the 6 random characters AWS appends.
-fn secret_name(arn: &str) -> String {
+pub(crate) fn secret_name(arn: &str) -> String {
     let name = arn.split_once(":secret:").map_or(arn, |(_, name)| name);
     match name.rsplit_once('-') {
         Some((base, suffix))

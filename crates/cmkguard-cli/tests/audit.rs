@@ -1,7 +1,8 @@
 //! `cmkguard audit` against moto: two accounts (one through an assumed role) and two regions, a
 //! mix of default-key, customer-key, alias, exempt and managed secrets; every format against the
-//! golden files in `testdata/audit/` (`UPDATE_GOLDEN=1` rewrites them); exit codes; `--apply`
-//! converging and a second `--apply` writing nothing.
+//! golden files in `testdata/audit/` (`UPDATE_GOLDEN=1` rewrites them); the HTML report through an
+//! HTML5 parser, hostile names and tags escaped; exit codes; `--apply` converging and a second
+//! `--apply` writing nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
@@ -201,12 +202,19 @@ async fn audit_two_accounts_two_regions_every_format_then_apply() {
         ("json", "audit.jsonl"),
         ("csv", "audit.csv"),
         ("table", "audit.txt"),
+        ("markdown", "audit.md"),
+        ("html", "audit.html"),
     ] {
         let output = cmkguard(&moto, &args(&["--format", format]));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{format}: {stderr}");
         golden(file, &normalise(&stdout(&output)));
     }
+    let html = stdout(&cmkguard(&moto, &args(&["--format", "html"])));
+    let document = parse_html(&html);
+    assert_eq!(count(&document, "tr", "data-account"), 12, "{html}");
+    assert_eq!(text_of_id(&document, "count-audited"), "24");
+    assert_eq!(text_of_id(&document, "count-findings"), "12");
     let dry = records(&cmkguard(&moto, &args(&["--format", "json"])));
     assert_eq!(dry.len(), 24);
     assert!(
@@ -493,5 +501,160 @@ async fn a_region_without_the_alias_is_a_dry_run_that_would_fail_then_a_failed_a
             .find(|a| a["action"] == "remediate")
             .unwrap();
         assert_eq!(remediate["outcome"], "failed", "{record}");
+    }
+}
+
+/// Parses `html` as a browser does (WHATWG HTML5) and fails on any parse error.
+fn parse_html(html: &str) -> markup5ever_rcdom::RcDom {
+    use html5ever::tendril::TendrilSink;
+    let dom = html5ever::parse_document(markup5ever_rcdom::RcDom::default(), Default::default())
+        .one(html);
+    let errors: Vec<String> = dom.errors.borrow().iter().map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "HTML5 parse errors: {errors:?}\n{html}");
+    dom
+}
+
+/// Every element of the document, in document order.
+fn elements(dom: &markup5ever_rcdom::RcDom) -> Vec<markup5ever_rcdom::Handle> {
+    let mut out = Vec::new();
+    let mut stack = vec![dom.document.clone()];
+    while let Some(node) = stack.pop() {
+        if matches!(node.data, markup5ever_rcdom::NodeData::Element { .. }) {
+            out.push(node.clone());
+        }
+        stack.extend(node.children.borrow().iter().rev().cloned());
+    }
+    out
+}
+
+fn name_of(node: &markup5ever_rcdom::Handle) -> String {
+    match &node.data {
+        markup5ever_rcdom::NodeData::Element { name, .. } => name.local.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn attribute(node: &markup5ever_rcdom::Handle, attribute: &str) -> Option<String> {
+    match &node.data {
+        markup5ever_rcdom::NodeData::Element { attrs, .. } => attrs
+            .borrow()
+            .iter()
+            .find(|a| &*a.name.local == attribute)
+            .map(|a| a.value.to_string()),
+        _ => None,
+    }
+}
+
+fn text(node: &markup5ever_rcdom::Handle) -> String {
+    let mut out = String::new();
+    if let markup5ever_rcdom::NodeData::Text { contents } = &node.data {
+        out.push_str(&contents.borrow());
+    }
+    for child in node.children.borrow().iter() {
+        out.push_str(&text(child));
+    }
+    out
+}
+
+/// Elements named `tag` that carry `with`.
+fn count(dom: &markup5ever_rcdom::RcDom, tag: &str, with: &str) -> usize {
+    elements(dom)
+        .iter()
+        .filter(|e| name_of(e) == tag && attribute(e, with).is_some())
+        .count()
+}
+
+fn text_of_id(dom: &markup5ever_rcdom::RcDom, id: &str) -> String {
+    let found = elements(dom)
+        .into_iter()
+        .find(|e| attribute(e, "id").as_deref() == Some(id))
+        .unwrap_or_else(|| panic!("no element `{id}`"));
+    text(&found)
+}
+
+/// Names and tags that are HTML, script, Markdown: the reports show them as text and run nothing.
+const HOSTILE: [&str; 3] = [
+    "<img src=x onerror=\"window.__pwned=1\">",
+    "</script><script>window.__pwned=1</script>",
+    "x|y`z`<b>&amp;",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_and_tags_show_as_text_in_the_reports() {
+    let moto = Moto::start();
+    let keys = moto.make_keys(DEFAULT_ACCOUNT, "us-east-1", true).await;
+    for name in HOSTILE {
+        let spec = SecretSpec {
+            name: name.into(),
+            account: DEFAULT_ACCOUNT.into(),
+            region: "us-east-1".into(),
+            key: "default".into(),
+            tags: HOSTILE
+                .iter()
+                .map(|t| (format!("k{t}"), t.to_string()))
+                .collect(),
+            ..SecretSpec::default()
+        };
+        moto.make_secret(&spec, &keys).await;
+    }
+    let run = |format: &str| {
+        let output = cmkguard(
+            &moto,
+            &["audit", "--region", "us-east-1", "--format", format],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+
+    let html = run("html");
+    let document = parse_html(&html);
+    // Only the report's own elements: no `img`, one `script`, and each name as text.
+    let all = elements(&document);
+    assert!(!all.iter().any(|e| name_of(e) == "img" || name_of(e) == "b"));
+    assert_eq!(all.iter().filter(|e| name_of(e) == "script").count(), 1);
+    let names: Vec<String> = all
+        .iter()
+        .filter(|e| attribute(e, "class").as_deref() == Some("secret"))
+        .map(text)
+        .collect();
+    for name in HOSTILE {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} not shown: {names:?}"
+        );
+        assert!(!html.contains(name), "`{name}` unescaped in:\n{html}");
+        let titles = all.iter().filter_map(|e| attribute(e, "title"));
+        assert!(
+            titles.into_iter().any(|t| t.contains(name)),
+            "{name}: no ARN title"
+        );
+    }
+    assert_eq!(count(&document, "tr", "data-account"), HOSTILE.len());
+
+    let markdown = run("markdown");
+    for name in HOSTILE {
+        assert!(
+            !markdown.contains(name),
+            "`{name}` unescaped in:\n{markdown}"
+        );
+    }
+    assert!(
+        markdown.contains("\\<img src=x onerror=\"window.\\_\\_pwned=1\"\\>"),
+        "{markdown}"
+    );
+    // Every findings row has its 9 cells: nothing from AWS opened a column.
+    let rows: Vec<&str> = markdown
+        .lines()
+        .filter(|l| l.starts_with(&format!("| {DEFAULT_ACCOUNT} | us-east-1 |")))
+        .collect();
+    assert_eq!(rows.len(), HOSTILE.len(), "{markdown}");
+    for row in rows {
+        let cells = row.replace("\\|", "").matches('|').count();
+        assert_eq!(cells, 10, "{row}");
     }
 }

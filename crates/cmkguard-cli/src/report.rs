@@ -1,0 +1,373 @@
+//! `cmkguard audit --format html|markdown`: a report for people who were not at the terminal.
+//! The records stream through [`Report::record`]; only the findings (records that are not
+//! `compliant` or `exempt`) are kept, as rows, and everything else is counted by the [`Tally`],
+//! so the report of a large organization stays as small as its findings.
+
+mod html;
+mod markdown;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use cmkguard_core::finding::Severity;
+use cmkguard_core::{Reason, Record, Verdict};
+
+use crate::output::{Tally, is_finding, secret_name};
+
+/// Which document [`Report::finish`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Html,
+    Markdown,
+}
+
+/// The findings of an audit, held for the report.
+#[derive(Debug)]
+pub struct Report {
+    kind: Kind,
+    rows: Vec<Row>,
+}
+
+/// One finding, as the report shows it.
+#[derive(Debug, Clone)]
+struct Row {
+    account: String,
+    region: String,
+    /// The secret's name (the ARN without the random suffix); `-` when there is no ARN.
+    name: String,
+    arn: String,
+    verdict: Verdict,
+    reason: Reason,
+    severity: Severity,
+    detail: Option<String>,
+    key: String,
+    /// Each action: its name, its outcome, its detail.
+    actions: Vec<(&'static str, &'static str, String)>,
+}
+
+/// Severities, most severe first: the order the summaries list them in.
+const SEVERITIES: [Severity; 5] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Informational,
+];
+
+/// How many accounts and regions the "most findings" charts show.
+const TOP: usize = 10;
+
+/// What the summaries at the top of a report say.
+struct Summary {
+    audited: usize,
+    findings: usize,
+    places: usize,
+    accounts: usize,
+    by_verdict: Vec<(Verdict, usize)>,
+    by_severity: Vec<(Severity, usize)>,
+    top_accounts: Vec<(String, usize)>,
+    top_regions: Vec<(String, usize)>,
+    /// Planned actions that would not go through: account, region, why, how many secrets.
+    would_fail: Vec<(String, String, String, usize)>,
+    applied: bool,
+}
+
+impl Report {
+    pub fn new(kind: Kind) -> Self {
+        Report {
+            kind,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Keeps `record` when it is a finding; the tally counts the rest.
+    pub fn record(&mut self, record: &Record) {
+        if is_finding(record.verdict) {
+            self.rows.push(Row::of(record));
+        }
+    }
+
+    pub fn finish(self, out: &mut impl Write, tally: &Tally, applied: bool) -> io::Result<()> {
+        let summary = Summary::of(&self.rows, tally, applied);
+        match self.kind {
+            Kind::Html => html::write(out, &summary, &self.rows),
+            Kind::Markdown => markdown::write(out, &summary, &self.rows),
+        }
+    }
+}
+
+impl Row {
+    fn of(record: &Record) -> Row {
+        let arn = record.secret_arn.clone().unwrap_or_default();
+        Row {
+            account: record.account.clone().unwrap_or_default(),
+            region: record.region.clone().unwrap_or_default(),
+            name: if arn.is_empty() {
+                "-".to_owned()
+            } else {
+                secret_name(&arn)
+            },
+            arn,
+            verdict: record.verdict,
+            reason: record.reason,
+            severity: Severity::of_reason(record.reason),
+            detail: record.detail.clone(),
+            key: record
+                .key_id
+                .clone()
+                .unwrap_or_else(|| "aws/secretsmanager (default)".into()),
+            actions: record
+                .actions
+                .iter()
+                .map(|a| (a.action.as_str(), outcome(a.outcome), a.detail.clone()))
+                .collect(),
+        }
+    }
+
+    /// What a person should do about this finding.
+    fn advice(&self) -> String {
+        let advice = advice(self.reason);
+        if self.verdict == Verdict::Managed {
+            format!(
+                "{advice} The secret is owned by another service: change its key through that \
+                 service; the guard never re-encrypts it."
+            )
+        } else {
+            advice.to_owned()
+        }
+    }
+}
+
+fn outcome(outcome: cmkguard_core::Outcome) -> &'static str {
+    match outcome {
+        cmkguard_core::Outcome::Done => "done",
+        cmkguard_core::Outcome::DryRun => "dry_run",
+        cmkguard_core::Outcome::Skipped => "skipped",
+        cmkguard_core::Outcome::Failed => "failed",
+    }
+}
+
+/// What a person should do, per reason. Every reason is named (no wildcard): a new reason does
+/// not compile until it has its advice.
+pub fn advice(reason: Reason) -> &'static str {
+    match reason {
+        Reason::AwsManagedKey => {
+            "Move the secret to the designated key (`--apply` with `remediate`, or `UpdateSecret` \
+             with `KmsKeyId`), or exempt it if the AWS managed key is accepted."
+        }
+        Reason::KeyDisabled => {
+            "The key cannot decrypt the secret: enable it (`EnableKey`) if the secret is still \
+             needed, then move the secret to the designated key."
+        }
+        Reason::KeyPendingDeletion => {
+            "Cancel the key's deletion (`CancelKeyDeletion`, then `EnableKey`) before the \
+             deletion date, or the secret is lost for good."
+        }
+        Reason::KeyNotFound => {
+            "The key is gone: store the secret's value again from its source, on the designated \
+             key."
+        }
+        Reason::KeyUnusable => {
+            "Find out why the key cannot be used (its state, its key store) and fix it, or store \
+             the secret again on the designated key."
+        }
+        Reason::KeyNotAllowed => {
+            "Move the secret to an allowed key, or add this key to `CMKGUARD_ALLOWED_KEY_ARNS` \
+             if it should be allowed."
+        }
+        Reason::ReplicaAwsManagedKey => {
+            "Replicate the secret again with a customer managed key (`ReplicateSecretToRegions` \
+             with `KmsKeyId`): the guard does not re-encrypt replicas."
+        }
+        Reason::ReplicaKeyProblem => {
+            "Fix the replica's key (the detail names it), or replicate the secret again on a \
+             usable customer managed key."
+        }
+        Reason::CustomerManagedKey | Reason::CrossAccountKey => {
+            "Nothing: the secret is on a customer managed key."
+        }
+        Reason::ExemptTag => "Nothing: the secret is exempt; review the exemption now and then.",
+        Reason::SecretNotFound => "Nothing: the secret no longer exists.",
+        Reason::FailedCall | Reason::UnsupportedEvent | Reason::UnsupportedEventName => {
+            "Nothing: not an event the guard acts on."
+        }
+        Reason::ForeignAccount => {
+            "Audit the account through `--assume-role-name`, or from the account itself."
+        }
+        Reason::MalformedEvent => "Check what sends the event: the guard could not read it.",
+        Reason::AccessDenied => {
+            "Grant the guard's role the Secrets Manager permissions it needs in this account \
+             (the README's IAM list), then audit again."
+        }
+        Reason::KeyAccessDenied => {
+            "Allow the guard `kms:DescribeKey` on the key (key policy or IAM), then audit again."
+        }
+        Reason::KeyLookupFailed => {
+            "Audit again; if it stays, check the key and the guard's KMS permissions."
+        }
+        Reason::NotFound => "Audit again: something went away while it was being read.",
+        Reason::TransientFailure => "Audit again: AWS failed for longer than the retries.",
+        Reason::AwsError => "Read the detail, fix what it names, then audit again.",
+    }
+}
+
+impl Summary {
+    fn of(rows: &[Row], tally: &Tally, applied: bool) -> Summary {
+        let mut by_severity: BTreeMap<Severity, usize> = BTreeMap::new();
+        let mut by_account: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut by_region: BTreeMap<&str, usize> = BTreeMap::new();
+        for row in rows {
+            *by_severity.entry(row.severity).or_default() += 1;
+            *by_account.entry(&row.account).or_default() += 1;
+            *by_region.entry(&row.region).or_default() += 1;
+        }
+        let top = |counts: BTreeMap<&str, usize>| {
+            let mut counts: Vec<(String, usize)> = counts
+                .into_iter()
+                .map(|(name, n)| (name.to_owned(), n))
+                .collect();
+            // Most first; ties by name (the map's order, kept by a stable sort).
+            counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            counts.truncate(TOP);
+            counts
+        };
+        let mut by_verdict: Vec<(Verdict, usize)> = tally
+            .totals
+            .iter()
+            .map(|(verdict, n)| (*verdict, *n))
+            .collect();
+        for verdict in [Verdict::Compliant, Verdict::NonCompliant] {
+            if !by_verdict.iter().any(|(v, _)| *v == verdict) {
+                by_verdict.push((verdict, 0));
+            }
+        }
+        by_verdict.sort();
+        Summary {
+            audited: tally.total(),
+            findings: rows.len(),
+            places: tally.places,
+            accounts: tally.accounts(),
+            by_verdict,
+            by_severity: SEVERITIES
+                .iter()
+                .map(|s| (*s, by_severity.get(s).copied().unwrap_or(0)))
+                .collect(),
+            top_accounts: top(by_account),
+            top_regions: top(by_region),
+            would_fail: tally
+                .would_fail
+                .iter()
+                .flat_map(|((account, region), reasons)| {
+                    reasons
+                        .iter()
+                        .map(|(why, n)| (account.clone(), region.clone(), why.clone(), *n))
+                })
+                .collect(),
+            applied,
+        }
+    }
+
+    /// One sentence: what was audited and what was found.
+    fn headline(&self) -> String {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        format!(
+            "{} audited in {} of {}: {}.",
+            plural(self.audited, "secret", "secrets"),
+            plural(self.places, "account-region", "account-regions"),
+            plural(self.accounts, "account", "accounts"),
+            match self.findings {
+                0 => "every secret is compliant or exempt".to_owned(),
+                n => plural(n, "finding", "findings"),
+            }
+        )
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.applied {
+            "The configured actions were run (`--apply`)."
+        } else {
+            "Dry run: nothing was changed; `dry_run` actions are what `--apply` would do."
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmkguard_core::{Action, ActionRecord, KeyManager, Outcome};
+
+    pub(super) fn finding(account: &str, region: &str, name: &str, reason: Reason) -> Record {
+        Record {
+            request_id: None,
+            event_id: None,
+            event_name: Some("Audit".into()),
+            account: Some(account.into()),
+            region: Some(region.into()),
+            secret_arn: Some(format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
+            )),
+            actor: None,
+            key_id: None,
+            key_manager: Some(KeyManager::Aws),
+            verdict: Verdict::NonCompliant,
+            reason,
+            detail: None,
+            dry_run: true,
+            actions: vec![ActionRecord::new(
+                Action::Tag,
+                Outcome::DryRun,
+                "would have tagged `cmkguard:status=non-compliant`",
+            )],
+        }
+    }
+
+    #[test]
+    fn every_reason_has_advice() {
+        for reason in Reason::ALL {
+            let text = advice(*reason);
+            assert!(text.ends_with('.') && text.len() < 200, "{reason}: {text}");
+            // The Markdown table takes it as it is.
+            assert!(!text.contains(['|', '\n']), "{reason}: {text}");
+            assert_eq!(text.matches('`').count() % 2, 0, "{reason}: {text}");
+        }
+    }
+
+    #[test]
+    fn only_findings_are_kept_and_the_top_is_by_count() {
+        let mut report = Report::new(Kind::Markdown);
+        let mut tally = Tally::default();
+        let mut records = vec![
+            finding("111111111111", "us-east-1", "a", Reason::AwsManagedKey),
+            finding("222222222222", "eu-west-1", "b", Reason::KeyPendingDeletion),
+            finding("222222222222", "eu-west-1", "c", Reason::KeyDisabled),
+        ];
+        records.push(Record {
+            verdict: Verdict::Compliant,
+            reason: Reason::CustomerManagedKey,
+            ..finding(
+                "111111111111",
+                "us-east-1",
+                "ok",
+                Reason::CustomerManagedKey,
+            )
+        });
+        for record in &records {
+            tally.add(record);
+            report.record(record);
+        }
+        assert_eq!(report.rows.len(), 3);
+        let summary = Summary::of(&report.rows, &tally, false);
+        assert_eq!(summary.audited, 4);
+        assert_eq!(
+            summary.top_accounts,
+            [
+                ("222222222222".to_owned(), 2),
+                ("111111111111".to_owned(), 1)
+            ]
+        );
+        assert_eq!(summary.by_severity[0], (Severity::Critical, 1));
+        assert_eq!(summary.by_severity[1], (Severity::High, 1));
+        assert_eq!(summary.by_severity[2], (Severity::Medium, 1));
+    }
+}
