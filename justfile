@@ -18,6 +18,8 @@ target_dir := env("CARGO_TARGET_DIR", root / "target")
 test_log := target_dir / "test.log"
 # `cargo`, replaceable (`just --set cargo ...`) so the log handling can be tested on its own.
 cargo := "cargo"
+# The browser of `just test-browser`: Debian's package.
+chromium := "/usr/bin/chromium"
 
 import 'cloudformation/cfn.just'
 
@@ -61,7 +63,41 @@ fuzz seconds="300":
     cd fuzz && PATH='{{tools}}/bin':"$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run event corpus/event ../testdata/events ../testdata/hostile -- -max_total_time={{seconds}}
     cd fuzz && PATH='{{tools}}/bin':"$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run config corpus/config -- -max_total_time={{seconds}}
 
-# Start moto, make a key and secrets, run the guard on their events, show before and after.
+# The HTML report in a real headless Chromium (Debian's): every finding row and the totals, the
+# filters and the sort, hostile names and tags shown as text, nothing fetched. A moto world is
+# audited into `target_dir/browser/`; tests/browser/report.test.mjs drives the browser.
+test-browser: venv chromium browser-deps
+    cargo build --quiet -p cmkguard-cli --bins --examples
+    cargo run --quiet -p cmkguard-cli --example report_world -- browser '{{target_dir}}/browser'
+    cd tests/browser && REPORT_DIR='{{target_dir}}/browser' CHROMIUM='{{chromium}}' node --test report.test.mjs
+
+# The README's picture (docs/report.png): a demo organization's report rendered by the same browser.
+report-screenshot: venv chromium browser-deps
+    cargo build --quiet -p cmkguard-cli --bins --examples
+    cargo run --quiet -p cmkguard-cli --example report_world -- demo '{{target_dir}}/report-demo'
+    cd tests/browser && REPORT_DIR='{{target_dir}}/report-demo' CHROMIUM='{{chromium}}' node screenshot.mjs '{{root}}/docs/report.png'
+
+# Debian's Chromium, installed when missing and this machine allows (root with apt-get).
+chromium:
+    @test -x '{{chromium}}' || { \
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+            echo "installing Debian's chromium (once)" >&2; \
+            export DEBIAN_FRONTEND=noninteractive; \
+            apt-get install -y -qq chromium >/dev/null 2>&1 \
+                || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; \
+        else \
+            echo "the browser test needs Chromium at {{chromium}}: install it with \`sudo apt-get install chromium\` (Debian, Ubuntu), or set it with \`just --set chromium PATH test-browser\`" >&2; \
+            exit 1; \
+        fi; }
+    @test -x '{{chromium}}' || { echo "chromium: {{chromium}} missing after apt-get install" >&2; exit 1; }
+
+# playwright-core, pinned by tests/browser/package-lock.json (it drives the system Chromium; it
+# downloads no browser of its own).
+browser-deps:
+    @test -d tests/browser/node_modules/playwright-core || (cd tests/browser && npm ci --silent --no-audit --no-fund)
+
+# Start moto, make a key and secrets, run the guard on their events, show before and after, and
+# write the audit's HTML report.
 demo: venv
     cargo build --quiet -p cmkguard-cli --bins --examples
     cargo run --quiet -p cmkguard-cli --example demo

@@ -1,7 +1,9 @@
 //! `just demo`: the guard against a local AWS emulator, start to finish. Starts moto on a free
 //! loopback port, makes the region's customer managed key and alias, makes secrets on the default
 //! key and on the key, runs `cmkguard handle-event` on a CreateSecret event for each with
-//! `tag,notify,remediate,securityhub`, prints the audit records and a before/after table, and stops moto.
+//! `tag,notify,remediate,securityhub`, prints the audit records and a before/after table, writes
+//! the audit's HTML report to `target/cmkguard-report.html` (`cmkguard audit --format html`), and
+//! stops moto.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a demo: fail loudly, print freely
 
@@ -154,5 +156,24 @@ async fn main() {
         messages.len(),
         findings.len()
     );
+
+    // What is left, as a report to open in a browser: the managed secret, never re-encrypted.
+    let report = binary
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .join("cmkguard-report.html");
+    let out = Command::new(&binary)
+        .args(["audit", "--region", REGION, "--format", "html"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "cmkguard audit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&report, &out.stdout).unwrap();
+    println!("\n== the audit's HTML report: {}", report.display());
     println!("== stopping moto");
 }

@@ -148,8 +148,8 @@ fn panels(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
 
 /// A horizontal bar chart as inline SVG: one bar per name, longest for the most findings.
 fn bars(out: &mut impl Write, id: &str, title: &str, counts: &[(String, usize)]) -> io::Result<()> {
-    const LABEL: usize = 150;
-    const WIDTH: usize = 300;
+    const LABEL: usize = 110;
+    const WIDTH: usize = 170;
     const ROW: usize = 24;
     writeln!(out, "<div class=\"panel\"><h2>{}</h2>", escape(title))?;
     if counts.is_empty() {
@@ -162,7 +162,7 @@ fn bars(out: &mut impl Write, id: &str, title: &str, counts: &[(String, usize)])
         out,
         "<svg class=\"bars\" id=\"{id}\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"{}\">",
         escape(title),
-        w = LABEL + WIDTH + 50,
+        w = LABEL + WIDTH + 40,
     )?;
     for (i, (name, n)) in counts.iter().enumerate() {
         let y = i * ROW;
@@ -172,7 +172,7 @@ fn bars(out: &mut impl Write, id: &str, title: &str, counts: &[(String, usize)])
             "<g data-name=\"{name}\" data-count=\"{n}\"><text x=\"0\" y=\"{ty}\">{name}</text>\
              <rect x=\"{LABEL}\" y=\"{ry}\" width=\"{width}\" height=\"16\" rx=\"2\"></rect>\
              <text x=\"{nx}\" y=\"{ty}\">{n}</text></g>",
-            name = escape(&shorten(name, 22)),
+            name = escape(&shorten(name, 16)),
             ty = y + 16,
             ry = y + 4,
             nx = LABEL + width + 6,
@@ -289,7 +289,12 @@ fn finding(out: &mut impl Write, row: &Row) -> io::Result<()> {
         "<td data-key=\"{}\"><span class=\"sev sev-{severity}\">{severity}</span></td>",
         4 - row.severity as u8
     )?;
-    write!(out, "<td class=\"key\">{}</td>", escape(&row.key))?;
+    write!(
+        out,
+        "<td class=\"key\" title=\"{}\">{}</td>",
+        escape(&row.key),
+        escape(short_key(&row.key))
+    )?;
     if row.actions.is_empty() {
         write!(out, "<td>-</td>")?;
     } else {
@@ -362,6 +367,15 @@ fn prose(text: &str) -> String {
     out
 }
 
+/// A key ARN as `key/ID` (its account and region are in their own columns); anything else as
+/// it is.
+fn short_key(key: &str) -> &str {
+    match key.strip_prefix("arn:") {
+        Some(rest) if rest.contains(":kms:") => key.rsplit(':').next().unwrap_or(key),
+        _ => key,
+    }
+}
+
 /// A chart label: at most `max` characters, an ellipsis when cut.
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -385,6 +399,22 @@ mod tests {
         assert_eq!(
             escape("a\u{0}b\u{7f}c\u{FFFF}"),
             "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
+        );
+    }
+
+    #[test]
+    fn key_arns_are_shortened() {
+        assert_eq!(
+            short_key("arn:aws:kms:us-east-1:123456789012:key/abc"),
+            "key/abc"
+        );
+        assert_eq!(
+            short_key("arn:aws:kms:us-east-1:123456789012:alias/x"),
+            "alias/x"
+        );
+        assert_eq!(
+            short_key("alias/cmkguard/secrets"),
+            "alias/cmkguard/secrets"
         );
     }
 
