@@ -468,6 +468,31 @@ fn fresh_temp_dir() -> PathBuf {
     dir
 }
 
+/// SDK configuration for a local AWS stand-in (moto, the testkit's [`crate::standin`]) at
+/// `endpoint` in `region` with `credentials`: reads neither the environment nor the profile files.
+pub(crate) async fn local_sdk_config(
+    endpoint: &str,
+    credentials: Credentials,
+    region: &str,
+) -> SdkConfig {
+    // The replacement (`aws_runtime::env_config::file`) is not a dependency of this crate.
+    #[allow(deprecated)]
+    let no_profile = aws_config::profile::profile_file::ProfileFiles::builder()
+        .with_contents(
+            aws_config::profile::profile_file::ProfileFileKind::Config,
+            "",
+        )
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .empty_test_environment()
+        .profile_files(no_profile)
+        .credentials_provider(credentials)
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,29 +589,4 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// SDK configuration for a local AWS stand-in (moto, the testkit's [`crate::standin`]) at
-/// `endpoint` in `region` with `credentials`: reads neither the environment nor the profile files.
-pub(crate) async fn local_sdk_config(
-    endpoint: &str,
-    credentials: Credentials,
-    region: &str,
-) -> SdkConfig {
-    // The replacement (`aws_runtime::env_config::file`) is not a dependency of this crate.
-    #[allow(deprecated)]
-    let no_profile = aws_config::profile::profile_file::ProfileFiles::builder()
-        .with_contents(
-            aws_config::profile::profile_file::ProfileFileKind::Config,
-            "",
-        )
-        .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .empty_test_environment()
-        .profile_files(no_profile)
-        .credentials_provider(credentials)
-        .region(Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .load()
-        .await
 }
