@@ -183,7 +183,8 @@ impl Moto {
     ///
     /// Each is `{"topic_arn", "account_id", "region", "message_id", "message", "subject",
     /// "message_attributes", "group_id"}`; `message_attributes` maps a name to
-    /// `{"Type": "String", "Value": "..."}`, and `subject`/`group_id` may be null.
+    /// `{"Type": "String", "Value": "..."}`, and `subject`/`group_id` may be null. `message` is
+    /// as published: with `MessageStructure=json`, the JSON object of the bodies per protocol.
     pub fn sns_messages(&self) -> Vec<Value> {
         let data = self.data();
         let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
