@@ -389,11 +389,17 @@ impl AwsPorts {
         let region =
             cmkguard_core::arn::Arn::parse(&notification.topic_arn).map(|a| a.region.to_owned());
         let client = self.sns(region.as_deref().unwrap_or("us-east-1"));
+        // SNS message structure: every protocol but e-mail gets `default`, the record unchanged.
+        let message = serde_json::json!({
+            "default": notification.message,
+            "email": notification.email,
+        });
         let mut request = client
             .publish()
             .topic_arn(&notification.topic_arn)
             .subject(&notification.subject)
-            .message(&notification.message);
+            .message_structure("json")
+            .message(message.to_string());
         for (name, value) in &notification.attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")

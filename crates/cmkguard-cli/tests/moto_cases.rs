@@ -55,8 +55,18 @@ async fn every_case_through_the_cli_against_moto() {
             assert_eq!(messages_before > 0, notified, "{}: notified", case.label());
             if notified {
                 let message = &moto.sns_messages()[0];
-                let body: Value =
+                // Published with message structure: `default` is the record.
+                let bodies: Value =
                     serde_json::from_str(message["message"].as_str().unwrap()).unwrap();
+                let body: Value =
+                    serde_json::from_str(bodies["default"].as_str().unwrap()).unwrap();
+                assert!(
+                    bodies["email"]
+                        .as_str()
+                        .is_some_and(|email| email.contains("cmkguard:exempt = true")),
+                    "{}: the e-mail body: {bodies}",
+                    case.label()
+                );
                 assert_eq!(
                     body["verdict"],
                     got[0]["verdict"],

@@ -367,7 +367,7 @@ impl<P: Ports> Actor<'_, P> {
                     "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
                 )),
                 Some(topic) => {
-                    let notification = notification(topic, record);
+                    let notification = notification(topic, record, self.config);
                     let sent = self
                         .write(Action::Notify, format!("published to `{topic}`"), || {
                             self.ports.publish(&notification)
@@ -583,8 +583,9 @@ fn with_note(detail: String, facts: &SecretFacts) -> String {
     }
 }
 
-/// The SNS message for a record: a readable subject, the record as the body, attributes to filter on.
-pub fn notification(topic_arn: &str, record: &Record) -> Notification {
+/// The SNS message for a record: a readable subject, the record as the body (and in plain words
+/// for e-mail), attributes to filter on.
+pub fn notification(topic_arn: &str, record: &Record, config: &Config) -> Notification {
     let name = record
         .secret_arn
         .as_deref()
@@ -612,6 +613,7 @@ pub fn notification(topic_arn: &str, record: &Record) -> Notification {
         topic_arn: topic_arn.to_owned(),
         subject,
         message: record.to_json_line(),
+        email: crate::email::text(record, config),
         attributes: vec![
             ("verdict".into(), record.verdict.as_str().into()),
             ("account".into(), record.account.clone().unwrap_or_default()),

@@ -89,6 +89,16 @@ pub fn is_region(s: &str) -> bool {
         && s.bytes().last().is_some_and(|b| b.is_ascii_digit())
 }
 
+/// A secret's name from its ARN (a deleted secret's, say): the resource without the 6 random
+/// characters a full ARN ends in.
+pub fn secret_name(secret_arn: &str) -> String {
+    let name = secret_arn.rsplit(":secret:").next().unwrap_or(secret_arn);
+    match name.rsplit_once('-') {
+        Some((base, suffix)) if suffix.len() == 6 => base.to_owned(),
+        _ => name.to_owned(),
+    }
+}
+
 /// True when a key id names an AWS managed key by alias (`alias/aws/...`, as a name or an ARN).
 pub fn is_aws_managed_alias(key_id: &str) -> bool {
     key_id.starts_with("alias/aws/")
@@ -124,6 +134,18 @@ mod tests {
         ] {
             assert!(Arn::secret(s).is_none(), "{s}");
         }
+    }
+
+    #[test]
+    fn the_name_of_a_secret_comes_from_its_arn() {
+        assert_eq!(
+            secret_name("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf"),
+            "app/db"
+        );
+        assert_eq!(
+            secret_name("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db"),
+            "app/db"
+        );
     }
 
     #[test]

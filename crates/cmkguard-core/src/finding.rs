@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::arn::Arn;
+use crate::arn::{Arn, secret_name};
 use crate::facts::SecretFacts;
 use crate::reason::Reason;
 use crate::record::{Record, Verdict};
@@ -153,7 +153,7 @@ impl Finding {
     ) -> Option<Self> {
         let secret_arn = record.secret_arn.clone()?;
         let arn = Arn::parse(&secret_arn)?;
-        let secret_name = facts.map_or_else(|| name_in(&secret_arn), |f| f.name.clone());
+        let secret_name = facts.map_or_else(|| secret_name(&secret_arn), |f| f.name.clone());
         let key = || {
             record
                 .key_id
@@ -273,15 +273,6 @@ pub fn id_of(secret_arn: &str) -> String {
     format!("{GENERATOR_ID}/{secret_arn}")
 }
 
-fn name_in(secret_arn: &str) -> String {
-    let name = secret_arn.rsplit(":secret:").next().unwrap_or(secret_arn);
-    // A full ARN ends in `-` and 6 random characters.
-    match name.rsplit_once('-') {
-        Some((base, suffix)) if suffix.len() == 6 => base.to_owned(),
-        _ => name.to_owned(),
-    }
-}
-
 /// A finding Security Hub refused (`FailedFindings`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedFinding {
@@ -303,13 +294,5 @@ mod tests {
         assert_eq!(Severity::of_reason(Reason::KeyDisabled), Severity::High);
         assert_eq!(Severity::of_reason(Reason::AwsManagedKey), Severity::Medium);
         assert_eq!(Severity::of_reason(Reason::KeyNotAllowed), Severity::Low);
-    }
-
-    #[test]
-    fn the_name_of_a_deleted_secret_comes_from_its_arn() {
-        assert_eq!(
-            name_in("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf"),
-            "app/db"
-        );
     }
 }

@@ -6,6 +6,7 @@ pub mod act;
 pub mod arn;
 pub mod config;
 pub mod dispatch;
+pub mod email;
 pub mod event;
 pub mod facts;
 pub mod finding;

@@ -62,12 +62,16 @@ pub struct SecretPage {
     pub next_token: Option<String>,
 }
 
-/// An SNS message: the audit record as the body, attributes for subscription filters.
+/// An SNS message: the audit record as the body (and in plain words for e-mail), attributes for
+/// subscription filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub topic_arn: String,
     pub subject: String,
+    /// The audit record, one JSON object: what every subscriber gets (SNS's `default`).
     pub message: String,
+    /// The same finding in plain words, for e-mail subscribers (SNS's `email`).
+    pub email: String,
     pub attributes: Vec<(String, String)>,
 }
 

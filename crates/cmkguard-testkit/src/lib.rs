@@ -19,6 +19,6 @@ pub use moto::{
     TEST_ROLE_NAME, cargo_lambda_binary, moto_server_binary, workspace_root,
 };
 pub use process::{FIXTURE_KEY_ARN, Process, event_for, key_event_for, run_with_input};
-pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
+pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When, form_value};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};
 pub use standin::{Standin, StandinBuilder};

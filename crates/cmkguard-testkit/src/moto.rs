@@ -163,22 +163,7 @@ impl Moto {
     }
 
     async fn load_config(&self, credentials: Credentials, region: &str) -> SdkConfig {
-        // The replacement (`aws_runtime::env_config::file`) is not a dependency of this crate.
-        #[allow(deprecated)]
-        let no_profile = aws_config::profile::profile_file::ProfileFiles::builder()
-            .with_contents(
-                aws_config::profile::profile_file::ProfileFileKind::Config,
-                "",
-            )
-            .build();
-        aws_config::defaults(BehaviorVersion::latest())
-            .empty_test_environment()
-            .profile_files(no_profile)
-            .credentials_provider(credentials)
-            .region(Region::new(region.to_owned()))
-            .endpoint_url(self.endpoint())
-            .load()
-            .await
+        local_sdk_config(&self.endpoint(), credentials, region).await
     }
 
     /// Clears every resource in every account and region (`POST /moto-api/reset`).
@@ -198,7 +183,8 @@ impl Moto {
     ///
     /// Each is `{"topic_arn", "account_id", "region", "message_id", "message", "subject",
     /// "message_attributes", "group_id"}`; `message_attributes` maps a name to
-    /// `{"Type": "String", "Value": "..."}`, and `subject`/`group_id` may be null.
+    /// `{"Type": "String", "Value": "..."}`, and `subject`/`group_id` may be null. `message` is
+    /// as published: with `MessageStructure=json`, the JSON object of the bodies per protocol.
     pub fn sns_messages(&self) -> Vec<Value> {
         let data = self.data();
         let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
@@ -481,6 +467,31 @@ fn fresh_temp_dir() -> PathBuf {
         std::env::temp_dir().join(format!("cmkguard-moto-{}-{n}-{nanos}", std::process::id()));
     fs::create_dir_all(&dir).expect("create a temp dir for moto");
     dir
+}
+
+/// SDK configuration for a local AWS stand-in (moto, the testkit's [`crate::standin`]) at
+/// `endpoint` in `region` with `credentials`: reads neither the environment nor the profile files.
+pub(crate) async fn local_sdk_config(
+    endpoint: &str,
+    credentials: Credentials,
+    region: &str,
+) -> SdkConfig {
+    // The replacement (`aws_runtime::env_config::file`) is not a dependency of this crate.
+    #[allow(deprecated)]
+    let no_profile = aws_config::profile::profile_file::ProfileFiles::builder()
+        .with_contents(
+            aws_config::profile::profile_file::ProfileFileKind::Config,
+            "",
+        )
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .empty_test_environment()
+        .profile_files(no_profile)
+        .credentials_provider(credentials)
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }
 
 #[cfg(test)]

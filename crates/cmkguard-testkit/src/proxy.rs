@@ -5,7 +5,8 @@
 //!
 //! The operation is read from `X-Amz-Target` (JSON protocols: Secrets Manager, KMS) or from
 //! `Action=` in the form body (query protocols: SNS, STS); the service from the same header or
-//! from the credential scope of the `Authorization` header.
+//! from the credential scope of the `Authorization` header. The bodies of the operations a test
+//! names are kept, to read back what the guard sent (see [`FaultProxy::keep_bodies`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,9 +73,7 @@ impl Rule {
     }
 
     fn matches(&self, op: &Operation, body: &[u8]) -> bool {
-        let named =
-            self.operation == op.name || self.operation == format!("{}:{}", op.service, op.name);
-        named
+        op.is(&self.operation)
             && self
                 .body_contains
                 .as_ref()
@@ -95,6 +94,13 @@ pub struct Seen {
 struct Operation {
     service: String,
     name: String,
+}
+
+impl Operation {
+    /// Named `operation` (`Publish`, or `sns:Publish` to name the service too).
+    fn is(&self, operation: &str) -> bool {
+        self.name == operation || format!("{}:{}", self.service, self.name) == operation
+    }
 }
 
 /// AWS's request quotas as token buckets, one per group of operations that share a quota:
@@ -238,6 +244,9 @@ struct State {
     throttled: usize,
     counts: BTreeMap<String, usize>,
     seen: Vec<Seen>,
+    /// The operations whose request bodies are kept, and the bodies kept, in order.
+    keep_bodies: Vec<String>,
+    bodies: Vec<(Operation, Vec<u8>)>,
     /// Requests read and not yet answered (a delayed one, say).
     in_flight: usize,
 }
@@ -324,11 +333,29 @@ impl FaultProxy {
         self.shared.lock().rules.clear();
     }
 
-    /// Forgets the counts and the requests seen.
+    /// Forgets the counts, the requests seen and the bodies kept.
     pub fn reset_counts(&self) {
         let mut state = self.shared.lock();
         state.counts.clear();
         state.seen.clear();
+        state.bodies.clear();
+    }
+
+    /// Keeps the request bodies of `operation` (`Publish`, or `sns:Publish`) from now on, faults
+    /// included, for [`Self::bodies`].
+    pub fn keep_bodies(&self, operation: &str) {
+        self.shared.lock().keep_bodies.push(operation.to_owned());
+    }
+
+    /// The request bodies kept for `operation` (see [`Self::keep_bodies`]), in order.
+    pub fn bodies(&self, operation: &str) -> Vec<Vec<u8>> {
+        self.shared
+            .lock()
+            .bodies
+            .iter()
+            .filter(|(op, _)| op.is(operation))
+            .map(|(_, body)| body.clone())
+            .collect()
     }
 
     /// Requests seen for `operation` (`UpdateSecret`, or `kms:DescribeKey`), faults included.
@@ -374,6 +401,14 @@ impl FaultProxy {
     }
 }
 
+/// The value of `name` in a query-protocol (form-encoded) request body, such as `Message` in a
+/// kept `Publish` body (see [`FaultProxy::bodies`]).
+pub fn form_value(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Answers one request: forwarded, or the fault picked for it.
 async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) -> Answer {
     let op = operation(request.path(), &request.headers, &request.body);
@@ -415,6 +450,9 @@ fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
     let mut state = shared.lock();
     let key = format!("{}:{}", op.service, op.name);
     *state.counts.entry(key).or_default() += 1;
+    if state.keep_bodies.iter().any(|kept| op.is(kept)) {
+        state.bodies.push((op.clone(), body.to_vec()));
+    }
     let mut fault = None;
     for (rule, rng, matched) in state.rules.iter_mut() {
         if !rule.matches(op, body) {
@@ -607,6 +645,37 @@ mod tests {
             (op.service.as_str(), op.name.as_str()),
             ("securityhub", "BatchImportFindings")
         );
+    }
+
+    #[test]
+    fn keeps_the_bodies_of_the_operations_named() {
+        let proxy = FaultProxy::start("http://127.0.0.1:9");
+        proxy.keep_bodies("sns:Publish");
+        let publish = Operation {
+            service: "sns".into(),
+            name: "Publish".into(),
+        };
+        let describe = Operation {
+            service: "kms".into(),
+            name: "DescribeKey".into(),
+        };
+        decide(&proxy.shared, &publish, b"Action=Publish&Message=one");
+        decide(&proxy.shared, &describe, b"{}");
+        decide(&proxy.shared, &publish, b"Action=Publish&Message=two");
+        assert_eq!(
+            proxy.bodies("Publish"),
+            [
+                b"Action=Publish&Message=one".to_vec(),
+                b"Action=Publish&Message=two".to_vec()
+            ]
+        );
+        assert!(proxy.bodies("DescribeKey").is_empty());
+        assert_eq!(
+            form_value(b"Action=Publish&Message=%7B%22a%22%3A+1%7D", "Message").as_deref(),
+            Some("{\"a\": 1}")
+        );
+        proxy.reset_counts();
+        assert!(proxy.bodies("Publish").is_empty());
     }
 
     #[test]

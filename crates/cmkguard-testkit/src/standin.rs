@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_sts::config::Credentials;
 use serde_json::{Value, json};
 
@@ -213,22 +213,7 @@ impl Standin {
 
     /// SDK configuration for this server in `region` with `credentials` (say, `AssumeRole`'s).
     pub async fn sdk_config_with(&self, credentials: Credentials, region: &str) -> SdkConfig {
-        // The replacement (`aws_runtime::env_config::file`) is not a dependency of this crate.
-        #[allow(deprecated)]
-        let no_profile = aws_config::profile::profile_file::ProfileFiles::builder()
-            .with_contents(
-                aws_config::profile::profile_file::ProfileFileKind::Config,
-                "",
-            )
-            .build();
-        aws_config::defaults(BehaviorVersion::latest())
-            .empty_test_environment()
-            .profile_files(no_profile)
-            .credentials_provider(credentials)
-            .region(Region::new(region.to_owned()))
-            .endpoint_url(self.endpoint())
-            .load()
-            .await
+        crate::moto::local_sdk_config(&self.endpoint(), credentials, region).await
     }
 
     /// The member accounts, in order.
@@ -1031,26 +1016,11 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (the civil date from days since the epoch: Howard Hinnant's
-/// `civil_from_days`).
+/// `secs` since the epoch as an ISO 8601 UTC time, as STS writes `Expiration`.
 fn iso8601(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    aws_sdk_sts::primitives::DateTime::from_secs(secs as i64)
+        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
