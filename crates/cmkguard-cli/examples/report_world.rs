@@ -183,9 +183,8 @@ async fn main() {
     let mut keys = BTreeMap::new();
     for secret in &world {
         let place = (secret.account, secret.region);
-        if !keys.contains_key(&place) {
-            let k = moto.make_keys(secret.account, secret.region, true).await;
-            keys.insert(place, k);
+        if let std::collections::btree_map::Entry::Vacant(entry) = keys.entry(place) {
+            entry.insert(moto.make_keys(secret.account, secret.region, true).await);
         }
         let spec = SecretSpec {
             name: secret.name.clone(),
