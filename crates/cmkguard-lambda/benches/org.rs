@@ -16,7 +16,10 @@
 //! `RATE:BURST`, AssumeRole per second; default unlimited), `ORG_CONCURRENCY` (passed to the audit
 //! as `--concurrency`), `ORG_LAMBDA_ACCOUNTS` (default 1000), `ORG_LAMBDA_DELAY_MS` (default 0),
 //! `ORG_SECTIONS` (`audit,lambda`), `ORG_MAX_RSS_MIB` (an audit past it is killed and reported;
-//! default three quarters of the memory available at start).
+//! default three quarters of the memory available at start), `ORG_FORMATS` (the audit's
+//! `--format`s, comma list of `json`, `html`, `markdown`; default `json`). With `html`, the rows
+//! counted are the report's finding rows (one per account-region: secret 0 is on the default
+//! key), so raising `ORG_SECRETS` adds compliant secrets only, which the report counts, not keeps.
 //!
 //! Asserts nothing about time; it checks exit codes and record counts (after printing).
 
@@ -137,6 +140,7 @@ struct Options {
     secrets: usize,
     sts_rate: Option<(f64, f64)>,
     concurrency: Option<String>,
+    formats: Vec<String>,
     /// An audit whose peak RSS passes this is killed, before it takes the machine with it.
     max_rss_kib: u64,
 }
@@ -161,7 +165,10 @@ struct AuditRun {
     status: ExitStatus,
     /// Killed for passing [`Options::max_rss_kib`].
     killed: bool,
+    /// JSON records, or the HTML report's finding rows, or Markdown lines.
     records: usize,
+    /// What the audit wrote to standard output.
+    bytes: usize,
     stderr: String,
     counts: BTreeMap<String, usize>,
     total: usize,
@@ -172,7 +179,7 @@ struct AuditRun {
 /// Runs the audit to its end: its records are counted as they stream (not kept), its peak RSS
 /// read from `/proc` every 10 ms while it runs (the high-water mark only grows; what it gains
 /// in its last 10 ms is missed).
-fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
+fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -> AuditRun {
     standin.reset_counts();
     let mut command = Command::new(binary);
     command.args([
@@ -182,7 +189,7 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
         "--assume-role-name",
         ROLE,
         "--format",
-        "json",
+        format,
     ]);
     if let Some(n) = &options.concurrency {
         command.args(["--concurrency", n]);
@@ -197,12 +204,19 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
     let stdout = child.stdout.take().unwrap();
+    let html = format == "html";
     let records = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .split(b'\n')
-            .map_while(Result::ok)
-            .filter(|line| !line.is_empty())
-            .count()
+        let (mut records, mut bytes) = (0, 0);
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            bytes += line.len() + 1;
+            let counted = if html {
+                line.starts_with(b"<tr data-account=")
+            } else {
+                !line.is_empty()
+            };
+            records += usize::from(counted);
+        }
+        (records, bytes)
     });
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
@@ -226,12 +240,14 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options) -> AuditRun {
         std::thread::sleep(Duration::from_millis(10));
     };
     let wall = started.elapsed();
+    let (records, bytes) = records.join().unwrap();
     AuditRun {
         wall,
         peak_rss_kib,
         status,
         killed,
-        records: records.join().unwrap(),
+        records,
+        bytes,
         stderr: stderr.join().unwrap(),
         counts: standin.counts(),
         total: standin.total(),
@@ -295,19 +311,36 @@ fn audit_section(
     let floor = audit_floor(members, secrets);
     let floor_total: usize = floor.values().sum();
     let mut runs = Vec::new();
-    for (label, binary) in cmkguards {
-        let run = audit(binary, &standin, options);
-        // Secret 0 of each account-region is on the default key: a finding (exit 1).
+    for (format, (label, binary)) in options
+        .formats
+        .iter()
+        .flat_map(|f| cmkguards.iter().map(move |b| (f, b)))
+    {
+        let run = audit(binary, &standin, options, format);
+        let label = if options.formats.len() > 1 {
+            format!("{label} --format {format}")
+        } else {
+            label.clone()
+        };
+        // Secret 0 of each account-region is on the default key: a finding (exit 1), and the
+        // HTML report's one row there.
         let expected_exit = if secrets > 0 { 1 } else { 0 };
+        let expected_records = match format.as_str() {
+            "json" => Some(expected_records),
+            "html" => Some(accounts * REGIONS.len() * usize::from(secrets > 0)),
+            _ => None,
+        };
         if run.killed {
             failures.push(format!(
                 "audit `{label}` at {members} accounts: killed after {} s, its peak RSS over {} MiB (`ORG_MAX_RSS_MIB`)",
                 secs(run.wall),
                 mib(options.max_rss_kib)
             ));
-        } else if run.status.code() != Some(expected_exit) || run.records != expected_records {
+        } else if run.status.code() != Some(expected_exit)
+            || expected_records.is_some_and(|n| run.records != n)
+        {
             failures.push(format!(
-                "audit `{label}` at {members} accounts: {} and {} records (expected exit {expected_exit} and {expected_records}); stderr:\n{}",
+                "audit `{label}` at {members} accounts: {} and {} records (expected exit {expected_exit} and {expected_records:?}); stderr:\n{}",
                 run.status,
                 run.records,
                 tail(&run.stderr)
@@ -331,6 +364,7 @@ fn audit_section(
                 },
                 mib(run.peak_rss_kib),
                 run.records.to_string(),
+                format!("{:.1}", run.bytes as f64 / 1024.0),
                 match (run.killed, run.status.code()) {
                     (true, _) => "killed (RSS)".to_owned(),
                     (false, Some(code)) => code.to_string(),
@@ -351,6 +385,7 @@ fn audit_section(
             "wall/critical",
             "peak RSS MiB",
             "records",
+            "output KiB",
             "exit",
             "requests",
             "/floor",
@@ -581,6 +616,14 @@ fn main() {
         secrets: number("ORG_SECRETS", 3),
         sts_rate,
         concurrency: var("ORG_CONCURRENCY"),
+        formats: var("ORG_FORMATS")
+            .unwrap_or_else(|| "json".into())
+            .split(',')
+            .map(|f| match f.trim() {
+                f @ ("json" | "html" | "markdown") => f.to_owned(),
+                other => panic!("`ORG_FORMATS`: `{other}` is not json, html or markdown"),
+            })
+            .collect(),
         max_rss_kib: var("ORG_MAX_RSS_MIB").map_or_else(default_max_rss_kib, |v| {
             v.trim()
                 .parse::<u64>()
