@@ -7,24 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a demo: fail loudly, print freely
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use cmkguard_testkit::Moto;
 use cmkguard_testkit::world::{SecretSpec, SecretState};
+use cmkguard_testkit::{Moto, sibling_binary};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
-
-fn cmkguard_binary() -> PathBuf {
-    // target/<profile>/examples/demo -> target/<profile>/cmkguard
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|p| p.parent())
-        .unwrap()
-        .join("cmkguard")
-}
 
 fn key_label(state: &SecretState, designated: &str) -> String {
     match state.kms_key_id.as_deref() {
@@ -36,7 +26,7 @@ fn key_label(state: &SecretState, designated: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    let binary = cmkguard_binary();
+    let binary = sibling_binary("cmkguard");
     assert!(
         binary.exists(),
         "build the CLI first: cargo build -p cmkguard-cli (looked for {})",

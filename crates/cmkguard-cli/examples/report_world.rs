@@ -10,11 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a test tool: fail loudly
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use cmkguard_testkit::world::SecretSpec;
-use cmkguard_testkit::{DEFAULT_ACCOUNT, Moto};
+use cmkguard_testkit::{DEFAULT_ACCOUNT, Moto, sibling_binary};
 use serde_json::{Value, json};
 
 const MEMBER: &str = "111122223333";
@@ -136,17 +136,8 @@ fn demo_world() -> Vec<Made> {
     world
 }
 
-fn cmkguard_binary() -> PathBuf {
-    // target/<profile>/examples/report_world -> target/<profile>/cmkguard
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|p| p.parent())
-        .unwrap()
-        .join("cmkguard")
-}
-
 fn audit(moto: &Moto, accounts: &str, regions: &[&str], format: &str) -> Vec<u8> {
-    let mut command = Command::new(cmkguard_binary());
+    let mut command = Command::new(sibling_binary("cmkguard"));
     command
         .args(["audit", "--accounts", accounts, "--assume-role-name", ROLE])
         .args(["--format", format])
@@ -175,7 +166,7 @@ async fn main() {
     let dir = Path::new(dir);
     std::fs::create_dir_all(dir).unwrap();
     assert!(
-        cmkguard_binary().exists(),
+        sibling_binary("cmkguard").exists(),
         "build the CLI first: cargo build -p cmkguard-cli"
     );
 

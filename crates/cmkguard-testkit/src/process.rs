@@ -75,6 +75,16 @@ impl Drop for Process {
 
 /// Runs `command` to its end with `input` on its standard input; its output is captured. A child
 /// that stops reading early (unreadable input) may close its standard input first: not an error.
+/// A binary of this workspace built next to the running example: `target/<profile>/examples/x`
+/// -> `target/<profile>/NAME` (built by `cargo build --bins --examples`, as the recipes do).
+pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the running program's path");
+    exe.parent()
+        .and_then(|examples| examples.parent())
+        .expect("an example runs from target/<profile>/examples")
+        .join(name)
+}
+
 pub fn run_with_input(command: &mut Command, input: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut child = command
