@@ -69,7 +69,9 @@ fuzz seconds="300":
 test-browser: venv chromium browser-deps
     cargo build --quiet -p cmkguard-cli --bins --examples
     cargo run --quiet -p cmkguard-cli --example report_world -- browser '{{target_dir}}/browser'
+    cargo run --quiet -p cmkguard-cli --example report_world -- big '{{target_dir}}/browser-big'
     cd tests/browser && REPORT_DIR='{{target_dir}}/browser' CHROMIUM='{{chromium}}' node --test report.test.mjs
+    cd tests/browser && REPORT_DIR='{{target_dir}}/browser-big' CHROMIUM='{{chromium}}' node --test paging.test.mjs
 
 # The README's picture (docs/report.png): a demo organization's report rendered by the same browser.
 report-screenshot: venv chromium browser-deps
@@ -162,3 +164,11 @@ bench-securityhub sizes="10000": venv
 bench-org:
     cargo build --release --quiet -p cmkguard-cli -p cmkguard-lambda --bins
     cargo bench --quiet -p cmkguard-lambda --bench org
+
+# The organization's HTML report (1,000 accounts x 17 regions, one finding per account-region) in
+# headless Chromium, as a person uses it: open, filter by an account, clear, sort; against the
+# golden report in the same run (tests/browser/scale.mjs).
+bench-report: chromium browser-deps
+    cargo build --release --quiet -p cmkguard-cli --bins
+    ORG_SECTIONS=audit ORG_ACCOUNTS=1000 ORG_FORMATS=html ORG_REPORT_DIR='{{target_dir}}/bench-report' cargo bench --quiet -p cmkguard-lambda --bench org
+    cd tests/browser && REPORT='{{target_dir}}/bench-report/report.html' BASELINE='{{root}}/testdata/audit/audit.html' CHROMIUM='{{chromium}}' node scale.mjs

@@ -6,6 +6,8 @@
 //! - `browser`: the world of `tests/audit.rs` (two accounts, two regions, a mix of keys, exempt
 //!   and managed secrets) and secrets whose names and tags are HTML and script.
 //! - `demo`: three accounts and three regions with a mix of findings, for the README's screenshot.
+//! - `big`: more findings than the report lists at a time (`PAGE` in `src/report/html.rs`), in
+//!   one account-region, for "Show more".
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a test tool: fail loudly
 
@@ -136,6 +138,29 @@ fn demo_world() -> Vec<Made> {
     world
 }
 
+/// 520 secrets on the default key (MEDIUM) and, listed last, 3 on a disabled key (HIGH).
+fn big_world() -> Vec<Made> {
+    let mut world: Vec<Made> = (0..520)
+        .map(|i| {
+            made(
+                DEFAULT_ACCOUNT,
+                "us-east-1",
+                &format!("bulk/{i:04}"),
+                "default",
+            )
+        })
+        .collect();
+    for i in 0..3 {
+        world.push(made(
+            DEFAULT_ACCOUNT,
+            "us-east-1",
+            &format!("zz-disabled/{i}"),
+            "cmk-disabled",
+        ));
+    }
+    world
+}
+
 fn audit(moto: &Moto, accounts: &str, regions: &[&str], format: &str) -> Vec<u8> {
     let mut command = Command::new(sibling_binary("cmkguard"));
     command
@@ -161,7 +186,8 @@ async fn main() {
     let (world, dir) = match args.as_slice() {
         [mode, dir] if mode == "browser" => (browser_world(), dir),
         [mode, dir] if mode == "demo" => (demo_world(), dir),
-        _ => panic!("usage: report_world browser|demo DIR"),
+        [mode, dir] if mode == "big" => (big_world(), dir),
+        _ => panic!("usage: report_world browser|demo|big DIR"),
     };
     let dir = Path::new(dir);
     std::fs::create_dir_all(dir).unwrap();

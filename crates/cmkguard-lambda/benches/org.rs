@@ -20,13 +20,15 @@
 //! `--format`s, comma list of `json`, `html`, `markdown`; default `json`). With `html`, the rows
 //! counted are the report's finding rows (one per account-region: secret 0 is on the default
 //! key), so raising `ORG_SECRETS` adds compliant secrets only, which the report counts, not keeps.
+//! `ORG_REPORT_DIR`: where the last HTML report is written (`report.html`), for
+//! `just bench-report`, which opens it in the browser.
 //!
 //! Asserts nothing about time; it checks exit codes and record counts (after printing).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a benchmark: fail loudly, print freely
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -141,6 +143,7 @@ struct Options {
     sts_rate: Option<(f64, f64)>,
     concurrency: Option<String>,
     formats: Vec<String>,
+    report_dir: Option<PathBuf>,
     /// An audit whose peak RSS passes this is killed, before it takes the machine with it.
     max_rss_kib: u64,
 }
@@ -205,10 +208,19 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
         .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
     let stdout = child.stdout.take().unwrap();
     let html = format == "html";
+    let mut copy = options.report_dir.as_ref().filter(|_| html).map(|dir| {
+        std::fs::create_dir_all(dir).unwrap();
+        std::io::BufWriter::new(std::fs::File::create(dir.join("report.html")).unwrap())
+    });
     let records = std::thread::spawn(move || {
         let (mut records, mut bytes) = (0, 0);
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             bytes += line.len() + 1;
+            if let Some(copy) = &mut copy {
+                copy.write_all(&line)
+                    .and_then(|()| copy.write_all(b"\n"))
+                    .unwrap();
+            }
             let counted = if html {
                 line.starts_with(b"<tr data-account=")
             } else {
@@ -624,6 +636,7 @@ fn main() {
                 other => panic!("`ORG_FORMATS`: `{other}` is not json, html or markdown"),
             })
             .collect(),
+        report_dir: var("ORG_REPORT_DIR").map(PathBuf::from),
         max_rss_kib: var("ORG_MAX_RSS_MIB").map_or_else(default_max_rss_kib, |v| {
             v.trim()
                 .parse::<u64>()
