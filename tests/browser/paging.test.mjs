@@ -1,7 +1,7 @@
 // An HTML report with more findings than it lists at a time (`cargo run --example report_world --
 // big DIR`: 520 MEDIUM findings, then 3 HIGH) in headless Chromium: the first page is listed and
-// the count says so, "Show more" lists the rest, a filter lists all its matches, and a sort lists
-// the first of the new order. REPORT_DIR is that DIR; run by `just test-browser`.
+// the count says so, "Show more" lists the rest, a filter lists all its matches, printing lists
+// every match, and a sort lists the first of the new order. REPORT_DIR is that DIR; run by `just test-browser`.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,6 +72,20 @@ test('a filter lists every match, and clearing it lists one page again', async (
   assert.ok(rows.every((s) => s === 'HIGH'));
   assert.ok(!(await page.isVisible('#show-more')));
   await page.click('#filter-clear');
+  assert.equal((await listed()).length, pageSize);
+});
+
+test('printing lists every matching row, and the screen is one page again after', async () => {
+  // Chromium prints to PDF as to paper (beforeprint, then afterprint); a listener added after
+  // the report's own counts the rows listed when the page is printed.
+  await page.evaluate(() => {
+    window.addEventListener('beforeprint', () => {
+      window.printedRows = document.querySelectorAll('#findings tbody tr:not([hidden])').length;
+    });
+  });
+  const pdf = await page.pdf();
+  assert.ok(pdf.length > 0);
+  assert.equal(await page.evaluate(() => window.printedRows), expected.findings.length);
   assert.equal((await listed()).length, pageSize);
 });
 

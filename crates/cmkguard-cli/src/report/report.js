@@ -49,6 +49,17 @@
     limit += page;
     apply();
   });
+  // A printed report (or a PDF of it) has every row that matches the filters, not one page.
+  let onScreen = limit;
+  window.addEventListener('beforeprint', () => {
+    onScreen = limit;
+    limit = Infinity;
+    apply();
+  });
+  window.addEventListener('afterprint', () => {
+    limit = onScreen;
+    apply();
+  });
 
   const headers = Array.from(table.tHead.rows[0].cells);
   const collator = new Intl.Collator(undefined, { numeric: true });
