@@ -5,40 +5,30 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const dir = resolve(process.env.REPORT_DIR ?? '');
 const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
 const url = pathToFileURL(join(dir, 'report.html')).href;
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-let context;
+let browser;
 let page;
-let profile;
 let pageSize;
 const problems = [];
 
 before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'cmkguard-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: FLAGS,
-  });
-  page = await context.newPage();
+  browser = await launch();
+  page = await browser.context.newPage();
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   await page.goto(url, { waitUntil: 'load' });
   pageSize = Number(await page.getAttribute('#findings', 'data-page'));
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 const listed = () =>

@@ -8,43 +8,24 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const dir = resolve(process.env.REPORT_DIR ?? '');
 const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
 const url = pathToFileURL(join(dir, 'report.html')).href;
 
-// The flags this machine's closed network needs (no background connections), and a fresh
-// profile (launchPersistentContext takes the user data dir itself).
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-let context;
+let browser;
 let page;
-let profile;
 const problems = [];
 const requests = [];
 const dialogs = [];
 
 before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'cmkguard-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: FLAGS,
-  });
-  page = await context.newPage();
+  browser = await launch();
+  page = await browser.context.newPage();
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
@@ -58,8 +39,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 const visibleRows = () =>

@@ -7,14 +7,10 @@
 // Usage: REPORT=path/to/report.html BASELINE=testdata/audit/audit.html node scale.mjs
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+import { launch } from './chromium.mjs';
 
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 const now = () => process.hrtime.bigint();
@@ -65,13 +61,8 @@ async function measure(context, file) {
 const report = process.env.REPORT;
 const baseline = process.env.BASELINE;
 if (!report || !baseline) throw new Error('set REPORT and BASELINE');
-const profile = mkdtempSync(join(tmpdir(), 'cmkguard-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: FLAGS,
-  viewport: { width: 1440, height: 1100 },
-});
+const browser = await launch({ viewport: { width: 1440, height: 1100 } });
+const { context } = browser;
 try {
   const base = await measure(context, baseline);
   const big = await measure(context, report);
@@ -89,6 +80,5 @@ try {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   for (const r of rows) console.log('  ' + r.map((c, i) => String(c).padEnd(widths[i])).join('  '));
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }

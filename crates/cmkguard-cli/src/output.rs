@@ -7,6 +7,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 use cmkguard_core::act::WOULD_FAIL;
+use cmkguard_core::arn::secret_name;
 use cmkguard_core::{Outcome, Record, Verdict};
 
 use crate::report::{Kind, Report};
@@ -336,19 +337,6 @@ fn actions(record: &Record) -> String {
     }
 }
 
-/// The secret's name from its ARN, without the 6 random characters AWS appends.
-pub(crate) fn secret_name(arn: &str) -> String {
-    let name = arn.split_once(":secret:").map_or(arn, |(_, name)| name);
-    match name.rsplit_once('-') {
-        Some((base, suffix))
-            if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            base.to_owned()
-        }
-        _ => name.to_owned(),
-    }
-}
-
 /// Left-aligned columns two spaces apart, without borders or wrapping; no trailing spaces.
 /// Left-aligned columns two spaces apart under `header`, no borders, lines without trailing spaces.
 pub fn write_columns<S: AsRef<str>>(
@@ -435,15 +423,6 @@ impl InOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_lose_the_random_suffix() {
-        assert_eq!(
-            secret_name("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf"),
-            "app/db"
-        );
-        assert_eq!(secret_name("arn:aws:x:secret:plain"), "plain");
-    }
 
     fn record(arn: &str) -> Record {
         Record {

@@ -9,10 +9,11 @@ mod markdown;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use cmkguard_core::arn::secret_name;
 use cmkguard_core::finding::Severity;
 use cmkguard_core::{Reason, Record, Verdict};
 
-use crate::output::{Tally, is_finding, secret_name};
+use crate::output::{Tally, is_finding};
 
 /// Which document [`Report::finish`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,7 +94,11 @@ pub fn is_region(s: &str) -> bool {
 pub fn secret_name(secret_arn: &str) -> String {
     let name = secret_arn.rsplit(":secret:").next().unwrap_or(secret_arn);
     match name.rsplit_once('-') {
-        Some((base, suffix)) if suffix.len() == 6 => base.to_owned(),
+        Some((base, suffix))
+            if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            base.to_owned()
+        }
         _ => name.to_owned(),
     }
 }
@@ -146,6 +150,7 @@ mod tests {
             secret_name("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db"),
             "app/db"
         );
+        assert_eq!(secret_name("arn:aws:x:secret:plain"), "plain");
     }
 
     #[test]

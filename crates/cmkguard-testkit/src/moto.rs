@@ -498,10 +498,9 @@ pub(crate) async fn local_sdk_config(
 mod tests {
     use super::*;
 
-    /// Slow (a real `pip install`, about a minute) and needs PyPI: run by hand with
-    /// `cargo test -p cmkguard-testkit -- --ignored installs_once`.
+    /// A real `pip install` from PyPI into a temporary venv (about a minute, alongside the
+    /// other tests), as `just test` does on a fresh machine.
     #[test]
-    #[ignore = "installs moto from PyPI into a temp venv"]
     fn installs_once_when_several_ask_at_the_same_time() {
         let dir = fresh_temp_dir();
         let venv = dir.join(".venv");

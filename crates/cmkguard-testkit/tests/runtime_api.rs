@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cmkguard_testkit::{DEFAULT_FUNCTION_ARN, Outcome, RuntimeApi, http};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -180,9 +180,6 @@ fn dropping_the_emulator_ends_a_waiting_next() {
     assert!(result.is_err(), "a waiting next got an answer: {result:?}");
 }
 
-/// Set in the environment of the function process that the round-trip test starts.
-const CHILD_FLAG: &str = "CMKGUARD_TESTKIT_ECHO_FUNCTION";
-
 #[test]
 fn lambda_runtime_client_round_trip() {
     let api = RuntimeApi::start(vec![
@@ -190,17 +187,10 @@ fn lambda_runtime_client_round_trip() {
         json!({"fail": "on purpose"}),
         json!({"n": 3, "padding": "x".repeat(100_000)}),
     ]);
-    // The function is this test binary again, running only `echo_function` (the `lambda_runtime`
-    // crate takes its endpoint from the environment, which a test may not set on itself).
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "echo_function",
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-        ])
+    // The function is a process of its own (src/bin/echo-function.rs): the `lambda_runtime`
+    // crate takes its endpoint from the environment, which a test may not set on itself.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_echo-function"))
         .envs(api.env())
-        .env(CHILD_FLAG, "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -245,27 +235,4 @@ fn lambda_runtime_client_round_trip() {
                 .any(|gone| stderr.contains(gone)),
         "the function fails once the Runtime API is gone: {stderr}"
     );
-}
-
-#[test]
-#[ignore = "the function process of `lambda_runtime_client_round_trip`"]
-fn echo_function() {
-    if std::env::var_os(CHILD_FLAG).is_none() {
-        return;
-    }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let result = runtime.block_on(lambda_runtime::run(lambda_runtime::service_fn(
-        |event: lambda_runtime::LambdaEvent<Value>| async move {
-            if let Some(message) = event.payload["fail"].as_str() {
-                return Err(lambda_runtime::Error::from(message.to_owned()));
-            }
-            Ok(json!({
-                "echo": event.payload,
-                "request_id": event.context.request_id,
-                "function_arn": event.context.invoked_function_arn,
-                "deadline_ms": event.context.deadline,
-            }))
-        },
-    )));
-    assert!(result.is_ok(), "{result:?}");
 }
