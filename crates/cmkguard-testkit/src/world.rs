@@ -300,6 +300,11 @@ impl Moto {
     }
 
     /// The secret's key, tags and the values of its AWSCURRENT and AWSPREVIOUS versions.
+    ///
+    /// The harness reads the values (in moto, with the canary values it wrote) to prove that a
+    /// re-encryption left them unchanged; the guard never does (`GetSecretValue` is in no product
+    /// crate and no template: `crates/cmkguard-cli/tests/secrets_stay_secret.rs`,
+    /// `cloudformation/tests`).
     pub async fn secret_state(&self, account: &str, region: &str, arn: &str) -> SecretState {
         let client = self.secrets_client(account, region).await;
         let described = client
