@@ -9,10 +9,10 @@ use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_types::region::Region;
 use cmkguard_core::bounded::Bounded;
-use cmkguard_core::facts::{KeyFacts, KeyState, Replica, SecretFacts};
+use cmkguard_core::facts::{KeyFacts, KeyState, Replica, SecretFacts, SecretVersion};
 use cmkguard_core::ports::{
-    AwsResult, DescribeKey, DescribeSecret, ListSecrets, Publish, ReencryptSecret, ResolveAlias,
-    SecretPage, TagSecret,
+    AwsResult, DescribeKey, DescribeSecret, ListSecretVersions, ListSecrets, Publish,
+    ReencryptSecret, ResolveAlias, RotateSecret, SecretPage, TagSecret,
 };
 use cmkguard_core::{AwsError, Notification, Scope};
 
@@ -230,7 +230,8 @@ impl AwsPorts {
                 .collect(),
             ..SecretFacts::default()
         };
-        facts.set_custom_label_versions(
+        facts.rotation_enabled = out.rotation_enabled() == Some(true);
+        facts.set_version_stages(
             out.version_ids_to_stages()
                 .into_iter()
                 .flatten()
@@ -271,7 +272,8 @@ impl AwsPorts {
                         .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
                     ..SecretFacts::default()
                 };
-                facts.set_custom_label_versions(
+                facts.rotation_enabled = s.rotation_enabled() == Some(true);
+                facts.set_version_stages(
                     s.secret_versions_to_stages()
                         .into_iter()
                         .flatten()
@@ -334,6 +336,56 @@ impl AwsPorts {
             .update_secret()
             .secret_id(arn)
             .kms_key_id(key_arn)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// One try of the `ListSecretVersions` port, one page (see [`crate::retry`]).
+impl AwsPorts {
+    async fn list_secret_versions_once(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        next_token: Option<String>,
+    ) -> AwsResult<(Vec<SecretVersion>, Option<String>)> {
+        let clients = self.clients(scope).await?;
+        let out = clients
+            .secrets
+            .list_secret_version_ids()
+            .secret_id(arn)
+            .max_results(100)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(classify)?;
+        let versions = out
+            .versions()
+            .iter()
+            .filter_map(|v| {
+                Some(SecretVersion {
+                    id: v.version_id()?.to_owned(),
+                    stages: v.version_stages().to_vec(),
+                    kms_key_ids: v.kms_key_ids().to_vec(),
+                })
+            })
+            .collect();
+        Ok((versions, out.next_token().map(str::to_owned)))
+    }
+}
+
+/// One try of the `RotateSecret` port (see [`crate::retry`]).
+impl AwsPorts {
+    async fn rotate_secret_once(&self, scope: &Scope, arn: &str) -> AwsResult<()> {
+        let clients = self.clients(scope).await?;
+        // Only the id: the secret's own rotation function and schedule, now (AWS's default
+        // `RotateImmediately`). No value is read or written.
+        clients
+            .secrets
+            .rotate_secret()
+            .secret_id(arn)
             .send()
             .await
             .map_err(classify)?;
@@ -459,6 +511,36 @@ impl ReencryptSecret for AwsPorts {
         self.retry
             .run(|| self.set_secret_key_once(scope, arn, key_arn))
             .await
+    }
+}
+
+impl ListSecretVersions for AwsPorts {
+    async fn list_secret_versions(
+        &self,
+        scope: &Scope,
+        arn: &str,
+    ) -> AwsResult<Vec<SecretVersion>> {
+        let mut versions = Vec::new();
+        let mut next_token = None;
+        loop {
+            let (page, next) = self
+                .retry
+                .run(|| self.list_secret_versions_once(scope, arn, next_token.clone()))
+                .await?;
+            versions.extend(page);
+            match next {
+                Some(token) => next_token = Some(token),
+                None => return Ok(versions),
+            }
+        }
+    }
+}
+
+impl RotateSecret for AwsPorts {
+    async fn rotate_secret(&self, scope: &Scope, arn: &str) -> AwsResult<()> {
+        // A rotation asked twice is refused while one is under way: a transient failure is
+        // retried like any call, and the engine asks at most once per move.
+        self.retry.run(|| self.rotate_secret_once(scope, arn)).await
     }
 }
 

@@ -29,7 +29,7 @@ pub struct Cli {
 /// Flags that override the `CMKGUARD_*` environment variables.
 #[derive(Debug, Args, Default)]
 pub struct Overrides {
-    /// Comma list of `tag`, `notify`, `remediate`, or `none` [env: CMKGUARD_ACTIONS]
+    /// Comma list of `tag`, `notify`, `remediate`, `rotate`, `securityhub`, or `none` [env: CMKGUARD_ACTIONS]
     #[arg(long, global = true)]
     pub actions: Option<String>,
     /// Account ids (or `*`) where `remediate` may run [env: CMKGUARD_REMEDIATE_ACCOUNTS]
@@ -53,6 +53,10 @@ pub struct Overrides {
     /// Role assumed in a secret's account when it is not the caller's [env: CMKGUARD_ASSUME_ROLE_NAME]
     #[arg(long, global = true)]
     pub assume_role_name: Option<String>,
+    /// Read each version's keys (`ListSecretVersionIds`) of secrets on a customer managed key,
+    /// to find moves made by others [env: CMKGUARD_CHECK_VERSIONS]
+    #[arg(long, global = true)]
+    pub check_versions: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +88,7 @@ impl Overrides {
             config::SNS_TOPIC_ARN => self.sns_topic_arn.clone(),
             config::DRY_RUN => self.dry_run.then(|| "true".to_owned()),
             config::ASSUME_ROLE_NAME => self.assume_role_name.clone(),
+            config::CHECK_VERSIONS => self.check_versions.then(|| "true".to_owned()),
             _ => None,
         }
     }

@@ -184,6 +184,11 @@ pub fn advice(reason: Reason) -> &'static str {
             "Fix the replica's key (the detail names it), or replicate the secret again on a \
              usable customer managed key."
         }
+        Reason::PreviousKeyDecrypts => {
+            "Rotate the secret (`RotateSecret`), or write a new value: until a new version is \
+             current, AWS keeps the current one readable through the previous key too. The \
+             same value written again is a new version, not a new secret."
+        }
         Reason::CustomerManagedKey | Reason::CrossAccountKey => {
             "Nothing: the secret is on a customer managed key."
         }

@@ -10,17 +10,10 @@ use crate::ports::{AwsError, Notification, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
 
-pub const STATUS_TAG: &str = "cmkguard:status";
-pub const REASON_TAG: &str = "cmkguard:reason";
-pub const NON_COMPLIANT: &str = "non-compliant";
-pub const REMEDIATED: &str = "remediated";
-/// Written before a re-encryption, with [`PREVIOUS_KEY_TAG`]; replaced by [`REMEDIATED`] once the
-/// re-encryption is done and reported.
-pub const REMEDIATING: &str = "remediating";
-/// The key a secret was on before the guard re-encrypted it (kept as history).
-pub const PREVIOUS_KEY_TAG: &str = "cmkguard:previous-key";
-/// [`PREVIOUS_KEY_TAG`]'s value for a secret on the AWS managed default key.
-pub const DEFAULT_KEY: &str = "aws/secretsmanager";
+pub use crate::tags::{
+    DEFAULT_KEY, MOVED_VERSION_TAG, NON_COMPLIANT, PREVIOUS_KEY_TAG, REASON_TAG, REMEDIATED,
+    REMEDIATING, ROTATION_REQUESTED_TAG, STATUS_TAG,
+};
 
 /// How a dry run's action detail starts when the action could not be carried out.
 pub const WOULD_FAIL: &str = "would fail: ";
@@ -32,33 +25,80 @@ pub const IMPORT_BATCH: usize = 100;
 struct Mark<'f> {
     status: Option<&'f str>,
     reason: Option<&'f str>,
+    /// `cmkguard:moved-version`: the version a re-encryption left readable through the previous key.
+    moved_version: Option<&'f str>,
 }
 
 impl<'f> Mark<'f> {
     fn of(facts: &'f SecretFacts) -> Self {
+        let tag = |name: &str| facts.tags.get(name).map(String::as_str);
         Mark {
-            status: facts.tags.get(STATUS_TAG).map(String::as_str),
-            reason: facts.tags.get(REASON_TAG).map(String::as_str),
+            status: tag(STATUS_TAG),
+            reason: tag(REASON_TAG),
+            moved_version: tag(MOVED_VERSION_TAG),
         }
     }
 
     /// The status a flagged record's mark should have.
-    fn wanted(remediated: bool) -> &'static str {
-        if remediated {
+    fn wanted(moved: Option<&Moved>) -> &'static str {
+        if moved.is_some() {
             REMEDIATED
         } else {
             NON_COMPLIANT
         }
     }
 
-    /// The mark already reports this flagged record's finding.
-    fn reports(&self, record: &Record, remediated: bool) -> bool {
-        self.status == Some(Mark::wanted(remediated)) && self.reason == Some(record.reason.as_str())
+    /// The guard moved this secret (this release or an earlier one): what is left of the move
+    /// (`previous-key-decrypts`) was said by the move's own notification, or is said once when
+    /// an earlier release's move is adopted.
+    fn is_guard_move(&self, record: &Record, moved: Option<&Moved>) -> bool {
+        moved.is_none()
+            && record.reason == Reason::PreviousKeyDecrypts
+            && self.status == Some(REMEDIATED)
     }
 
-    /// A finding is open on the secret (reported, or a re-encryption under way).
+    /// The mark already reports this flagged record's finding.
+    fn reports(&self, record: &Record, moved: Option<&Moved>) -> bool {
+        if self.is_guard_move(record, moved) {
+            return self.moved_version.is_some();
+        }
+        self.status == Some(Mark::wanted(moved))
+            && self.reason == Some(record.reason.as_str())
+            && moved.is_none_or(|m| m.version.as_deref() == self.moved_version)
+    }
+
+    /// A move by the guard waits for a new version (`cmkguard:moved-version` is set).
+    fn move_open(&self) -> bool {
+        self.status == Some(REMEDIATED) && self.moved_version.is_some()
+    }
+
+    /// A finding is open on the secret (reported, a re-encryption under way, or a move that
+    /// waits for a new version).
     fn is_open(&self) -> bool {
-        matches!(self.status, Some(NON_COMPLIANT | REMEDIATING))
+        matches!(self.status, Some(NON_COMPLIANT | REMEDIATING)) || self.move_open()
+    }
+}
+
+/// A re-encryption this delivery made or finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// The version labelled `AWSCURRENT` at the move: readable through the previous key too
+    /// until another version is current.
+    pub(crate) version: Option<String>,
+}
+
+/// What [`Actor::remediate`] did, and the version it moved when it re-encrypted.
+pub(crate) struct Remediation {
+    action: ActionRecord,
+    moved_version: Option<String>,
+}
+
+impl Remediation {
+    fn of(action: ActionRecord) -> Result<Self, AwsError> {
+        Ok(Remediation {
+            action,
+            moved_version: None,
+        })
     }
 }
 
@@ -89,9 +129,9 @@ impl<P: Ports> Actor<'_, P> {
         scope: &Scope,
         facts: &SecretFacts,
         record: &mut Record,
-    ) -> Result<bool, Unfinished> {
+    ) -> Result<Option<Moved>, Unfinished> {
         let mark = Mark::of(facts);
-        let mut remediated = false;
+        let mut moved = None;
 
         if mark.status == Some(REMEDIATING) && record.verdict == Verdict::Compliant {
             match self.designated_key(scope).await {
@@ -111,11 +151,13 @@ impl<P: Ports> Actor<'_, P> {
                             target.arn
                         ),
                     ));
-                    remediated = true;
+                    moved = Some(Moved {
+                        version: facts.current_version.clone(),
+                    });
                 }
                 Ok(_) => {}
                 Err(e @ AwsError::Transient(_)) => {
-                    return finish(record, Action::Remediate, Err(e)).map(|_| false);
+                    return finish(record, Action::Remediate, Err(e)).map(|_| None);
                 }
                 // Without the designated key the intent cannot be confirmed: the secret is
                 // compliant, and the intent mark is removed below.
@@ -124,10 +166,17 @@ impl<P: Ports> Actor<'_, P> {
         }
 
         let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
-        if flagged && !remediated && self.config.acts(Action::Remediate) {
-            let action = self.remediate(scope, facts, record).await;
+        // A move that waits for its new version: re-encrypting again cannot help.
+        let due = flagged && moved.is_none() && record.reason != Reason::PreviousKeyDecrypts;
+        if due && self.config.acts(Action::Remediate) {
+            let (action, version) = match self.remediate(scope, facts, record).await {
+                Ok(done) => (Ok(done.action), done.moved_version),
+                Err(e) => (Err(e), None),
+            };
             let action = finish(record, Action::Remediate, action)?;
-            remediated = action.outcome == Outcome::Done;
+            if action.outcome == Outcome::Done {
+                moved = Some(Moved { version });
+            }
             if matches!(action.outcome, Outcome::Done | Outcome::DryRun)
                 && let Some(note) = facts.custom_label_note()
             {
@@ -138,7 +187,7 @@ impl<P: Ports> Actor<'_, P> {
             }
         }
 
-        Ok(remediated)
+        Ok(moved)
     }
 
     /// The designated key of `scope`'s region (cached like any key's state); `None` without the alias.
@@ -161,9 +210,9 @@ impl<P: Ports> Actor<'_, P> {
         scope: &Scope,
         facts: &SecretFacts,
         record: &Record,
-    ) -> Result<ActionRecord, AwsError> {
+    ) -> Result<Remediation, AwsError> {
         let skipped = |detail: String| {
-            Ok(ActionRecord::new(
+            Remediation::of(ActionRecord::new(
                 Action::Remediate,
                 Outcome::Skipped,
                 detail,
@@ -172,7 +221,7 @@ impl<P: Ports> Actor<'_, P> {
         // `failed` means an attempted write failed: a dry run attempts none, so it says why the
         // re-encryption would not go through instead.
         let failed = |detail: String| {
-            Ok(if self.config.dry_run {
+            Remediation::of(if self.config.dry_run {
                 ActionRecord::new(
                     Action::Remediate,
                     Outcome::DryRun,
@@ -228,7 +277,7 @@ impl<P: Ports> Actor<'_, P> {
             ));
         }
         if self.config.dry_run {
-            return Ok(ActionRecord::new(
+            return Remediation::of(ActionRecord::new(
                 Action::Remediate,
                 Outcome::DryRun,
                 with_note(format!("would re-encrypt with `{}`", target.arn), facts),
@@ -270,15 +319,19 @@ impl<P: Ports> Actor<'_, P> {
         if after.kms_key_id.as_deref() != Some(target.arn.as_str()) {
             return failed(format!(
                 "updated, but the secret reports key `{}` instead of `{}`",
-                after.kms_key_id.as_deref().unwrap_or("aws/secretsmanager"),
+                after.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY),
                 target.arn
             ));
         }
-        Ok(ActionRecord::new(
-            Action::Remediate,
-            Outcome::Done,
-            with_note(format!("re-encrypted with `{}`", target.arn), facts),
-        ))
+        Ok(Remediation {
+            action: ActionRecord::new(
+                Action::Remediate,
+                Outcome::Done,
+                with_note(format!("re-encrypted with `{}`", target.arn), facts),
+            ),
+            // No new version is made by a key change: the current one is what is left behind.
+            moved_version: after.current_version.or_else(|| facts.current_version.clone()),
+        })
     }
 }
 
@@ -291,50 +344,66 @@ impl<P: Ports> Actor<'_, P> {
         scope: &Scope,
         facts: &SecretFacts,
         record: &mut Record,
-        remediated: bool,
+        moved: Option<&Moved>,
     ) -> Result<(), Unfinished> {
         let mark = Mark::of(facts);
         let (status_now, reason_now) = (mark.status, mark.reason);
         let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
         // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
         // finding was reported. Its writes are `tag` actions, or (without `tag`) `notify` or
-        // `securityhub` ones.
+        // `securityhub` ones; a move's own mark (its version) is kept by `remediate` alone too.
         let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
             .into_iter()
-            .find(|a| self.config.acts(*a));
+            .find(|a| self.config.acts(*a))
+            .or_else(|| {
+                let move_mark = moved.is_some() || mark.move_open();
+                (move_mark && self.config.acts(Action::Remediate)).then_some(Action::Remediate)
+            });
         let marks = mark_action.is_some();
         let mark_action = mark_action.unwrap_or(Action::Tag);
-        let wanted_status = Mark::wanted(remediated);
-        let already_reported = mark.reports(record, remediated);
+        let already_reported = mark.reports(record, moved);
 
         let mut marked = already_reported;
         if flagged && marks {
+            let (tags, said) = mark_tags(&mark, record, facts, moved);
             let action = if already_reported {
                 Ok(ActionRecord::new(
                     mark_action,
                     Outcome::Skipped,
-                    format!("already tagged `{STATUS_TAG}={wanted_status}`"),
+                    format!("already tagged {said}"),
                 ))
             } else {
-                let tags = [
-                    (STATUS_TAG.to_owned(), wanted_status.to_owned()),
-                    (REASON_TAG.to_owned(), record.reason.to_string()),
-                ];
-                self.write(
-                    mark_action,
-                    format!("tagged `{STATUS_TAG}={wanted_status}`"),
-                    || self.ports.tag_secret(scope, &facts.arn, &tags),
-                )
+                self.write(mark_action, format!("tagged {said}"), || {
+                    self.ports.tag_secret(scope, &facts.arn, &tags)
+                })
                 .await
             };
             let action = match action {
-                Ok(action) if mark_action != Action::Tag && action.outcome != Outcome::Failed => {
+                Ok(action)
+                    if !matches!(mark_action, Action::Tag | Action::Remediate)
+                        && action.outcome != Outcome::Failed =>
+                {
                     // Without `tag`, `notify`'s (or `securityhub`'s) own action says what was done.
                     action
                 }
                 action => finish(record, mark_action, action)?,
             };
             marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
+        } else if !flagged && marks && mark.move_open() {
+            // A new version is current: the move is finished (`remediated` stays as history).
+            let keys = [
+                MOVED_VERSION_TAG.to_owned(),
+                ROTATION_REQUESTED_TAG.to_owned(),
+            ];
+            let was = mark.moved_version.unwrap_or_default();
+            let action = self
+                .write(
+                    mark_action,
+                    format!("removed `{MOVED_VERSION_TAG}={was}`: a new version is current"),
+                    || self.ports.untag_secret(scope, &facts.arn, &keys),
+                )
+                .await;
+            finish(record, mark_action, action)?;
         } else if !flagged && marks && mark.is_open() {
             // Compliant now: the finding is over (a `remediated` mark stays as history), and an
             // intent that did not come to pass (someone else fixed the secret) is withdrawn.
@@ -351,6 +420,19 @@ impl<P: Ports> Actor<'_, P> {
             finish(record, mark_action, action)?;
         }
 
+        // Before the notification, so that it says what became of the rotation.
+        if let Some(version) = move_to_finish(&mark, record, facts, moved)
+            && self.config.acts(Action::Rotate)
+        {
+            let action = self.rotate(scope, facts, &version).await;
+            if action.is_err() && moved.is_some() {
+                // The retry must finish the move's report (its notification): take the mark back.
+                self.unmark(scope, facts, true, status_now, reason_now)
+                    .await;
+            }
+            finish(record, Action::Rotate, action)?;
+        }
+
         // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
         if flagged && self.config.acts(Action::Notify) {
             let action = match &self.config.sns_topic_arn {
@@ -358,7 +440,8 @@ impl<P: Ports> Actor<'_, P> {
                     Action::Notify,
                     Outcome::Skipped,
                     format!(
-                        "already reported (the secret is marked `{STATUS_TAG}={wanted_status}`)"
+                        "already reported (the secret is marked `{STATUS_TAG}={}`)",
+                        mark.status.unwrap_or_default()
                     ),
                 )),
                 _ if !marked => Ok(ActionRecord::new(
@@ -375,7 +458,7 @@ impl<P: Ports> Actor<'_, P> {
                         .await;
                     if sent.is_err() {
                         // The retry must send it: take the mark back (best effort).
-                        self.unmark(scope, facts, remediated, status_now, reason_now)
+                        self.unmark(scope, facts, moved.is_some(), status_now, reason_now)
                             .await;
                     }
                     sent
@@ -427,6 +510,86 @@ impl<P: Ports> Actor<'_, P> {
     }
 }
 
+// Finishing a move: the secret's own rotation, once.
+impl<P: Ports> Actor<'_, P> {
+    /// `RotateSecret` for the move that left `version` readable through the previous key: only
+    /// in the remediation accounts, only with the secret's own rotation, once per move (the
+    /// request is marked on the secret first), not while a rotation is under way. A transient
+    /// failure takes the request mark back, so the retry asks again.
+    pub(crate) async fn rotate(
+        &self,
+        scope: &Scope,
+        facts: &SecretFacts,
+        version: &str,
+    ) -> Result<ActionRecord, AwsError> {
+        let skipped = |detail: String| Ok(ActionRecord::new(Action::Rotate, Outcome::Skipped, detail));
+        if !self.config.remediate_accounts.contains(&scope.account) {
+            return skipped(format!(
+                "account `{}` is not in `CMKGUARD_REMEDIATE_ACCOUNTS`",
+                scope.account
+            ));
+        }
+        if !facts.rotation_enabled {
+            return skipped(
+                "rotation is not enabled for the secret, and the guard never rotates a secret without its own rotation: its owner must write a new version".into(),
+            );
+        }
+        if facts.tags.get(ROTATION_REQUESTED_TAG).map(String::as_str) == Some(version) {
+            return skipped(format!(
+                "`RotateSecret` was already called for version `{version}` (`{ROTATION_REQUESTED_TAG}`)"
+            ));
+        }
+        if let Some(pending) = &facts.pending_version
+            && facts.current_version.as_ref() != Some(pending)
+        {
+            return skipped(format!(
+                "a rotation is under way (`AWSPENDING` is on version `{pending}`)"
+            ));
+        }
+        if facts.current_version.as_deref() != Some(version) {
+            return skipped(format!("`AWSCURRENT` is no longer version `{version}`"));
+        }
+        if self.config.dry_run {
+            return Ok(ActionRecord::new(
+                Action::Rotate,
+                Outcome::DryRun,
+                "would call `RotateSecret` (the secret's own rotation, now)",
+            ));
+        }
+        let request = [(ROTATION_REQUESTED_TAG.to_owned(), version.to_owned())];
+        match self.ports.tag_secret(scope, &facts.arn, &request).await {
+            Ok(()) => {}
+            Err(e @ AwsError::Transient(_)) => return Err(e),
+            Err(e) => {
+                return Ok(ActionRecord::new(
+                    Action::Rotate,
+                    Outcome::Failed,
+                    format!("not called: cannot mark the request `{ROTATION_REQUESTED_TAG}` first: {e}"),
+                ));
+            }
+        }
+        match self.ports.rotate_secret(scope, &facts.arn).await {
+            Ok(()) => Ok(ActionRecord::new(
+                Action::Rotate,
+                Outcome::Done,
+                format!("called `RotateSecret`: the secret's rotation makes a new version, under the new key alone, in place of version `{version}`"),
+            )),
+            Err(e @ AwsError::Transient(_)) => {
+                let keys = [ROTATION_REQUESTED_TAG.to_owned()];
+                if let Err(untag) = self.ports.untag_secret(scope, &facts.arn, &keys).await {
+                    tracing::warn!(secret_arn = %facts.arn, "could not take back `{ROTATION_REQUESTED_TAG}` after a failed `RotateSecret`; the retry will not rotate: {untag}");
+                }
+                Err(e)
+            }
+            Err(e) => Ok(ActionRecord::new(
+                Action::Rotate,
+                Outcome::Failed,
+                format!("`RotateSecret` refused: {e}; the finding stays until a new version is current"),
+            )),
+        }
+    }
+}
+
 impl<P: Ports> Actor<'_, P> {
     /// Runs a write, or says what it would do in a dry run.
     pub(crate) async fn write<F, Fut>(
@@ -464,18 +627,19 @@ impl<P: Ports> Actor<'_, P> {
         scope: &Scope,
         record: &Record,
         facts: &SecretFacts,
-        remediated: bool,
+        moved: Option<&Moved>,
     ) -> Option<Finding> {
         if !self.config.acts(Action::SecurityHub) {
             return None;
         }
         let mark = Mark::of(facts);
         let change = match record.verdict {
-            Verdict::NonCompliant | Verdict::Managed if mark.reports(record, remediated) => {
+            Verdict::NonCompliant | Verdict::Managed if mark.reports(record, moved) => {
                 return None;
             }
-            Verdict::NonCompliant | Verdict::Managed if remediated => Change::Remediated,
+            Verdict::NonCompliant | Verdict::Managed if moved.is_some() => Change::Remediated,
             Verdict::NonCompliant | Verdict::Managed => Change::Failed,
+            Verdict::Compliant if mark.move_open() => Change::MoveFinished,
             Verdict::Compliant if mark.is_open() => Change::FixedElsewhere,
             Verdict::Exempt if mark.is_open() => Change::Exempt,
             _ => return None,
@@ -552,6 +716,59 @@ impl<P: Ports> Actor<'_, P> {
             }
         }
         out
+    }
+}
+
+/// The tags of a flagged record's mark, and how the action names them: a move's own (status
+/// `remediated` and the version it moved), an earlier release's move adopted (the current
+/// version taken as the moved one), or a finding (`non-compliant` and its reason).
+fn mark_tags(
+    mark: &Mark<'_>,
+    record: &Record,
+    facts: &SecretFacts,
+    moved: Option<&Moved>,
+) -> (Vec<(String, String)>, String) {
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    if mark.is_guard_move(record, moved) {
+        let version = mark
+            .moved_version
+            .or(facts.current_version.as_deref())
+            .unwrap_or_default();
+        return (
+            vec![pair(MOVED_VERSION_TAG, version)],
+            format!("`{MOVED_VERSION_TAG}={version}`"),
+        );
+    }
+    let status = Mark::wanted(moved);
+    let mut tags = vec![
+        pair(STATUS_TAG, status),
+        pair(REASON_TAG, record.reason.as_str()),
+    ];
+    if let Some(version) = moved.and_then(|m| m.version.as_deref()) {
+        tags.push(pair(MOVED_VERSION_TAG, version));
+        return (
+            tags,
+            format!("`{STATUS_TAG}={status}`, `{MOVED_VERSION_TAG}={version}`"),
+        );
+    }
+    (tags, format!("`{STATUS_TAG}={status}`"))
+}
+
+/// The version a move by the guard left readable through the previous key, when the record is
+/// about that move: made by this delivery, or waiting for its new version.
+fn move_to_finish(
+    mark: &Mark<'_>,
+    record: &Record,
+    facts: &SecretFacts,
+    moved: Option<&Moved>,
+) -> Option<String> {
+    match moved {
+        Some(moved) => moved.version.clone(),
+        None if mark.is_guard_move(record, None) => mark
+            .moved_version
+            .map(str::to_owned)
+            .or_else(|| facts.current_version.clone()),
+        None => None,
     }
 }
 

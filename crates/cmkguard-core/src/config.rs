@@ -13,9 +13,10 @@ pub const SNS_TOPIC_ARN: &str = "CMKGUARD_SNS_TOPIC_ARN";
 pub const DRY_RUN: &str = "CMKGUARD_DRY_RUN";
 pub const ASSUME_ROLE_NAME: &str = "CMKGUARD_ASSUME_ROLE_NAME";
 pub const SWEEP_ACCOUNTS: &str = "CMKGUARD_SWEEP_ACCOUNTS";
+pub const CHECK_VERSIONS: &str = "CMKGUARD_CHECK_VERSIONS";
 
 /// Every variable the guard reads, for `--help` texts and tests.
-pub const VARIABLES: [&str; 9] = [
+pub const VARIABLES: [&str; 10] = [
     ACTIONS,
     REMEDIATE_ACCOUNTS,
     KEY_ALIAS,
@@ -25,6 +26,7 @@ pub const VARIABLES: [&str; 9] = [
     DRY_RUN,
     ASSUME_ROLE_NAME,
     SWEEP_ACCOUNTS,
+    CHECK_VERSIONS,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -33,6 +35,8 @@ pub enum Action {
     Tag,
     Notify,
     Remediate,
+    /// After a verified move of a secret with rotation enabled, `RotateSecret` once.
+    Rotate,
     /// Imports the finding into AWS Security Hub.
     SecurityHub,
 }
@@ -43,6 +47,7 @@ impl Action {
             Action::Tag => "tag",
             Action::Notify => "notify",
             Action::Remediate => "remediate",
+            Action::Rotate => "rotate",
             Action::SecurityHub => "securityhub",
         }
     }
@@ -91,6 +96,9 @@ pub struct Config {
     pub dry_run: bool,
     pub assume_role_name: Option<String>,
     pub sweep_accounts: SweepAccounts,
+    /// `CMKGUARD_CHECK_VERSIONS`: read each version's keys (`ListSecretVersionIds`) of the
+    /// secrets on a customer managed key, to find moves made by others.
+    pub check_versions: bool,
 }
 
 impl Default for Config {
@@ -105,6 +113,7 @@ impl Default for Config {
             dry_run: false,
             assume_role_name: None,
             sweep_accounts: SweepAccounts::Own,
+            check_versions: false,
         }
     }
 }
@@ -194,16 +203,10 @@ impl Config {
             config.sns_topic_arn = Some(value);
         }
         if let Some(value) = get(DRY_RUN) {
-            config.dry_run = match value.as_str() {
-                "true" => true,
-                "false" => false,
-                other => {
-                    return Err(invalid(
-                        DRY_RUN,
-                        format!("`{other}` is not `true` or `false`"),
-                    ));
-                }
-            };
+            config.dry_run = parse_bool(DRY_RUN, &value)?;
+        }
+        if let Some(value) = get(CHECK_VERSIONS) {
+            config.check_versions = parse_bool(CHECK_VERSIONS, &value)?;
         }
         if let Some(value) = get(ASSUME_ROLE_NAME) {
             let valid = value.len() <= 64
@@ -255,6 +258,17 @@ impl Config {
     }
 }
 
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(invalid(
+            variable,
+            format!("`{other}` is not `true` or `false`"),
+        )),
+    }
+}
+
 fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
     if value == "none" {
         return Ok(BTreeSet::new());
@@ -265,6 +279,7 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
             "tag" => Action::Tag,
             "notify" => Action::Notify,
             "remediate" => Action::Remediate,
+            "rotate" => Action::Rotate,
             "securityhub" => Action::SecurityHub,
             "none" => {
                 return Err(invalid(
@@ -276,7 +291,7 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
                 return Err(invalid(
                     ACTIONS,
                     format!(
-                        "unknown action `{other}` (expected `tag`, `notify`, `remediate`, `securityhub` or `none`)"
+                        "unknown action `{other}` (expected `tag`, `notify`, `remediate`, `rotate`, `securityhub` or `none`)"
                     ),
                 ));
             }

@@ -50,7 +50,14 @@ pub fn text(record: &Record, config: &Config) -> String {
     out.push_str(&done(record));
 
     let next = if remediated {
-        "Nothing for the key: the guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM).".to_owned()
+        let secret = record
+            .secret_arn
+            .as_deref()
+            .map_or_else(|| "<ARN>".into(), quote);
+        format!(
+            "The guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM). The move is not finished yet. {MOVE_NOT_FINISHED} {}",
+            rotate(&secret)
+        )
     } else {
         to_do(record, &config.key_alias)
     };
@@ -88,6 +95,9 @@ fn what(reason: Reason) -> &'static str {
         Reason::KeyNotAllowed => "its customer managed key is not one of the allowed keys",
         Reason::ReplicaAwsManagedKey => "a replica of it is encrypted with the AWS managed key",
         Reason::ReplicaKeyProblem => "a replica of it has a problem with its KMS key",
+        Reason::PreviousKeyDecrypts => {
+            "it is on a customer managed key, but its current value is still readable through the key it was on before"
+        }
         Reason::CustomerManagedKey => "it is on a customer managed key",
         Reason::CrossAccountKey => "it is on a key in another account",
         Reason::ExemptTag => "it carries the exempt tag",
@@ -124,6 +134,7 @@ fn why(reason: Reason, detail: Option<&str>) -> String {
         Reason::KeyNotAllowed => "The key is customer managed, but not one of the keys the organization allows (CMKGUARD_ALLOWED_KEY_ARNS): a deviation from policy, with the key's own policy deciding who can read the secret.".into(),
         Reason::ReplicaAwsManagedKey => "The replica holds the same value as the secret, and the AWS managed key has no key policy of its own: in the replica's region any principal that IAM allows to read the value can read it.".into(),
         Reason::ReplicaKeyProblem => "The replica holds the same value as the secret; its key has the problem in the details, so the replica may be unreadable or less protected than the secret.".into(),
+        Reason::PreviousKeyDecrypts => MOVE_NOT_FINISHED.into(),
         Reason::CustomerManagedKey | Reason::CrossAccountKey => "Nothing is at stake: the secret is on a customer managed key.".into(),
         Reason::ExemptTag => "Nothing: the secret is exempt from the guard.".into(),
         Reason::SecretNotFound => "Nothing: there is no secret left to protect.".into(),
@@ -139,6 +150,17 @@ fn why(reason: Reason, detail: Option<&str>) -> String {
         | Reason::TransientFailure
         | Reason::AwsError => "The guard could not check the secret, so a problem may go unnoticed.".into(),
     }
+}
+
+/// Why a move is finished only by a new version (AWS keeps the existing versions under the
+/// previous key too).
+const MOVE_NOT_FINISHED: &str = "When a secret's key changes, AWS keeps its existing versions encrypted under the previous key as well, so the current value can still be decrypted through that key (for the AWS managed key: by anyone in the account allowed to read secret values) until a new version is current. Only a value written after the move is under the new key alone.";
+
+/// How to give a moved secret its new version.
+fn rotate(secret: &str) -> String {
+    format!(
+        "Give the secret a new version: rotate it (aws secretsmanager rotate-secret --secret-id {secret}), or, without rotation, write a new value (put-secret-value). Writing the same value again makes a new version, but it is the same secret: whoever read it through the previous key still knows it, so change the credential where you can. The guard sees the new version and closes the finding."
+    )
 }
 
 /// What to do next, when the guard did not re-encrypt the secret.
@@ -174,6 +196,7 @@ fn to_do(record: &Record, key_alias: &str) -> String {
         Reason::KeyNotAllowed => format!(
             "{re_encrypt} Or, if the key is meant to be allowed, add it to CMKGUARD_ALLOWED_KEY_ARNS."
         ),
+        Reason::PreviousKeyDecrypts => rotate(&secret),
         Reason::ReplicaAwsManagedKey | Reason::ReplicaKeyProblem => "Put the replica on a customer managed key of its region (in the Secrets Manager console, edit the replica's encryption key; or remove the replica and replicate it again with a KMS key). The guard never re-encrypts replicas.".into(),
         Reason::CustomerManagedKey
         | Reason::CrossAccountKey
@@ -212,6 +235,7 @@ fn done(record: &Record) -> String {
 fn action_words(action: &ActionRecord) -> String {
     let what = match action.action {
         Action::Remediate => "Re-encryption",
+        Action::Rotate => "Rotation",
         Action::Tag => "Status tag",
         Action::Notify => "Notification",
         Action::SecurityHub => "Security Hub finding",

@@ -20,7 +20,29 @@ pub struct SecretFacts {
     pub custom_label_versions: BTreeMap<String, Vec<String>>,
     /// When the secret was created (`CreatedDate`), if known.
     pub created: Option<std::time::SystemTime>,
+    /// The version labelled `AWSCURRENT`, if known.
+    pub current_version: Option<String>,
+    /// The version labelled `AWSPENDING`, if any (a rotation under way, or one that failed).
+    pub pending_version: Option<String>,
+    /// `RotationEnabled`: the secret has a rotation configured.
+    pub rotation_enabled: bool,
+    /// The versions with their keys (`ListSecretVersionIds`), read only with
+    /// `CMKGUARD_CHECK_VERSIONS`; `None` when not read.
+    pub versions: Option<Vec<SecretVersion>>,
 }
+
+/// One version of a secret as `ListSecretVersionIds` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecretVersion {
+    pub id: String,
+    pub stages: Vec<String>,
+    /// The keys the version is encrypted under (`KmsKeyIds`): key ARNs or ids, and
+    /// `DefaultEncryptionKey` for the AWS managed key. Empty when AWS (or moto) does not say.
+    pub kms_key_ids: Vec<String>,
+}
+
+/// `KmsKeyIds`' name for the AWS managed key `aws/secretsmanager`.
+pub const DEFAULT_ENCRYPTION_KEY: &str = "DefaultEncryptionKey";
 
 /// The staging labels whose versions AWS re-encrypts when a secret's key changes.
 pub const AWS_STAGING_LABELS: [&str; 3] = ["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"];
@@ -29,6 +51,24 @@ pub const AWS_STAGING_LABELS: [&str; 3] = ["AWSCURRENT", "AWSPREVIOUS", "AWSPEND
 pub const CUSTOM_LABEL_VERSIONS: &str = "custom-label-versions";
 
 impl SecretFacts {
+    /// Reads `VersionIdsToStages` (`DescribeSecret`) or `SecretVersionsToStages`
+    /// (`ListSecrets`): the current and pending versions, and those with only custom labels.
+    pub fn set_version_stages<'a>(
+        &mut self,
+        versions: impl IntoIterator<Item = (&'a str, &'a [String])> + Clone,
+    ) {
+        let labelled = |stage: &str| {
+            versions
+                .clone()
+                .into_iter()
+                .find(|(_, labels)| labels.iter().any(|l| l == stage))
+                .map(|(id, _)| id.to_owned())
+        };
+        self.current_version = labelled("AWSCURRENT");
+        self.pending_version = labelled("AWSPENDING");
+        self.set_custom_label_versions(versions);
+    }
+
     /// Keeps, of `versions` (version id to staging labels), those that carry only custom labels.
     pub fn set_custom_label_versions<'a>(
         &mut self,

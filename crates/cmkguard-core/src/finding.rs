@@ -8,6 +8,7 @@ use crate::arn::{Arn, secret_name};
 use crate::facts::SecretFacts;
 use crate::reason::Reason;
 use crate::record::{Record, Verdict};
+use crate::tags::{DEFAULT_KEY, PREVIOUS_KEY_TAG};
 
 /// `GeneratorId` of every finding, and the prefix of its `Id`.
 pub const GENERATOR_ID: &str = "cmkguard/secret-kms-key";
@@ -66,7 +67,9 @@ impl Severity {
             Reason::AwsManagedKey | Reason::ReplicaAwsManagedKey | Reason::ReplicaKeyProblem => {
                 Severity::Medium
             }
-            Reason::KeyNotAllowed => Severity::Low,
+            // The value is on the right key, and still readable through the previous one until
+            // a new version is current.
+            Reason::KeyNotAllowed | Reason::PreviousKeyDecrypts => Severity::Low,
             // Never the reason of a `FAILED` finding: compliant, exempt, deleted, ignored, or
             // an `error` record (no finding is made for those).
             Reason::CustomerManagedKey
@@ -109,8 +112,12 @@ impl RecordState {
 pub enum Change {
     /// Non-compliant (or managed, on a wrong key): reported for the first time, or for a new reason.
     Failed,
-    /// The guard re-encrypted the secret.
+    /// The guard re-encrypted the secret: `FAILED` at `LOW` (`previous-key-decrypts`) until a
+    /// new version is current.
     Remediated,
+    /// A new version is current after the guard's move: nothing is readable through the
+    /// previous key any more.
+    MoveFinished,
     /// Compliant again, fixed by someone other than the guard.
     FixedElsewhere,
     /// Exempt now: the finding is archived.
@@ -158,7 +165,13 @@ impl Finding {
             record
                 .key_id
                 .clone()
-                .unwrap_or_else(|| "aws/secretsmanager".into())
+                .unwrap_or_else(|| DEFAULT_KEY.into())
+        };
+        let previous = || {
+            facts
+                .and_then(|f| f.tags.get(PREVIOUS_KEY_TAG))
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_KEY.into())
         };
         let (compliance, severity, record_state, title, description) = match change {
             Change::Failed
@@ -180,6 +193,17 @@ impl Finding {
                     ),
                 )
             }
+            Change::Failed if record.reason == Reason::PreviousKeyDecrypts => (
+                Compliance::Failed,
+                Severity::of_reason(record.reason),
+                RecordState::Active,
+                format!("Secret `{secret_name}` is still readable through its previous KMS key"),
+                format!(
+                    "Secret `{secret_name}` is on key `{}`, but {}. Rotate the secret (or write a new value) so that its current version is under the new key alone.",
+                    key(),
+                    record.detail.as_deref().unwrap_or("a current or pending version is still encrypted under its previous key")
+                ),
+            ),
             Change::Failed => (
                 Compliance::Failed,
                 Severity::of_reason(record.reason),
@@ -198,15 +222,30 @@ impl Finding {
                 ),
             ),
             Change::Remediated => (
+                Compliance::Failed,
+                Severity::of_reason(Reason::PreviousKeyDecrypts),
+                RecordState::Active,
+                format!(
+                    "Secret `{secret_name}` was re-encrypted by cmkguard; its current version is still readable through the previous key"
+                ),
+                format!(
+                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was on `{}`: `{}`). No secret value was read or changed. AWS keeps the existing versions encrypted under the previous key too, so the current value stays readable through `{}` until a new version is current (`{}`): rotate the secret, or write a new value.",
+                    re_encrypted_with.unwrap_or("?"),
+                    key(),
+                    record.reason,
+                    key(),
+                    Reason::PreviousKeyDecrypts
+                ),
+            ),
+            Change::MoveFinished => (
                 Compliance::Passed,
                 Severity::Informational,
                 RecordState::Active,
-                format!("Secret `{secret_name}` was re-encrypted by cmkguard"),
+                format!("Secret `{secret_name}` is encrypted with a customer managed KMS key only"),
                 format!(
-                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was on `{}`: `{}`). No secret value was read or changed.",
-                    re_encrypted_with.unwrap_or("?"),
-                    key(),
-                    record.reason
+                    "A new version of secret `{secret_name}` is current: no current or pending version is readable through its previous key `{}` any more. cmkguard's move to `{}` is finished.",
+                    previous(),
+                    key()
                 ),
             ),
             Change::FixedElsewhere => (
@@ -253,7 +292,10 @@ impl Finding {
             // ASFF's limit: a long key ARN or detail must not get the finding refused.
             description: description.chars().take(1024).collect(),
             verdict: record.verdict,
-            reason: record.reason,
+            reason: match change {
+                Change::Remediated => Reason::PreviousKeyDecrypts,
+                _ => record.reason,
+            },
             created_at: facts.and_then(|f| f.created),
         })
     }

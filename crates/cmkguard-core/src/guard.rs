@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::act::{Actor, Unfinished};
+use crate::act::{Actor, Moved, Unfinished};
 use crate::cache::KeyCache;
 use crate::config::{Action, Config};
 use crate::event::EventMeta;
@@ -31,7 +31,7 @@ pub struct Context {
 pub(crate) struct Decided {
     record: Record,
     facts: SecretFacts,
-    remediated: bool,
+    moved: Option<Moved>,
     pub(crate) finding: Option<Finding>,
     /// Nothing more to do (the key could not be read): the record is final.
     finished: bool,
@@ -141,7 +141,7 @@ impl<P: Ports> Guard<P> {
     pub(crate) async fn decide(
         &self,
         scope: &Scope,
-        facts: SecretFacts,
+        mut facts: SecretFacts,
         meta: &EventMeta,
     ) -> Result<Decided, (Unfinished, Record)> {
         let arn = Some(facts.arn.clone());
@@ -185,25 +185,50 @@ impl<P: Ports> Guard<P> {
             }
         }
 
+        let mut decision = policy::decide(&facts, &key, &replicas, &self.config);
+        if self.config.check_versions
+            && decision.verdict == Verdict::Compliant
+            && facts.versions.is_none()
+            && key.manager() == Some(crate::facts::KeyManager::Customer)
+        {
+            // Moves made by others: each version's keys (one request per such secret).
+            match self.ports.list_secret_versions(scope, &facts.arn).await {
+                Ok(versions) => {
+                    facts.versions = Some(versions);
+                    decision = policy::decide(&facts, &key, &replicas, &self.config);
+                }
+                Err(e) => {
+                    let detail = format!("`ListSecretVersionIds` failed: {e}");
+                    let mut record =
+                        self.record(meta, arn.clone(), Verdict::Error, e.reason(), Some(detail));
+                    record.key_id = facts.kms_key_id.clone();
+                    record.key_manager = key.manager();
+                    if let AwsError::Transient(message) = e {
+                        return Err((Unfinished(message), record));
+                    }
+                    return Ok(Decided::finished(record, facts));
+                }
+            }
+        }
         let Decision {
             verdict,
             reason,
             detail,
-        } = policy::decide(&facts, &key, &replicas, &self.config);
+        } = decision;
         let detail = self.designated_note(scope, &key, reason, detail);
         let mut record = self.record(meta, arn, verdict, reason, detail);
         record.key_id = facts.kms_key_id.clone();
         record.key_manager = key.manager();
         let actor = self.actor();
-        let remediated = actor
+        let moved = actor
             .remediate_if_due(scope, &facts, &mut record)
             .await
             .map_err(|t| (t, record.clone()))?;
-        let finding = actor.finding_due(scope, &record, &facts, remediated);
+        let finding = actor.finding_due(scope, &record, &facts, moved.as_ref());
         Ok(Decided {
             record,
             facts,
-            remediated,
+            moved,
             finding,
             finished: false,
         })
@@ -220,7 +245,7 @@ impl<P: Ports> Guard<P> {
         let Decided {
             mut record,
             facts,
-            remediated,
+            moved,
             finished,
             ..
         } = decided;
@@ -232,7 +257,7 @@ impl<P: Ports> Guard<P> {
                 .map_err(|t| (t, record.clone()))?;
         }
         self.actor()
-            .mark_and_notify(scope, &facts, &mut record, remediated)
+            .mark_and_notify(scope, &facts, &mut record, moved.as_ref())
             .await
             .map_err(|t| (t, record.clone()))?;
         Ok(record)
@@ -310,7 +335,7 @@ impl Decided {
         Decided {
             record,
             facts,
-            remediated: false,
+            moved: None,
             finding: None,
             finished: true,
         }

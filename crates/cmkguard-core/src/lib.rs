@@ -16,6 +16,7 @@ pub mod ports;
 pub mod reason;
 pub mod record;
 pub mod sweep;
+pub mod tags;
 
 pub mod bounded;
 mod cache;

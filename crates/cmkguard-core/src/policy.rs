@@ -2,9 +2,10 @@
 
 use crate::arn::Arn;
 use crate::config::Config;
-use crate::facts::{KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, SecretFacts};
 use crate::reason::Reason;
 use crate::record::Verdict;
+use crate::tags::{DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REMEDIATED, STATUS_TAG};
 
 /// What the guard found out about the key of a secret (or of one of its replicas).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,10 @@ pub fn decide(
                     )),
                 ))
             })
+        })
+        .or_else(|| {
+            previous_key_decrypts(secret, key)
+                .map(|detail| (Reason::PreviousKeyDecrypts, Some(detail)))
         });
     match (problem, &secret.owning_service) {
         (Some((reason, detail)), Some(service)) => Decision {
@@ -128,6 +133,86 @@ pub fn decide(
             },
         },
     }
+}
+
+/// Whether a version labelled `AWSCURRENT` or `AWSPENDING` is still readable through the key the
+/// secret was on before it was moved; the detail says which and why. AWS, "Change the
+/// encryption key for an AWS Secrets Manager secret" (Secrets Manager User Guide):
+///
+/// > When you change the encryption key, Secrets Manager re-encrypts `AWSCURRENT`, `AWSPENDING`,
+/// > and `AWSPREVIOUS` versions with the new key. To avoid locking you out of the secret,
+/// > Secrets Manager keeps all existing versions encrypted with the previous key. That means you
+/// > can decrypt `AWSCURRENT`, `AWSPENDING`, and `AWSPREVIOUS` versions with the previous key or
+/// > the new key.
+/// >
+/// > To make it so `AWSCURRENT` can only be decrypted by the new encryption key, create a new
+/// > version of the secret with the new key.
+///
+/// Three ways to know: the guard's own record of the move (`cmkguard:moved-version`), a move by
+/// an earlier release (marked `remediated` with a previous key, but no version recorded), and,
+/// with `CMKGUARD_CHECK_VERSIONS`, each version's `KmsKeyIds`.
+fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<String> {
+    let tag = |name: &str| secret.tags.get(name).map(String::as_str);
+    let previous = tag(PREVIOUS_KEY_TAG).unwrap_or(DEFAULT_KEY);
+    let rotate = "it stays readable through that key until a new version is current: rotate the secret (or write a new value)";
+    if let Some(moved) = tag(MOVED_VERSION_TAG) {
+        let stage = if secret.current_version.as_deref() == Some(moved) {
+            "AWSCURRENT"
+        } else if secret.pending_version.as_deref() == Some(moved) {
+            "AWSPENDING"
+        } else {
+            return None;
+        };
+        return Some(format!(
+            "version `{moved}` ({stage}) was re-encrypted by cmkguard and is still encrypted under the previous key `{previous}` too: {rotate}"
+        ));
+    }
+    if let Some(versions) = &secret.versions {
+        let key_arn = match key {
+            KeyFinding::Described(facts) => Some(facts.arn.as_str()),
+            KeyFinding::ForeignKeyUndescribed { arn } => Some(arn.as_str()),
+            _ => None,
+        };
+        let own = |id: &str| is_same_key(id, secret.kms_key_id.as_deref(), key_arn);
+        return versions
+            .iter()
+            .filter_map(|v| {
+                let stage = ["AWSCURRENT", "AWSPENDING"]
+                    .into_iter()
+                    .find(|s| v.stages.iter().any(|l| l == s))?;
+                let other = v.kms_key_ids.iter().find(|id| !own(id))?;
+                let other = if other == DEFAULT_ENCRYPTION_KEY {
+                    format!("`{DEFAULT_ENCRYPTION_KEY}` (the AWS managed key `{DEFAULT_KEY}`)")
+                } else {
+                    format!("`{other}`")
+                };
+                Some(format!(
+                    "version `{}` ({stage}) is also encrypted under {other}, not only the secret's key: {rotate}",
+                    v.id
+                ))
+            })
+            .next();
+    }
+    if tag(STATUS_TAG) == Some(REMEDIATED) && tag(PREVIOUS_KEY_TAG).is_some() {
+        return Some(format!(
+            "re-encrypted from `{previous}` by an earlier release of cmkguard, which did not record the version it moved; cmkguard takes the current version `{}` as that one (set `CMKGUARD_CHECK_VERSIONS=true` to read each version's keys instead): {rotate}",
+            secret.current_version.as_deref().unwrap_or("?")
+        ));
+    }
+    None
+}
+
+/// Whether `id` (a key as `KmsKeyIds` or a secret names it: key id, key ARN or alias) is the
+/// secret's own key, `secret_key` as the secret names it and `key_arn` as `DescribeKey` resolved it.
+pub fn is_same_key(id: &str, secret_key: Option<&str>, key_arn: Option<&str>) -> bool {
+    if id == DEFAULT_ENCRYPTION_KEY {
+        return false;
+    }
+    Some(id) == secret_key
+        || key_arn.is_some_and(|arn| {
+            id == arn
+                || Arn::kms_key(arn).is_some_and(|a| a.resource.strip_prefix("key/") == Some(id))
+        })
 }
 
 /// What a person must do about a customer managed key that cannot decrypt, when that is the

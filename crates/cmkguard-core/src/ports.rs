@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::facts::{KeyFacts, SecretFacts};
+use crate::facts::{KeyFacts, SecretFacts, SecretVersion};
 use crate::finding::{Finding, RefusedFinding};
 use crate::reason::Reason;
 
@@ -117,6 +117,22 @@ pub trait ReencryptSecret {
     ) -> impl Future<Output = AwsResult<()>> + Send;
 }
 
+pub trait ListSecretVersions {
+    /// `ListSecretVersionIds` (every page; versions with a staging label): each version's
+    /// labels and the keys it is encrypted under.
+    fn list_secret_versions(
+        &self,
+        scope: &Scope,
+        arn: &str,
+    ) -> impl Future<Output = AwsResult<Vec<SecretVersion>>> + Send;
+}
+
+pub trait RotateSecret {
+    /// `RotateSecret` with only the secret's id: its configured rotation, now. Never a value.
+    fn rotate_secret(&self, scope: &Scope, arn: &str)
+    -> impl Future<Output = AwsResult<()>> + Send;
+}
+
 pub trait DescribeKey {
     /// `key_id` is a key id, key ARN, alias name or alias ARN.
     fn describe_key(
@@ -185,6 +201,8 @@ ports!(
     ListSecrets,
     TagSecret,
     ReencryptSecret,
+    ListSecretVersions,
+    RotateSecret,
     DescribeKey,
     ResolveAlias,
     Publish,

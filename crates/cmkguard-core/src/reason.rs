@@ -39,6 +39,9 @@ reasons! {
     ReplicaAwsManagedKey = "replica-aws-managed-key",
     /// A replica's key has any other problem (the detail names it).
     ReplicaKeyProblem = "replica-key-problem",
+    /// On an acceptable key, but a version labelled `AWSCURRENT` or `AWSPENDING` is still
+    /// encrypted under the key the secret was on before (a move not yet finished by a new version).
+    PreviousKeyDecrypts = "previous-key-decrypts",
     // compliant
     CustomerManagedKey = "customer-managed-key",
     /// A key ARN in another account whose `DescribeKey` was denied: customer managed by definition.

@@ -189,8 +189,13 @@ pub fn guard_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     tags.iter()
         .filter(|(k, _)| k.starts_with("cmkguard:") && *k != "cmkguard:exempt")
         .map(|(k, v)| {
-            let v = if k == crate::act::PREVIOUS_KEY_TAG && v.starts_with("arn:") {
+            let v = if k == crate::tags::PREVIOUS_KEY_TAG && v.starts_with("arn:") {
                 "<key-arn>".to_owned()
+            } else if k == crate::tags::MOVED_VERSION_TAG
+                || k == crate::tags::ROTATION_REQUESTED_TAG
+            {
+                // Version ids differ between the fake and moto.
+                "<version>".to_owned()
             } else {
                 v.clone()
             };
@@ -290,6 +295,7 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
                         kms_key_id: None,
                     })
                     .collect(),
+                current_version: Some(format!("{}-v1", secret.name)),
                 ..SecretFacts::default()
             },
         );

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use crate::facts::{KeyFacts, KeyState, SecretFacts};
+use crate::facts::{KeyFacts, KeyState, SecretFacts, SecretVersion};
 use crate::finding::{Finding, RefusedFinding};
 use crate::ports::{
-    AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListAccounts, ListSecrets,
-    Notification, Publish, ReencryptSecret, ResolveAlias, Scope, SecretPage, SweepCursor,
-    TagSecret,
+    AwsError, AwsResult, DescribeKey, DescribeSecret, ImportFindings, ListAccounts,
+    ListSecretVersions, ListSecrets, Notification, Publish, ReencryptSecret, ResolveAlias,
+    RotateSecret, Scope, SecretPage, SweepCursor, TagSecret,
 };
 
 #[derive(Default)]
@@ -34,6 +34,11 @@ struct World {
     organization: Vec<String>,
     /// The sweep cursor per scope.
     cursors: HashMap<Scope, String>,
+    /// The keys of each version, by secret ARN, as `ListSecretVersionIds` reports them (what
+    /// moto cannot give); a secret without an entry lists its versions with no keys.
+    version_keys: HashMap<String, BTreeMap<String, Vec<String>>>,
+    /// Versions made so far (`RotateSecret`, [`FakeAws::new_version`]), for their ids.
+    versions_made: usize,
 }
 
 #[derive(Default)]
@@ -75,6 +80,28 @@ impl FakeAws {
         self.world()
             .aliases
             .insert((scope.clone(), alias.to_owned()), key_arn.to_owned());
+    }
+
+    /// `keys` are the `KmsKeyIds` of `version` of the secret `arn`, as `ListSecretVersionIds`
+    /// lists them.
+    pub fn put_version_keys(&self, arn: &str, version: &str, keys: &[&str]) {
+        self.world()
+            .version_keys
+            .entry(arn.to_owned())
+            .or_default()
+            .insert(version.to_owned(), keys.iter().map(|k| (*k).to_owned()).collect());
+    }
+
+    /// A new value for the secret (as `PutSecretValue`): a new version takes `AWSCURRENT`, under
+    /// the secret's key alone. Returns its id.
+    pub fn new_version(&self, scope: &Scope, arn: &str) -> Option<String> {
+        let mut world = self.world();
+        world.versions_made += 1;
+        let id = format!("version-{}", world.versions_made);
+        let facts = find(&mut world, scope, arn)?;
+        facts.current_version = Some(id.clone());
+        facts.pending_version = None;
+        Some(id)
     }
 
     /// The organization's accounts, as `ListAccounts` answers.
@@ -136,7 +163,14 @@ impl FakeAws {
             .calls
             .iter()
             .filter(|c| {
-                ["TagResource", "UntagResource", "UpdateSecret", "Publish"].contains(&c.as_str())
+                [
+                    "TagResource",
+                    "UntagResource",
+                    "UpdateSecret",
+                    "RotateSecret",
+                    "Publish",
+                ]
+                .contains(&c.as_str())
             })
             .count()
     }
@@ -258,6 +292,61 @@ impl ReencryptSecret for FakeAws {
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
         facts.kms_key_id = Some(key_arn.to_owned());
+        Ok(())
+    }
+}
+
+impl ListSecretVersions for FakeAws {
+    async fn list_secret_versions(
+        &self,
+        scope: &Scope,
+        arn: &str,
+    ) -> AwsResult<Vec<SecretVersion>> {
+        self.take_time("ListSecretVersionIds").await;
+        let mut world = self.enter("ListSecretVersionIds")?;
+        let facts = find(&mut world, scope, arn)
+            .ok_or_else(|| AwsError::NotFound(arn.to_owned()))?
+            .clone();
+        let keys = world.version_keys.get(&facts.arn);
+        let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, stage) in [
+            (&facts.current_version, "AWSCURRENT"),
+            (&facts.pending_version, "AWSPENDING"),
+        ] {
+            if let Some(id) = id {
+                versions.entry(id.clone()).or_default().push(stage.to_owned());
+            }
+        }
+        for (id, labels) in &facts.custom_label_versions {
+            versions.entry(id.clone()).or_default().extend(labels.iter().cloned());
+        }
+        Ok(versions
+            .into_iter()
+            .map(|(id, stages)| SecretVersion {
+                kms_key_ids: keys.and_then(|k| k.get(&id)).cloned().unwrap_or_default(),
+                id,
+                stages,
+            })
+            .collect())
+    }
+}
+
+impl RotateSecret for FakeAws {
+    /// Like moto without a rotation function: a new version is current at once.
+    async fn rotate_secret(&self, scope: &Scope, arn: &str) -> AwsResult<()> {
+        self.take_time("RotateSecret").await;
+        let mut world = self.enter("RotateSecret")?;
+        world.versions_made += 1;
+        let id = format!("rotated-{}", world.versions_made);
+        let facts =
+            find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
+        if !facts.rotation_enabled {
+            return Err(AwsError::Other(
+                "InvalidRequestException: no rotation function is configured".into(),
+            ));
+        }
+        facts.current_version = Some(id);
+        facts.pending_version = None;
         Ok(())
     }
 }
