@@ -133,7 +133,11 @@ impl<P: Ports> Actor<'_, P> {
         let mark = Mark::of(facts);
         let mut moved = None;
 
-        if mark.status == Some(REMEDIATING) && record.verdict == Verdict::Compliant {
+        // On the designated key, the secret is compliant, or waits for the new version of the
+        // move this mark announced (a retry after the move's report failed half way).
+        let on_good_key =
+            record.verdict == Verdict::Compliant || record.reason == Reason::PreviousKeyDecrypts;
+        if mark.status == Some(REMEDIATING) && on_good_key {
             match self.designated_key(scope).await {
                 Ok(Some(target)) if facts.kms_key_id.as_deref() == Some(target.arn.as_str()) => {
                     // An earlier delivery re-encrypted the secret and stopped before its mark
@@ -152,7 +156,10 @@ impl<P: Ports> Actor<'_, P> {
                         ),
                     ));
                     moved = Some(Moved {
-                        version: facts.current_version.clone(),
+                        version: mark
+                            .moved_version
+                            .map(str::to_owned)
+                            .or_else(|| facts.current_version.clone()),
                     });
                 }
                 Ok(_) => {}

@@ -436,7 +436,14 @@ mod tests {
             text.contains("- Status tag: done: tagged cmkguard:status=non-compliant"),
             "{text}"
         );
-        assert!(text.contains("What to do: Nothing for the key"), "{text}");
+        // The move is said to be unfinished, with how to finish it.
+        assert!(
+            text.contains("What to do: The guard re-encrypted the secret"),
+            "{text}"
+        );
+        assert!(text.contains("The move is not finished yet."), "{text}");
+        assert!(text.contains("aws secretsmanager rotate-secret"), "{text}");
+        assert!(text.contains("Writing the same value again"), "{text}");
 
         let mut dry = record(Verdict::NonCompliant, Reason::AwsManagedKey, None);
         dry.dry_run = true;

@@ -153,10 +153,12 @@ pub fn decide(
 /// with `CMKGUARD_CHECK_VERSIONS`, each version's `KmsKeyIds`.
 fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<String> {
     let tag = |name: &str| secret.tags.get(name).map(String::as_str);
+    // A secret with no value yet has nothing to read through any key.
+    let current = secret.current_version.as_deref()?;
     let previous = tag(PREVIOUS_KEY_TAG).unwrap_or(DEFAULT_KEY);
     let rotate = "it stays readable through that key until a new version is current: rotate the secret (or write a new value)";
     if let Some(moved) = tag(MOVED_VERSION_TAG) {
-        let stage = if secret.current_version.as_deref() == Some(moved) {
+        let stage = if current == moved {
             "AWSCURRENT"
         } else if secret.pending_version.as_deref() == Some(moved) {
             "AWSPENDING"
@@ -195,8 +197,7 @@ fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<Strin
     }
     if tag(STATUS_TAG) == Some(REMEDIATED) && tag(PREVIOUS_KEY_TAG).is_some() {
         return Some(format!(
-            "re-encrypted from `{previous}` by an earlier release of cmkguard, which did not record the version it moved; cmkguard takes the current version `{}` as that one (set `CMKGUARD_CHECK_VERSIONS=true` to read each version's keys instead): {rotate}",
-            secret.current_version.as_deref().unwrap_or("?")
+            "re-encrypted from `{previous}` by an earlier release of cmkguard, which did not record the version it moved; cmkguard takes the current version `{current}` as that one (set `CMKGUARD_CHECK_VERSIONS=true` to read each version's keys instead): {rotate}"
         ));
     }
     None

@@ -160,8 +160,12 @@ async fn a_sweep_imports_a_pages_findings_in_one_request() {
     assert_eq!(guard.ports().imports(), [80, 80, 40]);
     let findings = guard.ports().findings();
     assert_eq!(findings.len(), 200);
-    assert!(findings.iter().all(|f| f.compliance == Compliance::Passed
+    // A move is `FAILED` at `LOW` until the secret's next version (`previous-key-decrypts`).
+    assert!(findings.iter().all(|f| f.compliance == Compliance::Failed
+        && f.severity == Severity::Low
+        && f.reason == cmkguard_core::Reason::PreviousKeyDecrypts
         && f.description.contains("cmkguard re-encrypted")
+        && f.description.contains("until a new version is current")
         && f.kms_key_id.as_deref() == Some(cmk("designated").as_str())));
     // The next sweep has nothing to import.
     guard.handle(&sweep(), &ctx()).await.unwrap();

@@ -43,6 +43,8 @@ pub fn secret(name: &str, key: Option<&str>) -> SecretFacts {
         arn: arn(name),
         name: name.into(),
         kms_key_id: key.map(Into::into),
+        // Every secret here has a value: its first version is current.
+        current_version: Some(format!("{name}-v1")),
         ..Default::default()
     }
 }
