@@ -8,13 +8,21 @@ use serde_json::Value;
 use crate::arn::Arn;
 use crate::reason::Reason;
 
-/// The CloudTrail events the guard acts on.
-pub const HANDLED_EVENTS: [&str; 4] = [
+/// The CloudTrail events the guard acts on: the secret's key may have changed, or (the last
+/// three) it may have a new current version, which finishes a move.
+pub const HANDLED_EVENTS: [&str; 7] = [
     "CreateSecret",
     "UpdateSecret",
     "ReplicateSecretToRegions",
     "RestoreSecret",
+    "PutSecretValue",
+    "RotateSecret",
+    "UpdateSecretVersionStage",
 ];
+
+/// The Secrets Manager service events (`AWS Service Event via CloudTrail`) the guard acts on:
+/// a rotation made a new current version.
+pub const SERVICE_EVENTS: [&str; 1] = ["RotationSucceeded"];
 
 /// The key's own CloudTrail events the guard acts on: each changes whether the key can decrypt.
 pub const KEY_EVENTS: [&str; 4] = [
@@ -160,6 +168,16 @@ struct Detail {
     response_elements: Option<ResponseElements>,
     /// CloudTrail's `resources`: for KMS calls, the key (`{"type": "AWS::KMS::Key", "ARN": ...}`).
     resources: Option<Value>,
+    /// Service events name the secret here (`SecretId`, its ARN).
+    #[serde(deserialize_with = "lenient_object")]
+    additional_event_data: Option<AdditionalEventData>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AdditionalEventData {
+    #[serde(rename = "SecretId", deserialize_with = "lenient")]
+    secret_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +256,9 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
             return Ok(Input::Scheduled(meta));
         }
         (Some("aws.secretsmanager"), Some("AWS API Call via CloudTrail")) => {}
+        (Some("aws.secretsmanager"), Some("AWS Service Event via CloudTrail")) => {
+            return Ok(read_service_event(meta, detail));
+        }
         (Some("aws.kms"), Some("AWS API Call via CloudTrail")) => {
             return Ok(read_key_call(meta, detail));
         }
@@ -277,24 +298,60 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
 
     let response = detail.response_elements.unwrap_or_default();
     let request = detail.request_parameters.unwrap_or_default();
-    let Some(secret_id) = response
+    let secret_id = response
         .arn
         .or(response.legacy_arn)
         .or(request.secret_id)
-        .or(request.name)
-    else {
-        return Ok(Input::Malformed {
+        .or(request.name);
+    Ok(api_call(
+        meta,
+        secret_id,
+        "`responseElements.arn`, `requestParameters.secretId` or `requestParameters.name`",
+    ))
+}
+
+/// A Secrets Manager service event: `RotationSucceeded` names its secret in
+/// `additionalEventData.SecretId`.
+fn read_service_event(meta: EventMeta, detail: Detail) -> Input {
+    if detail
+        .event_source
+        .as_deref()
+        .is_some_and(|s| s != "secretsmanager.amazonaws.com")
+    {
+        return Input::Ignored {
+            meta,
+            reason: Reason::UnsupportedEvent,
+        };
+    }
+    if !meta
+        .event_name
+        .as_deref()
+        .is_some_and(|n| SERVICE_EVENTS.contains(&n))
+    {
+        return Input::Ignored {
+            meta,
+            reason: Reason::UnsupportedEventName,
+        };
+    }
+    let secret_id = detail.additional_event_data.and_then(|d| d.secret_id);
+    api_call(meta, secret_id, "`additionalEventData.SecretId`")
+}
+
+/// The call on `secret_id` (read from `fields`), in the secret's own account and region.
+fn api_call(meta: EventMeta, secret_id: Option<String>, fields: &str) -> Input {
+    let Some(secret_id) = secret_id else {
+        return Input::Malformed {
             meta,
             reason: Reason::MalformedEvent,
-            detail: "the record names no secret (`responseElements.arn`, `requestParameters.secretId` or `requestParameters.name`)".into(),
-        });
+            detail: format!("the record names no secret ({fields})"),
+        };
     };
     if let Some(problem) = secret_id_problem(&secret_id) {
-        return Ok(Input::Malformed {
+        return Input::Malformed {
             meta,
             reason: Reason::MalformedEvent,
             detail: problem,
-        });
+        };
     }
 
     let (account, region) = match Arn::secret(&secret_id) {
@@ -304,18 +361,18 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     let account = account.filter(|a| crate::arn::is_account_id(a));
     let region = region.filter(|r| crate::arn::is_region(r));
     let (Some(account), Some(region)) = (account, region) else {
-        return Ok(Input::Malformed {
+        return Input::Malformed {
             meta,
             reason: Reason::MalformedEvent,
             detail: "the record has no valid `account` or `detail.awsRegion`".into(),
-        });
+        };
     };
-    Ok(Input::ApiCall(ApiCall {
+    Input::ApiCall(ApiCall {
         meta,
         secret_id,
         account,
         region,
-    }))
+    })
 }
 
 /// A KMS call: the four that change whether a key can decrypt, on a key named by CloudTrail's

@@ -161,120 +161,8 @@ impl Finding {
         let secret_arn = record.secret_arn.clone()?;
         let arn = Arn::parse(&secret_arn)?;
         let secret_name = facts.map_or_else(|| secret_name(&secret_arn), |f| f.name.clone());
-        let key = || {
-            record
-                .key_id
-                .clone()
-                .unwrap_or_else(|| DEFAULT_KEY.into())
-        };
-        let previous = || {
-            facts
-                .and_then(|f| f.tags.get(PREVIOUS_KEY_TAG))
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_KEY.into())
-        };
-        let (compliance, severity, record_state, title, description) = match change {
-            Change::Failed
-                if matches!(
-                    record.reason,
-                    Reason::KeyDisabled | Reason::KeyPendingDeletion
-                ) =>
-            {
-                (
-                    Compliance::Failed,
-                    Severity::of_reason(record.reason),
-                    RecordState::Active,
-                    format!("Secret `{secret_name}` is on a KMS key that cannot decrypt it"),
-                    format!(
-                        "cmkguard found secret `{secret_name}` on customer managed key `{}` (reason `{}`): {}. Re-encryption cannot help: Secrets Manager must decrypt with this key first, and KMS refuses a key that is disabled or pending deletion.",
-                        key(),
-                        record.reason,
-                        record.detail.as_deref().unwrap_or("the key cannot be used")
-                    ),
-                )
-            }
-            Change::Failed if record.reason == Reason::PreviousKeyDecrypts => (
-                Compliance::Failed,
-                Severity::of_reason(record.reason),
-                RecordState::Active,
-                format!("Secret `{secret_name}` is still readable through its previous KMS key"),
-                format!(
-                    "Secret `{secret_name}` is on key `{}`, but {}. Rotate the secret (or write a new value) so that its current version is under the new key alone.",
-                    key(),
-                    record.detail.as_deref().unwrap_or("a current or pending version is still encrypted under its previous key")
-                ),
-            ),
-            Change::Failed => (
-                Compliance::Failed,
-                Severity::of_reason(record.reason),
-                RecordState::Active,
-                format!(
-                    "Secret `{secret_name}` is not encrypted with an allowed customer managed KMS key"
-                ),
-                format!(
-                    "cmkguard found secret `{secret_name}` {} (reason `{}`, key `{}`). Re-encrypt it with the account's designated customer managed key, or tag it `cmkguard:exempt=true` if it must stay.",
-                    match record.verdict {
-                        Verdict::Managed => "managed by another service and on a wrong key",
-                        _ => "on a wrong key",
-                    },
-                    record.reason,
-                    key()
-                ),
-            ),
-            Change::Remediated => (
-                Compliance::Failed,
-                Severity::of_reason(Reason::PreviousKeyDecrypts),
-                RecordState::Active,
-                format!(
-                    "Secret `{secret_name}` was re-encrypted by cmkguard; its current version is still readable through the previous key"
-                ),
-                format!(
-                    "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was on `{}`: `{}`). No secret value was read or changed. AWS keeps the existing versions encrypted under the previous key too, so the current value stays readable through `{}` until a new version is current (`{}`): rotate the secret, or write a new value.",
-                    re_encrypted_with.unwrap_or("?"),
-                    key(),
-                    record.reason,
-                    key(),
-                    Reason::PreviousKeyDecrypts
-                ),
-            ),
-            Change::MoveFinished => (
-                Compliance::Passed,
-                Severity::Informational,
-                RecordState::Active,
-                format!("Secret `{secret_name}` is encrypted with a customer managed KMS key only"),
-                format!(
-                    "A new version of secret `{secret_name}` is current: no current or pending version is readable through its previous key `{}` any more. cmkguard's move to `{}` is finished.",
-                    previous(),
-                    key()
-                ),
-            ),
-            Change::FixedElsewhere => (
-                Compliance::Passed,
-                Severity::Informational,
-                RecordState::Active,
-                format!("Secret `{secret_name}` is encrypted with a customer managed KMS key"),
-                format!(
-                    "Secret `{secret_name}` is now on customer managed key `{}`: fixed outside cmkguard.",
-                    key()
-                ),
-            ),
-            Change::Exempt => (
-                Compliance::Passed,
-                Severity::Informational,
-                RecordState::Archived,
-                format!("Secret `{secret_name}` is exempt from cmkguard"),
-                format!(
-                    "Secret `{secret_name}` carries the exemption tag: cmkguard archived its finding."
-                ),
-            ),
-            Change::Deleted => (
-                Compliance::Passed,
-                Severity::Informational,
-                RecordState::Archived,
-                format!("Secret `{secret_name}` no longer exists"),
-                format!("Secret `{secret_name}` was deleted: cmkguard archived its finding."),
-            ),
-        };
+        let (compliance, severity, record_state, title, description) =
+            wording(change, record, facts, &secret_name, re_encrypted_with);
         Some(Finding {
             id: id_of(&secret_arn),
             partition: arn.partition.to_owned(),
@@ -307,6 +195,127 @@ impl Finding {
             "arn:{}:securityhub:{}:{}:product/{}/default",
             self.partition, self.region, self.account, self.account
         )
+    }
+}
+
+/// What a finding says for `change`: its compliance, severity, state, title and description.
+fn wording(
+    change: Change,
+    record: &Record,
+    facts: Option<&SecretFacts>,
+    secret_name: &str,
+    re_encrypted_with: Option<&str>,
+) -> (Compliance, Severity, RecordState, String, String) {
+    let key = || record.key_id.clone().unwrap_or_else(|| DEFAULT_KEY.into());
+    let previous = || {
+        facts
+            .and_then(|f| f.tags.get(PREVIOUS_KEY_TAG))
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_KEY.into())
+    };
+    match change {
+        Change::Failed
+            if matches!(
+                record.reason,
+                Reason::KeyDisabled | Reason::KeyPendingDeletion
+            ) =>
+        {
+            (
+                Compliance::Failed,
+                Severity::of_reason(record.reason),
+                RecordState::Active,
+                format!("Secret `{secret_name}` is on a KMS key that cannot decrypt it"),
+                format!(
+                    "cmkguard found secret `{secret_name}` on customer managed key `{}` (reason `{}`): {}. Re-encryption cannot help: Secrets Manager must decrypt with this key first, and KMS refuses a key that is disabled or pending deletion.",
+                    key(),
+                    record.reason,
+                    record.detail.as_deref().unwrap_or("the key cannot be used")
+                ),
+            )
+        }
+        Change::Failed if record.reason == Reason::PreviousKeyDecrypts => (
+            Compliance::Failed,
+            Severity::of_reason(record.reason),
+            RecordState::Active,
+            format!("Secret `{secret_name}` is still readable through its previous KMS key"),
+            format!(
+                "Secret `{secret_name}` is on key `{}`, but {}. Rotate the secret (or write a new value) so that its current version is under the new key alone.",
+                key(),
+                record.detail.as_deref().unwrap_or(
+                    "a current or pending version is still encrypted under its previous key"
+                )
+            ),
+        ),
+        Change::Failed => (
+            Compliance::Failed,
+            Severity::of_reason(record.reason),
+            RecordState::Active,
+            format!(
+                "Secret `{secret_name}` is not encrypted with an allowed customer managed KMS key"
+            ),
+            format!(
+                "cmkguard found secret `{secret_name}` {} (reason `{}`, key `{}`). Re-encrypt it with the account's designated customer managed key, or tag it `cmkguard:exempt=true` if it must stay.",
+                match record.verdict {
+                    Verdict::Managed => "managed by another service and on a wrong key",
+                    _ => "on a wrong key",
+                },
+                record.reason,
+                key()
+            ),
+        ),
+        Change::Remediated => (
+            Compliance::Failed,
+            Severity::of_reason(Reason::PreviousKeyDecrypts),
+            RecordState::Active,
+            format!(
+                "Secret `{secret_name}` was re-encrypted by cmkguard; its current version is still readable through the previous key"
+            ),
+            format!(
+                "cmkguard re-encrypted secret `{secret_name}` with the designated customer managed key `{}` (it was on `{}`: `{}`). No secret value was read or changed. AWS keeps the existing versions encrypted under the previous key too, so the current value stays readable through `{}` until a new version is current (`{}`): rotate the secret, or write a new value.",
+                re_encrypted_with.unwrap_or("?"),
+                key(),
+                record.reason,
+                key(),
+                Reason::PreviousKeyDecrypts
+            ),
+        ),
+        Change::MoveFinished => (
+            Compliance::Passed,
+            Severity::Informational,
+            RecordState::Active,
+            format!("Secret `{secret_name}` is encrypted with a customer managed KMS key only"),
+            format!(
+                "A new version of secret `{secret_name}` is current: no current or pending version is readable through its previous key `{}` any more. cmkguard's move to `{}` is finished.",
+                previous(),
+                key()
+            ),
+        ),
+        Change::FixedElsewhere => (
+            Compliance::Passed,
+            Severity::Informational,
+            RecordState::Active,
+            format!("Secret `{secret_name}` is encrypted with a customer managed KMS key"),
+            format!(
+                "Secret `{secret_name}` is now on customer managed key `{}`: fixed outside cmkguard.",
+                key()
+            ),
+        ),
+        Change::Exempt => (
+            Compliance::Passed,
+            Severity::Informational,
+            RecordState::Archived,
+            format!("Secret `{secret_name}` is exempt from cmkguard"),
+            format!(
+                "Secret `{secret_name}` carries the exemption tag: cmkguard archived its finding."
+            ),
+        ),
+        Change::Deleted => (
+            Compliance::Passed,
+            Severity::Informational,
+            RecordState::Archived,
+            format!("Secret `{secret_name}` no longer exists"),
+            format!("Secret `{secret_name}` was deleted: cmkguard archived its finding."),
+        ),
     }
 }
 

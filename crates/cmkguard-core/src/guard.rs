@@ -185,31 +185,19 @@ impl<P: Ports> Guard<P> {
             }
         }
 
-        let mut decision = policy::decide(&facts, &key, &replicas, &self.config);
-        if self.config.check_versions
-            && decision.verdict == Verdict::Compliant
-            && facts.versions.is_none()
-            && key.manager() == Some(crate::facts::KeyManager::Customer)
-        {
-            // Moves made by others: each version's keys (one request per such secret).
-            match self.ports.list_secret_versions(scope, &facts.arn).await {
-                Ok(versions) => {
-                    facts.versions = Some(versions);
-                    decision = policy::decide(&facts, &key, &replicas, &self.config);
+        let decision = match self.with_versions(scope, &mut facts, &key, &replicas).await {
+            Ok(decision) => decision,
+            Err(e) => {
+                let detail = format!("`ListSecretVersionIds` failed: {e}");
+                let mut record = self.record(meta, arn, Verdict::Error, e.reason(), Some(detail));
+                record.key_id = facts.kms_key_id.clone();
+                record.key_manager = key.manager();
+                if let AwsError::Transient(message) = e {
+                    return Err((Unfinished(message), record));
                 }
-                Err(e) => {
-                    let detail = format!("`ListSecretVersionIds` failed: {e}");
-                    let mut record =
-                        self.record(meta, arn.clone(), Verdict::Error, e.reason(), Some(detail));
-                    record.key_id = facts.kms_key_id.clone();
-                    record.key_manager = key.manager();
-                    if let AwsError::Transient(message) = e {
-                        return Err((Unfinished(message), record));
-                    }
-                    return Ok(Decided::finished(record, facts));
-                }
+                return Ok(Decided::finished(record, facts));
             }
-        }
+        };
         let Decision {
             verdict,
             reason,
@@ -274,6 +262,28 @@ impl<P: Ports> Guard<P> {
 }
 
 impl<P: Ports> Guard<P> {
+    /// The policy's decision; with `CMKGUARD_CHECK_VERSIONS`, a secret that would be compliant
+    /// on a customer managed key has its versions' keys read first (one `ListSecretVersionIds`),
+    /// to find a move made by others.
+    async fn with_versions(
+        &self,
+        scope: &Scope,
+        facts: &mut SecretFacts,
+        key: &KeyFinding,
+        replicas: &[(String, KeyFinding)],
+    ) -> Result<Decision, AwsError> {
+        let decision = policy::decide(facts, key, replicas, &self.config);
+        let worth_reading = self.config.check_versions
+            && decision.verdict == Verdict::Compliant
+            && facts.versions.is_none()
+            && key.manager() == Some(crate::facts::KeyManager::Customer);
+        if !worth_reading {
+            return Ok(decision);
+        }
+        facts.versions = Some(self.ports.list_secret_versions(scope, &facts.arn).await?);
+        Ok(policy::decide(facts, key, replicas, &self.config))
+    }
+
     /// When the key that cannot decrypt is the region's designated key (known when it is
     /// cached: a key event looks it up), the detail says what is at stake.
     fn designated_note(

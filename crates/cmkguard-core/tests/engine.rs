@@ -5,8 +5,8 @@
 
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
-use cmkguard_core::{Reason, 
-    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Verdict,
+use cmkguard_core::{
+    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Reason, Verdict,
 };
 use serde_json::{Value, json};
 

@@ -89,7 +89,10 @@ impl FakeAws {
             .version_keys
             .entry(arn.to_owned())
             .or_default()
-            .insert(version.to_owned(), keys.iter().map(|k| (*k).to_owned()).collect());
+            .insert(
+                version.to_owned(),
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+            );
     }
 
     /// A new value for the secret (as `PutSecretValue`): a new version takes `AWSCURRENT`, under
@@ -113,7 +116,10 @@ impl FakeAws {
     pub fn cursor(&self, scope: &Scope) -> Option<String> {
         self.world().cursors.get(scope).cloned()
     }
+}
 
+// Faults, delays, and what was called.
+impl FakeAws {
     /// Makes every later call of `operation` (e.g. `TagResource`) fail with `error`.
     pub fn fail(&self, operation: &str, error: AwsError) {
         self.world().failures.insert(operation.to_owned(), error);
@@ -314,11 +320,17 @@ impl ListSecretVersions for FakeAws {
             (&facts.pending_version, "AWSPENDING"),
         ] {
             if let Some(id) = id {
-                versions.entry(id.clone()).or_default().push(stage.to_owned());
+                versions
+                    .entry(id.clone())
+                    .or_default()
+                    .push(stage.to_owned());
             }
         }
         for (id, labels) in &facts.custom_label_versions {
-            versions.entry(id.clone()).or_default().extend(labels.iter().cloned());
+            versions
+                .entry(id.clone())
+                .or_default()
+                .extend(labels.iter().cloned());
         }
         Ok(versions
             .into_iter()

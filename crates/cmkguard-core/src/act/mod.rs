@@ -1,0 +1,265 @@
+//! Acting on a decision: the re-encryption (announced on the secret first), the finding's
+//! import into Security Hub, the status mark, the notification. Each writes only when the state
+//! on the secret says it is not done yet, so redeliveries, retries and sweeps do each thing once.
+
+mod findings;
+mod mark;
+mod remediate;
+mod rotate;
+
+use crate::cache::KeyCache;
+use crate::config::{Action, Config};
+use crate::facts::SecretFacts;
+use crate::ports::{AwsError, Notification, Ports};
+use crate::reason::Reason;
+use crate::record::{ActionRecord, Outcome, Record};
+
+pub use crate::tags::{
+    DEFAULT_KEY, MOVED_VERSION_TAG, NON_COMPLIANT, PREVIOUS_KEY_TAG, REASON_TAG, REMEDIATED,
+    REMEDIATING, ROTATION_REQUESTED_TAG, STATUS_TAG,
+};
+
+/// How a dry run's action detail starts when the action could not be carried out.
+pub const WOULD_FAIL: &str = "would fail: ";
+
+/// Findings per `BatchImportFindings` request (Security Hub's limit).
+pub const IMPORT_BATCH: usize = 100;
+
+/// The status mark on a secret: what the guard already reported about it.
+struct Mark<'f> {
+    status: Option<&'f str>,
+    reason: Option<&'f str>,
+    /// `cmkguard:moved-version`: the version a re-encryption left readable through the previous key.
+    moved_version: Option<&'f str>,
+}
+
+impl<'f> Mark<'f> {
+    fn of(facts: &'f SecretFacts) -> Self {
+        let tag = |name: &str| facts.tags.get(name).map(String::as_str);
+        Mark {
+            status: tag(STATUS_TAG),
+            reason: tag(REASON_TAG),
+            moved_version: tag(MOVED_VERSION_TAG),
+        }
+    }
+
+    /// The status a flagged record's mark should have.
+    fn wanted(moved: Option<&Moved>) -> &'static str {
+        if moved.is_some() {
+            REMEDIATED
+        } else {
+            NON_COMPLIANT
+        }
+    }
+
+    /// The guard moved this secret (this release or an earlier one): what is left of the move
+    /// (`previous-key-decrypts`) was said by the move's own notification, or is said once when
+    /// an earlier release's move is adopted.
+    fn is_guard_move(&self, record: &Record, moved: Option<&Moved>) -> bool {
+        moved.is_none()
+            && record.reason == Reason::PreviousKeyDecrypts
+            && self.status == Some(REMEDIATED)
+    }
+
+    /// The mark already reports this flagged record's finding.
+    fn reports(&self, record: &Record, moved: Option<&Moved>) -> bool {
+        if self.is_guard_move(record, moved) {
+            return self.moved_version.is_some();
+        }
+        self.status == Some(Mark::wanted(moved))
+            && self.reason == Some(record.reason.as_str())
+            && moved.is_none_or(|m| m.version.as_deref() == self.moved_version)
+    }
+
+    /// A move by the guard waits for a new version (`cmkguard:moved-version` is set).
+    fn move_open(&self) -> bool {
+        self.status == Some(REMEDIATED) && self.moved_version.is_some()
+    }
+
+    /// A finding is open on the secret (reported, a re-encryption under way, or a move that
+    /// waits for a new version).
+    fn is_open(&self) -> bool {
+        matches!(self.status, Some(NON_COMPLIANT | REMEDIATING)) || self.move_open()
+    }
+}
+
+/// A re-encryption this delivery made or finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// The version labelled `AWSCURRENT` at the move: readable through the previous key too
+    /// until another version is current.
+    pub(crate) version: Option<String>,
+}
+
+/// What [`Actor::remediate`] did, and the version it moved when it re-encrypted.
+pub(crate) struct Remediation {
+    action: ActionRecord,
+    moved_version: Option<String>,
+}
+
+impl Remediation {
+    fn of(action: ActionRecord) -> Result<Self, AwsError> {
+        Ok(Remediation {
+            action,
+            moved_version: None,
+        })
+    }
+}
+
+/// A transient failure that stopped a decision part way; the caller attaches the record.
+pub(crate) struct Unfinished(pub(crate) String);
+
+/// What acting needs: the configuration, the ports, and the key cache (the designated key is
+/// resolved once per warm process).
+pub(crate) struct Actor<'a, P> {
+    pub(crate) config: &'a Config,
+    pub(crate) ports: &'a P,
+    pub(crate) keys: &'a KeyCache,
+}
+
+impl<P: Ports> Actor<'_, P> {
+    /// Runs a write, or says what it would do in a dry run.
+    pub(crate) async fn write<F, Fut>(
+        &self,
+        action: Action,
+        done: String,
+        op: F,
+    ) -> Result<ActionRecord, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), AwsError>>,
+    {
+        if self.config.dry_run {
+            return Ok(ActionRecord::new(
+                action,
+                Outcome::DryRun,
+                format!("would have {done}"),
+            ));
+        }
+        match op().await {
+            Ok(()) => Ok(ActionRecord::new(action, Outcome::Done, done)),
+            Err(e @ AwsError::Transient(_)) => Err(e),
+            Err(e) => Ok(ActionRecord::new(action, Outcome::Failed, e.to_string())),
+        }
+    }
+}
+
+/// The tags of a flagged record's mark, and how the action names them: a move's own (status
+/// `remediated` and the version it moved), an earlier release's move adopted (the current
+/// version taken as the moved one), or a finding (`non-compliant` and its reason).
+fn mark_tags(
+    mark: &Mark<'_>,
+    record: &Record,
+    facts: &SecretFacts,
+    moved: Option<&Moved>,
+) -> (Vec<(String, String)>, String) {
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    if mark.is_guard_move(record, moved) {
+        let version = mark
+            .moved_version
+            .or(facts.current_version.as_deref())
+            .unwrap_or_default();
+        return (
+            vec![pair(MOVED_VERSION_TAG, version)],
+            format!("`{MOVED_VERSION_TAG}={version}`"),
+        );
+    }
+    let status = Mark::wanted(moved);
+    let mut tags = vec![
+        pair(STATUS_TAG, status),
+        pair(REASON_TAG, record.reason.as_str()),
+    ];
+    if let Some(version) = moved.and_then(|m| m.version.as_deref()) {
+        tags.push(pair(MOVED_VERSION_TAG, version));
+        return (
+            tags,
+            format!("`{STATUS_TAG}={status}`, `{MOVED_VERSION_TAG}={version}`"),
+        );
+    }
+    (tags, format!("`{STATUS_TAG}={status}`"))
+}
+
+/// The version a move by the guard left readable through the previous key, when the record is
+/// about that move: made by this delivery, or waiting for its new version.
+fn move_to_finish(
+    mark: &Mark<'_>,
+    record: &Record,
+    facts: &SecretFacts,
+    moved: Option<&Moved>,
+) -> Option<String> {
+    match moved {
+        Some(moved) => moved.version.clone(),
+        None if mark.is_guard_move(record, None) => mark
+            .moved_version
+            .map(str::to_owned)
+            .or_else(|| facts.current_version.clone()),
+        None => None,
+    }
+}
+
+/// Records an action; a transient failure is recorded as `failed` and stops the decision.
+pub(crate) fn finish(
+    record: &mut Record,
+    kind: Action,
+    result: Result<ActionRecord, AwsError>,
+) -> Result<ActionRecord, Unfinished> {
+    match result {
+        Ok(action) => {
+            record.actions.push(action.clone());
+            Ok(action)
+        }
+        Err(e) => {
+            record
+                .actions
+                .push(ActionRecord::new(kind, Outcome::Failed, e.to_string()));
+            Err(Unfinished(e.to_string()))
+        }
+    }
+}
+
+/// A remediation's detail, with the versions it leaves on the previous key.
+fn with_note(detail: String, facts: &SecretFacts) -> String {
+    match facts.custom_label_note() {
+        Some(note) => format!("{detail}; {note}"),
+        None => detail,
+    }
+}
+
+/// The SNS message for a record: a readable subject, the record as the body (and in plain words
+/// for e-mail), attributes to filter on.
+pub fn notification(topic_arn: &str, record: &Record, config: &Config) -> Notification {
+    let name = record
+        .secret_arn
+        .as_deref()
+        .and_then(|a| a.rsplit(":secret:").next())
+        .unwrap_or("?");
+    let subject = format!(
+        "cmkguard: {} secret {} ({})",
+        record.verdict.as_str(),
+        name,
+        record.reason
+    );
+    // SNS subjects are ASCII without line breaks, at most 100 characters.
+    let subject: String = subject
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(100)
+        .collect();
+    Notification {
+        topic_arn: topic_arn.to_owned(),
+        subject,
+        message: record.to_json_line(),
+        email: crate::email::text(record, config),
+        attributes: vec![
+            ("verdict".into(), record.verdict.as_str().into()),
+            ("account".into(), record.account.clone().unwrap_or_default()),
+            ("region".into(), record.region.clone().unwrap_or_default()),
+        ],
+    }
+}
