@@ -5,7 +5,9 @@ use crate::config::Config;
 use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, SecretFacts};
 use crate::reason::Reason;
 use crate::record::Verdict;
-use crate::tags::{DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REMEDIATED, STATUS_TAG};
+use crate::tags::{
+    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, REMEDIATED, STATUS_TAG,
+};
 
 /// What the guard found out about the key of a secret (or of one of its replicas).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +197,12 @@ fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<Strin
             })
             .next();
     }
-    if tag(STATUS_TAG) == Some(REMEDIATED) && tag(PREVIOUS_KEY_TAG).is_some() {
+    // An earlier release's move: marked and reasoned, but no version recorded. (A move this
+    // release finished has its reason and version removed, and stays `remediated` as history.)
+    let earlier_release = tag(STATUS_TAG) == Some(REMEDIATED)
+        && tag(PREVIOUS_KEY_TAG).is_some()
+        && tag(REASON_TAG).is_some();
+    if earlier_release {
         return Some(format!(
             "re-encrypted from `{previous}` by an earlier release of cmkguard, which did not record the version it moved; cmkguard takes the current version `{current}` as that one (set `CMKGUARD_CHECK_VERSIONS=true` to read each version's keys instead): {rotate}"
         ));

@@ -63,10 +63,12 @@ impl<P: Ports> Actor<'_, P> {
             };
             marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
         } else if !flagged && marks && mark.move_open() {
-            // A new version is current: the move is finished (`remediated` stays as history).
+            // A new version is current: the move is finished (`remediated` and the previous key
+            // stay as history; without the reason, the mark reads as a finished move).
             let keys = [
                 MOVED_VERSION_TAG.to_owned(),
                 ROTATION_REQUESTED_TAG.to_owned(),
+                REASON_TAG.to_owned(),
             ];
             let was = mark.moved_version.unwrap_or_default();
             let action = self
