@@ -12,6 +12,8 @@ root := justfile_directory()
 tools := root / ".tools"
 cargo_deny := tools / "bin" / "cargo-deny"
 cargo_lambda := root / ".venv-lambda" / "bin" / "cargo-lambda"
+# A copy of the RustSec advisory database (with SNAPSHOT.md), for `just deny` without GitHub.
+advisory_snapshot := root / ".." / "shared" / "advisory-db"
 # Cargo's target directory, wherever CARGO_TARGET_DIR puts it (relative to the checkout, as
 # recipes run there); the Rust test log goes there, and `.ci/run` reads it from there.
 target_dir := env("CARGO_TARGET_DIR", root / "target")
@@ -36,14 +38,12 @@ rust-tests *args:
     mkdir -p '{{parent_directory(test_log)}}'
     {{cargo}} test --workspace --quiet {{args}} 2>&1 | tee '{{test_log}}'
 
-# cargo-deny: licenses, bans and sources; advisories when the RustSec database can be fetched.
+# cargo-deny: licenses, bans and sources; then advisories, offline against the RustSec snapshot at
+# `advisory_snapshot` when there is one (GitHub is out of reach here), else against the database
+# cargo-deny fetches (see .ci/deny-advisories).
 deny: deny-tool
     '{{cargo_deny}}' check licenses bans sources
-    if timeout 30 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then \
-        '{{cargo_deny}}' check advisories; \
-    else \
-        echo "deny: advisories NOT checked: the RustSec advisory database (github.com) is unreachable" >&2; \
-    fi
+    ./.ci/deny-advisories '{{cargo_deny}}' '{{advisory_snapshot}}'
 
 # cargo-deny, pinned and --locked, built once into .tools. Its release profile (fat LTO, one
 # codegen unit) takes ~10 minutes on 2 cores; opt-level 1 without LTO builds the same source in
