@@ -555,6 +555,9 @@ fn route(shared: &Shared, call: &Call, request: &Received, id: &str) -> Reply {
         ("account", "ListRegions") => list_regions(&json(), id),
         ("secretsmanager", "ListSecrets") => list_secrets(shared, call, &json(), id),
         ("secretsmanager", "DescribeSecret") => describe_secret(shared, call, &json(), id),
+        ("secretsmanager", "ListSecretVersionIds") => {
+            list_secret_versions(shared, call, &json(), id)
+        }
         ("secretsmanager", "TagResource" | "UntagResource" | "UpdateSecret") => {
             write_secret(shared, call, &json(), id)
         }
@@ -790,6 +793,40 @@ fn describe_secret(shared: &Shared, call: &Call, input: &Value, id: &str) -> Rep
     let secret = secret_json(call, index, written.as_ref(), "VersionIdsToStages");
     json_reply(id, "application/x-amz-json-1.1", &secret)
 }
+
+/// `ListSecretVersionIds`: the one current version, with its keys (`KmsKeyIds`, which moto does
+/// not give). One secret in [`MOVED_BY_OTHERS`] (index 1, 11, 21, ...) was moved off the AWS
+/// managed key by someone else, so its current version names both keys.
+fn list_secret_versions(shared: &Shared, call: &Call, input: &Value, id: &str) -> Reply {
+    let secret_id = input["SecretId"].as_str().unwrap_or_default();
+    let Some(index) = shared.world.secret_index(call, secret_id) else {
+        return secret_not_found(id);
+    };
+    let (account, region) = (call.account.as_str(), call.region.as_str());
+    let keys = match index {
+        0 => vec![DEFAULT_ENCRYPTION_KEY.to_owned()],
+        i if i % MOVED_BY_OTHERS == 1 => {
+            vec![DEFAULT_ENCRYPTION_KEY.to_owned(), key_arn(account, region)]
+        }
+        _ => vec![key_arn(account, region)],
+    };
+    let output = json!({
+        "ARN": secret_arn(account, region, index),
+        "Name": secret_name(index),
+        "Versions": [{
+            "VersionId": key_id(account, region, &format!("version-{index}")),
+            "VersionStages": ["AWSCURRENT"],
+            "KmsKeyIds": keys,
+            "CreatedDate": CREATED,
+        }],
+    });
+    json_reply(id, "application/x-amz-json-1.1", &output)
+}
+
+/// Every this many secrets, one (index 1, 11, ...) was moved by others: see
+/// [`list_secret_versions`].
+pub const MOVED_BY_OTHERS: usize = 10;
+const DEFAULT_ENCRYPTION_KEY: &str = "DefaultEncryptionKey";
 
 /// `TagResource`, `UntagResource`, `UpdateSecret` (only its `KmsKeyId`).
 fn write_secret(shared: &Shared, call: &Call, input: &Value, id: &str) -> Reply {

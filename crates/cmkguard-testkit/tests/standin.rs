@@ -402,3 +402,30 @@ async fn answers_wait_for_the_delay_and_the_peak_in_flight_is_kept() {
     assert_eq!(standin.total(), 5);
     assert_eq!(standin.counts()["sts:GetCallerIdentity"], 5);
 }
+
+/// `ListSecretVersionIds` gives what moto cannot: each version's `KmsKeyIds`, with one secret in
+/// ten moved off the AWS managed key by someone else (both keys on its current version).
+#[tokio::test]
+async fn secrets_manager_lists_versions_with_their_keys() {
+    use cmkguard_testkit::standin::MOVED_BY_OTHERS;
+    let standin = Standin::builder().members(1).secrets_per_region(12).start();
+    let member = standin.member_accounts().next().unwrap();
+    let region = "eu-west-1";
+    let sm = aws_sdk_secretsmanager::Client::new(&assumed(&standin, &member, region).await);
+    let key = standin.key_arn(&member, region);
+    let keys = |i: usize| {
+        let arn = standin.secret_arn(&member, region, i);
+        let sm = sm.clone();
+        async move {
+            let out = sm.list_secret_version_ids().secret_id(arn).send().await.unwrap();
+            let version = &out.versions()[0];
+            assert_eq!(version.version_stages(), ["AWSCURRENT"]);
+            version.kms_key_ids().to_vec()
+        }
+    };
+    assert_eq!(keys(0).await, ["DefaultEncryptionKey"]);
+    assert_eq!(keys(1).await, ["DefaultEncryptionKey".to_owned(), key.clone()]);
+    assert_eq!(keys(2).await, [key.clone()]);
+    assert_eq!(keys(MOVED_BY_OTHERS + 1).await.len(), 2);
+    assert_eq!(standin.count("secretsmanager:ListSecretVersionIds"), 4);
+}
