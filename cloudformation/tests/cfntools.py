@@ -62,6 +62,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "EnableRemediation": "true",
         "RemediateAccounts": MEMBER_ACCOUNT,
         "EnableSecurityHub": "true",
+        "CheckVersions": "true",
         "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
@@ -77,6 +78,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "MemberRoleRegion": REGION,
         "EnableRemediation": "true",
         "EnableSecurityHub": "true",
+        "CheckVersions": "true",
         "ForwardEvents": "true",
     },
 }

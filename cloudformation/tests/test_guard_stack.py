@@ -77,6 +77,7 @@ def test_everything_on(aws):
         "CMKGUARD_EXEMPT_TAG": "cmkguard:exempt",
         "CMKGUARD_SNS_TOPIC_ARN": out["TopicArn"],
         "CMKGUARD_DRY_RUN": "true",
+        "CMKGUARD_CHECK_VERSIONS": "true",
         "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS": "10000",
         "CMKGUARD_RETRY_BUDGET_MS": "60000",
@@ -84,10 +85,11 @@ def test_everything_on(aws):
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
-    # Its role: the calls it makes, UpdateSecret, BatchImportFindings, AssumeRole, the
-    # sweep cursor and ListAccounts included (all turned on).
+    # Its role: the calls it makes, UpdateSecret, BatchImportFindings, ListSecretVersionIds,
+    # AssumeRole, the sweep cursor and ListAccounts included (all turned on).
     granted = live_role_actions(aws)
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
     assert granted["cmkguard-sweep-cursor"] == {"ssm:GetParameter", "ssm:PutParameter"}
@@ -168,6 +170,7 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     assert not {
         "RemediationPolicy",
         "SecurityHubPolicy",
+        "CheckVersionsPolicy",
         "AssumeMemberRolePolicy",
         "SweepCursorPolicy",
         "ListOrganizationAccountsPolicy",
@@ -177,6 +180,7 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     assert set(granted) == {"cmkguard-guard"}
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
+    assert "secretsmanager:ListSecretVersionIds" not in everything
     assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:")) for a in everything)
 
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
@@ -188,10 +192,12 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
         "CMKGUARD_EXEMPT_TAG",
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
+        "CMKGUARD_CHECK_VERSIONS",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
         "CMKGUARD_RETRY_BUDGET_MS",
     }
     assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
+    assert variables["CMKGUARD_CHECK_VERSIONS"] == "false"
 
 
 @pytest.mark.parametrize(("actions", "expected"), [("none", "remediate"), ("tag", "tag,remediate"), ("notify", "notify,remediate")])

@@ -47,6 +47,7 @@ def test_member_role_and_forwarding(aws):
     granted = policy_actions(iam, "cmkguard-member")
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
+    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
     # Security Hub as IAM holds it: the member account's default product only (not even the guard's).
     security_hub = policy_document(
@@ -97,7 +98,7 @@ def test_other_regions_only_forward(aws):
 
 
 def test_security_hub_alone(aws):
-    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false"}
+    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false", "CheckVersions": "false"}
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
@@ -110,7 +111,8 @@ def test_security_hub_alone(aws):
 def test_member_role_lets_the_guard_sweep_the_account(aws):
     # SweepAccounts (CMKGUARD_SWEEP_ACCOUNTS): the guard's role assumes this role and lists,
     # describes and tags this account's secrets, reads their keys' state; never a value.
-    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false", "EnableSecurityHub": "false"}
+    off = {"EnableRemediation": "false", "EnableSecurityHub": "false", "CheckVersions": "false"}
+    parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
     iam = aws("iam", MEMBER_ACCOUNT)
     role = iam.get_role(RoleName="cmkguard-member")["Role"]

@@ -38,6 +38,7 @@ FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*
 GUARD_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
+    "secretsmanager:ListSecretVersionIds",  # only with CheckVersions=true, see below
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
@@ -56,6 +57,7 @@ GUARD_ACTIONS = {
 MEMBER_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",
@@ -305,7 +307,7 @@ def test_function_configuration():
 
 def test_environment_mirrors_the_contract_variables():
     contract = (ROOT.parent / "shared" / "CONTRACT.md") if (ROOT.parent / "shared" / "CONTRACT.md").exists() else None
-    expected = {
+    table = {
         "CMKGUARD_ACTIONS",
         "CMKGUARD_REMEDIATE_ACCOUNTS",
         "CMKGUARD_KEY_ALIAS",
@@ -318,12 +320,44 @@ def test_environment_mirrors_the_contract_variables():
         "CMKGUARD_RETRY_BUDGET_MS",
         "CMKGUARD_SWEEP_ACCOUNTS",
     }
+    # Described in sections of their own ("Finishing a move"), with a template parameter.
+    sections = {"CMKGUARD_CHECK_VERSIONS"}
     if contract is not None:
+        text = contract.read_text()
         # The rows of the contract's configuration table (tuning knobs mentioned in prose are not mirrored).
-        assert set(re.findall(r"^\| `(CMKGUARD_[A-Z_]+)`", contract.read_text(), re.MULTILINE)) == expected
+        assert set(re.findall(r"^\| `(CMKGUARD_[A-Z_]+)`", text, re.MULTILINE)) == table
+        assert all(f"`{v}`" in text for v in sections), sections
     template = load_template("guard.yaml")
     variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
-    assert set(variables) == expected
+    assert set(variables) == table | sections
+
+
+def test_check_versions_sets_the_variable_and_grants_the_version_listing():
+    template = load_template("guard.yaml")
+    parameter = template["Parameters"]["CheckVersions"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CMKGUARD_CHECK_VERSIONS"] == {"Ref": "CheckVersions"}
+    seen = set()
+    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
+        for variant in variants(template_name, IAM_TYPES, ("CheckVersionsEnabled",)):
+            if role not in variant.resources:
+                continue
+            documents = rendered_role_documents(variant.resources, role)
+            account = variant.account
+
+            def allowed(action: str, resource: str) -> bool:
+                return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
+
+            own = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
+            other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+            on = variant.conditions["CheckVersionsEnabled"]
+            assert allowed("secretsmanager:ListSecretVersionIds", own) is on, variant.label
+            assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")) is on, variant.label
+            assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
+            assert not allowed("secretsmanager:GetSecretValue", own), variant.label
+            seen.add((template_name, on))
+    assert seen == {(t, on) for t in ("guard.yaml", "member.yaml") for on in (True, False)}
 
 
 def test_alarms_watch_errors_and_the_dead_letter_queue():
