@@ -60,6 +60,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
     "guard.yaml": {
         "Actions": "tag,notify",
         "EnableRemediation": "true",
+        "EnableRotation": "true",
         "RemediateAccounts": MEMBER_ACCOUNT,
         "EnableSecurityHub": "true",
         "CheckVersions": "true",
@@ -77,6 +78,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "OrganizationId": ORG_ID,
         "MemberRoleRegion": REGION,
         "EnableRemediation": "true",
+        "EnableRotation": "true",
         "EnableSecurityHub": "true",
         "CheckVersions": "true",
         "ForwardEvents": "true",

@@ -70,7 +70,7 @@ def test_everything_on(aws):
     assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{GUARD_ROLE}" == out["GuardRoleArn"]
     # moto keeps a Number parameter's default as a number; CloudFormation passes strings.
     assert {k: str(v) for k, v in fn["Environment"]["Variables"].items()} == {
-        "CMKGUARD_ACTIONS": "tag,notify,remediate,securityhub",
+        "CMKGUARD_ACTIONS": "tag,notify,remediate,rotate,securityhub",
         "CMKGUARD_REMEDIATE_ACCOUNTS": parameters["RemediateAccounts"],
         "CMKGUARD_KEY_ALIAS": "alias/cmkguard/secrets",
         "CMKGUARD_ALLOWED_KEY_ARNS": parameters["AllowedKeyArns"],
@@ -85,10 +85,11 @@ def test_everything_on(aws):
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
-    # Its role: the calls it makes, UpdateSecret, BatchImportFindings, ListSecretVersionIds,
-    # AssumeRole, the sweep cursor and ListAccounts included (all turned on).
+    # Its role: the calls it makes, UpdateSecret, RotateSecret, BatchImportFindings,
+    # ListSecretVersionIds, AssumeRole, the sweep cursor and ListAccounts included (all on).
     granted = live_role_actions(aws)
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
     assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
@@ -125,6 +126,16 @@ def test_everything_on(aws):
     for key, allowed in ((key_arn, True), (f"arn:aws:kms:{REGION}:999999999999:key/x", False), (None, False)):
         context = {"secretsmanager:KmsKeyArn": key} if key else {}
         assert iam_allows([remediate], Request(fn["Role"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
+
+    # Rotation as IAM holds it: the secret's own rotation, never a new configuration; the
+    # rotation function of this account.
+    rotate = policy_document(aws("iam").get_role_policy(RoleName=GUARD_ROLE, PolicyName="cmkguard-rotate")["PolicyDocument"])
+    elsewhere = {"secretsmanager:RotationLambdaARN": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"}
+    for context, allowed in (({}, True), (elsewhere, False)):
+        assert iam_allows([rotate], Request(fn["Role"], "secretsmanager:RotateSecret", secret, context)) is allowed, context
+    for account, allowed in ((ACCOUNT, True), (MEMBER_ACCOUNT, False)):
+        function = f"arn:aws:lambda:{REGION}:{account}:function:SecretsManagerRotation-app"
+        assert iam_allows([rotate], Request(fn["Role"], "lambda:InvokeFunction", function)) is allowed, account
 
     # Security Hub as IAM holds it: this account's default product, in any region, nothing else.
     security_hub = policy_document(
@@ -169,6 +180,7 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     resources = create_guard_stack(aws, {})
     assert not {
         "RemediationPolicy",
+        "RotationPolicy",
         "SecurityHubPolicy",
         "CheckVersionsPolicy",
         "AssumeMemberRolePolicy",
@@ -181,7 +193,8 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
     assert "secretsmanager:ListSecretVersionIds" not in everything
-    assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:")) for a in everything)
+    assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:", "lambda:")) for a in everything)
+    assert "secretsmanager:RotateSecret" not in everything
 
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     variables = fn["Environment"]["Variables"]
@@ -229,6 +242,26 @@ def test_security_hub_is_added_to_the_actions_with_its_permission(aws, actions, 
     granted = live_role_actions(aws)
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert [n for n, actions in granted.items() if any(a.startswith("securityhub:") for a in actions)] == ["cmkguard-securityhub"]
+
+
+@pytest.mark.parametrize(
+    ("actions", "remediation", "expected"),
+    [
+        ("none", "false", "rotate"),
+        ("tag", "false", "tag,rotate"),
+        ("none", "true", "remediate,rotate"),
+        ("notify", "true", "notify,remediate,rotate"),
+    ],
+)
+def test_rotation_is_added_to_the_actions_with_its_permissions(aws, actions, remediation, expected):
+    parameters = {"Actions": actions, "EnableRotation": "true", "EnableRemediation": remediation, "RemediateAccounts": "*"}
+    resources = create_guard_stack(aws, parameters)
+    assert "RotationPolicy" in resources
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert fn["Environment"]["Variables"]["CMKGUARD_ACTIONS"] == expected
+    granted = live_role_actions(aws)
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+    assert ("cmkguard-remediate" in granted) is (remediation == "true")
 
 
 SWEEP_CURSOR = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/sweep-cursor"

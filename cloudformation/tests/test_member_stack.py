@@ -48,6 +48,7 @@ def test_member_role_and_forwarding(aws):
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
     # Security Hub as IAM holds it: the member account's default product only (not even the guard's).
     security_hub = policy_document(
@@ -98,11 +99,13 @@ def test_other_regions_only_forward(aws):
 
 
 def test_security_hub_alone(aws):
-    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false", "CheckVersions": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false", "CheckVersions": "false"}
+    parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
     assert "MemberSecurityHubPolicy" in resources and "MemberRemediationPolicy" not in resources
+    assert "MemberRotationPolicy" not in resources
     granted = policy_actions(aws("iam", MEMBER_ACCOUNT), "cmkguard-member")
     assert set(granted) == {"cmkguard-member", "cmkguard-securityhub"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
@@ -111,7 +114,7 @@ def test_security_hub_alone(aws):
 def test_member_role_lets_the_guard_sweep_the_account(aws):
     # SweepAccounts (CMKGUARD_SWEEP_ACCOUNTS): the guard's role assumes this role and lists,
     # describes and tags this account's secrets, reads their keys' state; never a value.
-    off = {"EnableRemediation": "false", "EnableSecurityHub": "false", "CheckVersions": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false", "EnableSecurityHub": "false", "CheckVersions": "false"}
     parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
     iam = aws("iam", MEMBER_ACCOUNT)

@@ -42,6 +42,8 @@ GUARD_ACTIONS = {
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
+    "secretsmanager:RotateSecret",  # only with EnableRotation=true, see below
+    "lambda:InvokeFunction",  # RotateSecret requires it on the rotation function
     "kms:DescribeKey",
     "kms:ListAliases",
     "sns:Publish",
@@ -61,6 +63,8 @@ MEMBER_ACTIONS = {
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",
+    "secretsmanager:RotateSecret",
+    "lambda:InvokeFunction",
     "kms:DescribeKey",
     "kms:ListAliases",
     "securityhub:BatchImportFindings",
@@ -237,6 +241,51 @@ def test_security_hub_grant_as_iam_decides_it_in_every_variant(template_name, ro
     assert checked
 
 
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_rotation_grants_as_iam_decides_them_in_every_variant(template_name, role):
+    # Action rotate: RotateSecret with the secret's own rotation configuration only, and the
+    # lambda:InvokeFunction AWS requires with it, on the role's own account only; nothing
+    # without EnableRotation=true.
+    template = load_template(template_name)
+    parameter = template["Parameters"]["EnableRotation"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
+    seen = set()
+    for variant in variants(template_name, IAM_TYPES, ("RotationEnabled",)):
+        if role not in variant.resources:
+            continue
+        account = variant.account
+        other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+        documents = rendered_role_documents(variant.resources, role)
+        on = variant.conditions["RotationEnabled"]
+
+        def allowed(action: str, resource: str, context: dict | None = None) -> bool:
+            return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource, context or {}))
+
+        secret = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
+        function = f"arn:aws:lambda:{REGION}:{account}:function:SecretsManagerRotation-app"
+        # The guard's own request: the secret's id alone (RotateImmediately at its default).
+        assert allowed("secretsmanager:RotateSecret", secret) is on, variant.label
+        assert allowed("secretsmanager:RotateSecret", secret, {"secretsmanager:ModifyRotationRules": False}) is on
+        assert allowed("secretsmanager:RotateSecret", secret.replace(REGION, "eu-west-1")) is on, variant.label
+        assert allowed("lambda:InvokeFunction", function) is on, variant.label
+        assert allowed("lambda:InvokeFunction", function.replace(REGION, "eu-west-1")) is on, variant.label
+        # Never a new rotation function, an external rotation role or new rules; never another account.
+        for context in (
+            {"secretsmanager:RotationLambdaARN": f"arn:aws:lambda:{REGION}:{account}:function:someone-elses"},
+            {"secretsmanager:ExternalSecretRotationRoleArn": f"arn:aws:iam::{account}:role/rotation"},
+            {"secretsmanager:ModifyRotationRules": True},
+        ):
+            assert not allowed("secretsmanager:RotateSecret", secret, context), (variant.label, context)
+        assert not allowed("secretsmanager:RotateSecret", secret.replace(f":{account}:", f":{other}:")), variant.label
+        assert not allowed("lambda:InvokeFunction", function.replace(f":{account}:", f":{other}:")), variant.label
+        for action in ("secretsmanager:CancelRotateSecret", "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"):
+            assert not allowed(action, secret), (variant.label, action)
+        for action in ("lambda:UpdateFunctionCode", "lambda:GetFunction", "lambda:InvokeAsync"):
+            assert not allowed(action, function), (variant.label, action)
+        seen.add(on)
+    assert seen == {True, False}
+
+
 def _contract_actions() -> set[str] | None:
     contract = ROOT.parent / "shared" / "CONTRACT.md"
     if not contract.exists():
@@ -248,27 +297,28 @@ def _contract_actions() -> set[str] | None:
 def test_every_action_of_the_contract_can_be_configured():
     template = load_template("guard.yaml")
     configurable = {a for v in template["Parameters"]["Actions"]["AllowedValues"] for a in v.split(",")}
-    configurable |= {"remediate", "securityhub"}  # EnableRemediation, EnableSecurityHub
+    configurable |= {"remediate", "rotate", "securityhub"}  # EnableRemediation, EnableRotation, EnableSecurityHub
     contract = _contract_actions()
-    assert configurable == (contract if contract is not None else {"none", "tag", "notify", "remediate", "securityhub"})
+    assert configurable == (contract if contract is not None else {"none", "tag", "notify", "remediate", "rotate", "securityhub"})
 
 
 def test_actions_variable_in_every_variant():
-    # CMKGUARD_ACTIONS is Actions, then remediate and securityhub as their parameters say;
-    # none only when nothing is on.
+    # CMKGUARD_ACTIONS is Actions, then remediate, rotate and securityhub as their parameters
+    # say; none only when nothing is on.
     actions = "tag,notify"  # cfntools.FULL_PARAMETERS, what the variants are rendered with
     contract = _contract_actions()
     seen = set()
-    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), ("ActionsNone", "RemediationEnabled", "SecurityHubEnabled")):
+    extra = ("ActionsNone", "RemediationEnabled", "RotationEnabled", "SecurityHubEnabled")
+    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), extra):
         c = variant.conditions
         expected = ([] if c["ActionsNone"] else actions.split(",")) + ["remediate"] * c["RemediationEnabled"]
-        expected += ["securityhub"] * c["SecurityHubEnabled"]
+        expected += ["rotate"] * c["RotationEnabled"] + ["securityhub"] * c["SecurityHubEnabled"]
         value = variant.resources["Function"]["Properties"]["Environment"]["Variables"]["CMKGUARD_ACTIONS"]
         assert value == (",".join(expected) or "none"), variant.label
         if contract is not None:
             assert set(value.split(",")) <= contract, value
         seen.add(value)
-    assert len(seen) == 8
+    assert len(seen) == 16
 
 
 def test_guard_assumes_only_the_member_role_and_only_when_named():
@@ -368,6 +418,7 @@ def test_alarms_watch_errors_and_the_dead_letter_queue():
         "ApproximateNumberOfMessagesVisible",
         "decisions.error",
         "actions.remediate.failed",
+        "actions.rotate.failed",
         "actions.securityhub.failed",
     }
     assert alarms["Errors"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
@@ -375,16 +426,15 @@ def test_alarms_watch_errors_and_the_dead_letter_queue():
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
     ]
     # The guard's own EMF metrics (crates/cmkguard-lambda/src/metrics.rs), aggregated without dimensions.
-    for name in ("decisions.error", "actions.remediate.failed", "actions.securityhub.failed"):
+    for name in ("decisions.error", "actions.remediate.failed", "actions.rotate.failed", "actions.securityhub.failed"):
         assert alarms[name]["Namespace"] == "cmkguard"
         assert "Dimensions" not in alarms[name]
-    # Security Hub failures are watched where the action is on.
-    [security_hub] = [
-        r
-        for r in resources.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == "actions.securityhub.failed"
-    ]
-    assert security_hub["Condition"] == "SecurityHubEnabled"
+    # Security Hub and rotation failures are watched where the action is on.
+    conditional = {
+        r["Properties"]["MetricName"]: r.get("Condition") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert conditional["actions.securityhub.failed"] == "SecurityHubEnabled"
+    assert conditional["actions.rotate.failed"] == "RotationEnabled"
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
         assert alarm["Threshold"] == 1
@@ -557,9 +607,12 @@ def test_rules_pass_the_defaults_and_everything_on():
         required = {k: v for k, v in FULL_PARAMETERS[name].items() if "Default" not in load_template(name)["Parameters"][k]}
         assert parameter_violations(load_template(name), required) == [], name
         assert parameter_violations(load_template(name), FULL_PARAMETERS[name]) == [], name
-    # And the remediation rule still refuses what it did.
+    # And the remediation rule still refuses what it did; rotate, like remediate, needs the accounts.
     [refused] = parameter_violations(load_template("guard.yaml"), {"EnableRemediation": "true"})
     assert "RemediateAccounts" in refused
+    [refused] = parameter_violations(load_template("guard.yaml"), {"EnableRotation": "true"})
+    assert "EnableRotation" in refused and "RemediateAccounts" in refused
+    assert parameter_violations(load_template("guard.yaml"), {"EnableRotation": "true", "RemediateAccounts": "*"}) == []
 
 
 def test_sweep_accounts_reach_the_function_only_when_set():
