@@ -145,11 +145,11 @@ def test_everything_on(aws):
     assert statement["Resource"] == security_hub_product_arn(ACCOUNT)
     assert_security_hub_import_only_into(security_hub, fn["Role"], ACCOUNT, MEMBER_ACCOUNT)
 
-    # The rules: the CloudTrail events (Secrets Manager, KMS) and the sweep, all to the
-    # function, undeliverable events to the dead-letter queue.
+    # The rules: the CloudTrail events (Secrets Manager calls and service event, KMS) and
+    # the sweep, all to the function, undeliverable events to the dead-letter queue.
     events = aws("events")
     rules = []
-    for name in ("SecretsManagerEventsRule", "KmsKeyEventsRule"):
+    for name in ("SecretsManagerEventsRule", "SecretsManagerServiceEventsRule", "KmsKeyEventsRule"):
         rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
         template_rule = load_template("guard.yaml")["Resources"][name]["Properties"]
         assert json.loads(rule["EventPattern"]) == template_rule["EventPattern"], name
@@ -162,7 +162,7 @@ def test_everything_on(aws):
         assert target["Arn"] == fn["FunctionArn"]
         assert target["DeadLetterConfig"]["Arn"] == queue["QueueArn"]
 
-    # Only these three rules, from this account, may invoke the function.
+    # Only these four rules, from this account, may invoke the function.
     permissions = json.loads(aws("lambda").get_policy(FunctionName=fn["FunctionName"])["Policy"])["Statement"]
     assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == sorted([r["Arn"] for r in (*rules, sweep)])
     assert all(p["Principal"] == {"Service": "events.amazonaws.com"} for p in permissions)

@@ -69,7 +69,7 @@ def test_member_role_and_forwarding(aws):
         assert iam_allows([remediate], Request(role["Arn"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
     events = aws("events", MEMBER_ACCOUNT)
-    for name in ("ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"):
+    for name in ("ForwardSecretsManagerEventsRule", "ForwardSecretsManagerServiceEventsRule", "ForwardKmsKeyEventsRule"):
         rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
         assert json.loads(rule["EventPattern"]) == load_template("member.yaml")["Resources"][name]["Properties"]["EventPattern"]
         [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
@@ -95,7 +95,12 @@ def test_other_regions_only_forward(aws):
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
-    assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"}
+    assert set(resources) == {
+        "ForwarderRole",
+        "ForwardSecretsManagerEventsRule",
+        "ForwardSecretsManagerServiceEventsRule",
+        "ForwardKmsKeyEventsRule",
+    }
 
 
 def test_security_hub_alone(aws):

@@ -15,6 +15,7 @@ from cfntools import (
     FULL_PARAMETERS,
     HANDLED_EVENT_NAMES,
     HANDLED_KMS_EVENT_NAMES,
+    HANDLED_SERVICE_EVENT_NAMES,
     MEMBER_ACCOUNT,
     REGION,
     ROOT,
@@ -476,6 +477,7 @@ def test_async_retries_end_in_the_dead_letter_queue():
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == [
         {"Fn::GetAtt": ["SecretsManagerEventsRule", "Arn"]},
+        {"Fn::GetAtt": ["SecretsManagerServiceEventsRule", "Arn"]},
         {"Fn::GetAtt": ["KmsKeyEventsRule", "Arn"]},
         {"Fn::GetAtt": ["SweepScheduleRule", "Arn"]},
     ]
@@ -505,19 +507,20 @@ def test_bus_policy_admits_only_the_organization():
 
 @pytest.mark.parametrize("template_name", sorted(CLOUDTRAIL_RULES))
 def test_cloudtrail_rules_take_exactly_the_contract_calls(template_name):
-    # CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls and the four key
-    # events, successful ones only, and nothing else (test_event_pattern.py sends events).
+    # CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls, its RotationSucceeded
+    # service event and the four key events, successful ones only, and nothing else
+    # (test_event_pattern.py sends events).
     resources = load_template(template_name)["Resources"]
     patterns = {lid: r["Properties"]["EventPattern"] for lid, r in resources.items() if "EventPattern" in r.get("Properties", {})}
     assert set(patterns) == set(CLOUDTRAIL_RULES[template_name])
-    for rule, (source, event_source, names) in CLOUDTRAIL_RULES[template_name].items():
+    for rule, (source, detail_type, event_source, names) in CLOUDTRAIL_RULES[template_name].items():
         assert patterns[rule] == {
             "source": [source],
-            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail-type": [detail_type],
             "detail": {"eventSource": [event_source], "eventName": list(names), "errorCode": [{"exists": False}]},
         }, rule
-    names = [n for _, _, rule_names in CLOUDTRAIL_RULES[template_name].values() for n in rule_names]
-    assert sorted(names) == sorted(HANDLED_EVENT_NAMES + HANDLED_KMS_EVENT_NAMES)
+    names = [n for *_, rule_names in CLOUDTRAIL_RULES[template_name].values() for n in rule_names]
+    assert sorted(names) == sorted(HANDLED_EVENT_NAMES + HANDLED_SERVICE_EVENT_NAMES + HANDLED_KMS_EVENT_NAMES)
 
 
 def test_member_forwards_exactly_what_the_guard_handles():
@@ -525,6 +528,7 @@ def test_member_forwards_exactly_what_the_guard_handles():
     member = load_template("member.yaml")["Resources"]
     for guard_rule, member_rule in (
         ("SecretsManagerEventsRule", "ForwardSecretsManagerEventsRule"),
+        ("SecretsManagerServiceEventsRule", "ForwardSecretsManagerServiceEventsRule"),
         ("KmsKeyEventsRule", "ForwardKmsKeyEventsRule"),
     ):
         assert member[member_rule]["Properties"]["EventPattern"] == guard[guard_rule]["Properties"]["EventPattern"]
@@ -535,6 +539,8 @@ def test_member_forwards_exactly_what_the_guard_handles():
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
     assert guard["SecretsManagerEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_EVENT_NAMES)
     assert guard["KmsKeyEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_KMS_EVENT_NAMES)
+    service_events = guard["SecretsManagerServiceEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"]
+    assert service_events == list(HANDLED_SERVICE_EVENT_NAMES)
 
 
 @pytest.mark.parametrize("template_name", TEMPLATES)
