@@ -148,7 +148,13 @@ def test_member_role_lets_the_guard_sweep_the_account(aws):
         ("kms:ListAliases", "*", {}),
         ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
         ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
+        # The remediated mark with the version a move left readable, and its removal.
+        ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:moved-version"]}),
+        ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:moved-version"]}),
+        ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:rotation-requested"]}),
     ):
         assert iam_allows(documents, Request(role["Arn"], action, resource, context)), action
     assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:GetSecretValue", secret))
     assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:TagResource", secret, {"aws:TagKeys": ["owner"]}))
+    exempt = {"aws:TagKeys": ["cmkguard:status", "cmkguard:exempt"]}
+    assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:TagResource", secret, exempt))

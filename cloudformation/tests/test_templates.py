@@ -73,8 +73,17 @@ MEMBER_ACTIONS = {
 # The one Security Hub grant (CONTRACT.md "Findings in Security Hub"): the account's own
 # default product, in every region (like the secretsmanager grants: the secret's region).
 SECURITY_HUB_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
-# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on.
-GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason", "cmkguard:previous-key"}
+# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on;
+# moved-version: the version a move left readable through that key ("Finishing a move");
+# rotation-requested: the moved version for which the guard called RotateSecret (action
+# rotate, crates/cmkguard-core/src/tags.rs).
+GUARD_TAG_KEYS = {
+    "cmkguard:status",
+    "cmkguard:reason",
+    "cmkguard:previous-key",
+    "cmkguard:moved-version",
+    "cmkguard:rotation-requested",
+}
 
 ROLES = [("guard.yaml", "GuardRole", GUARD_ACTIONS), ("member.yaml", "MemberRole", MEMBER_ACTIONS)]
 
