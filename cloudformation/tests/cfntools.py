@@ -73,6 +73,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
     "key.yaml": {
         "KeyAdministratorArns": role_arn("key-admin"),
         "SecretReaderArns": f"{role_arn('app-a')},{role_arn('app-b')}",
+        "RotationFunctionRoleArns": f"{role_arn('rotation-app-db')},{role_arn('rotation-app-api')}",
         "GuardRoleName": f"cmkguard-guard-{REGION}",
         "ExternalAccountIds": EXTERNAL_ACCOUNT,
     },
