@@ -26,19 +26,38 @@ MEMBER_ACCOUNT = "222233334444"
 EXTERNAL_ACCOUNT = "111122223333"
 ORG_ID = "o-cmkguardtest"
 
-HANDLED_EVENT_NAMES = ("CreateSecret", "UpdateSecret", "ReplicateSecretToRegions", "RestoreSecret")
-# CONTRACT.md "Inputs of the Lambda": the key events (aws.kms, kms.amazonaws.com).
+# CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls that set or change a
+# secret's key, then those that give it a new version or move its labels.
+HANDLED_EVENT_NAMES = (
+    "CreateSecret",
+    "UpdateSecret",
+    "ReplicateSecretToRegions",
+    "RestoreSecret",
+    "PutSecretValue",
+    "RotateSecret",
+    "UpdateSecretVersionStage",
+)
+# The Secrets Manager service events (no API call): a rotation that succeeded.
+HANDLED_SERVICE_EVENT_NAMES = ("RotationSucceeded",)
+# The key events (aws.kms, kms.amazonaws.com).
 HANDLED_KMS_EVENT_NAMES = ("DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion")
-# The CloudTrail rules of each template, by the service whose calls they take:
-# (source, eventSource, eventName list); test_templates.py checks the patterns against these.
+API_CALL = "AWS API Call via CloudTrail"
+SERVICE_EVENT = "AWS Service Event via CloudTrail"
+# The CloudTrail rules of each template, by what they take: (source, detail-type,
+# eventSource, eventName list); test_templates.py checks the patterns against these.
+_SECRETS_MANAGER = ("aws.secretsmanager", API_CALL, "secretsmanager.amazonaws.com", HANDLED_EVENT_NAMES)
+_SECRETS_MANAGER_SERVICE = ("aws.secretsmanager", SERVICE_EVENT, "secretsmanager.amazonaws.com", HANDLED_SERVICE_EVENT_NAMES)
+_KMS = ("aws.kms", API_CALL, "kms.amazonaws.com", HANDLED_KMS_EVENT_NAMES)
 CLOUDTRAIL_RULES = {
     "guard.yaml": {
-        "SecretsManagerEventsRule": ("aws.secretsmanager", "secretsmanager.amazonaws.com", HANDLED_EVENT_NAMES),
-        "KmsKeyEventsRule": ("aws.kms", "kms.amazonaws.com", HANDLED_KMS_EVENT_NAMES),
+        "SecretsManagerEventsRule": _SECRETS_MANAGER,
+        "SecretsManagerServiceEventsRule": _SECRETS_MANAGER_SERVICE,
+        "KmsKeyEventsRule": _KMS,
     },
     "member.yaml": {
-        "ForwardSecretsManagerEventsRule": ("aws.secretsmanager", "secretsmanager.amazonaws.com", HANDLED_EVENT_NAMES),
-        "ForwardKmsKeyEventsRule": ("aws.kms", "kms.amazonaws.com", HANDLED_KMS_EVENT_NAMES),
+        "ForwardSecretsManagerEventsRule": _SECRETS_MANAGER,
+        "ForwardSecretsManagerServiceEventsRule": _SECRETS_MANAGER_SERVICE,
+        "ForwardKmsKeyEventsRule": _KMS,
     },
 }
 
@@ -54,14 +73,17 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
     "key.yaml": {
         "KeyAdministratorArns": role_arn("key-admin"),
         "SecretReaderArns": f"{role_arn('app-a')},{role_arn('app-b')}",
+        "RotationFunctionRoleArns": f"{role_arn('rotation-app-db')},{role_arn('rotation-app-api')}",
         "GuardRoleName": f"cmkguard-guard-{REGION}",
         "ExternalAccountIds": EXTERNAL_ACCOUNT,
     },
     "guard.yaml": {
         "Actions": "tag,notify",
         "EnableRemediation": "true",
+        "EnableRotation": "true",
         "RemediateAccounts": MEMBER_ACCOUNT,
         "EnableSecurityHub": "true",
+        "CheckVersions": "true",
         "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
@@ -76,7 +98,9 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "OrganizationId": ORG_ID,
         "MemberRoleRegion": REGION,
         "EnableRemediation": "true",
+        "EnableRotation": "true",
         "EnableSecurityHub": "true",
+        "CheckVersions": "true",
         "ForwardEvents": "true",
     },
 }
@@ -205,12 +229,13 @@ def event_fixtures() -> list[Path]:
 
 def classify_event(path: Path, event: Any) -> str:
     """What the guard makes of a fixture, by CONTRACT.md:
-    "handled"   a successful CreateSecret/UpdateSecret/ReplicateSecretToRegions/RestoreSecret
-                CloudTrail call from aws.secretsmanager, or a successful DisableKey/EnableKey/
-                ScheduleKeyDeletion/CancelKeyDeletion call from aws.kms: one of the CloudTrail
-                rules must deliver it;
-    "ignored"   any other event (failed call with errorCode, other service, other call):
-                the rule must not deliver it;
+    "handled"   a successful CreateSecret/UpdateSecret/ReplicateSecretToRegions/RestoreSecret/
+                PutSecretValue/RotateSecret/UpdateSecretVersionStage CloudTrail call from
+                aws.secretsmanager, the RotationSucceeded service event of aws.secretsmanager,
+                or a successful DisableKey/EnableKey/ScheduleKeyDeletion/CancelKeyDeletion call
+                from aws.kms: one of the CloudTrail rules must deliver it;
+    "ignored"   any other event (failed call with errorCode, other service, other call or
+                service event, a call's name as a service event): no rule may deliver it;
     "scheduled" the sweep's Scheduled Event (files ScheduledEvent-*), delivered by the
                 schedule rule, which has no pattern;
     "not-event" not an EventBridge event at all (input for the CLI's error handling): no
@@ -225,15 +250,15 @@ def classify_event(path: Path, event: Any) -> str:
     ):
         return "not-event"
     detail = event["detail"]
-    handled_calls = {
-        ("aws.secretsmanager", "secretsmanager.amazonaws.com"): HANDLED_EVENT_NAMES,
-        ("aws.kms", "kms.amazonaws.com"): HANDLED_KMS_EVENT_NAMES,
+    handled_events = {
+        ("aws.secretsmanager", API_CALL, "secretsmanager.amazonaws.com"): HANDLED_EVENT_NAMES,
+        ("aws.secretsmanager", SERVICE_EVENT, "secretsmanager.amazonaws.com"): HANDLED_SERVICE_EVENT_NAMES,
+        ("aws.kms", API_CALL, "kms.amazonaws.com"): HANDLED_KMS_EVENT_NAMES,
     }
     event_source = detail.get("eventSource")
     handled = (
-        event["detail-type"] == "AWS API Call via CloudTrail"
-        and isinstance(event_source, str)
-        and detail.get("eventName") in handled_calls.get((event["source"], event_source), ())
+        isinstance(event_source, str)
+        and detail.get("eventName") in handled_events.get((event["source"], event["detail-type"], event_source), ())
         and "errorCode" not in detail
     )
     return "handled" if handled else "ignored"

@@ -17,6 +17,8 @@ import copy
 import json
 import uuid
 
+import pytest
+
 from cfntools import (
     ACCOUNT,
     CLOUDTRAIL_RULES,
@@ -42,6 +44,37 @@ OTHER_KMS_EVENT_NAMES = (
     "DeleteAlias",
     "UpdateAlias",
 )
+# Real Secrets Manager calls that change no key and no current version: reading values
+# (the most frequent by far), metadata, policies, rotation set-up and its cancellation.
+OTHER_SECRETS_MANAGER_CALLS = (
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "DescribeSecret",
+    "ListSecretVersionIds",
+    "GetRandomPassword",
+    "PutResourcePolicy",
+    "CancelRotateSecret",
+)
+# Real Secrets Manager service events other than a succeeded rotation: none moves AWSCURRENT.
+OTHER_SECRETS_MANAGER_SERVICE_EVENTS = (
+    "RotationStarted",
+    "RotationFailed",
+    "RotationAbandoned",
+    "StartSecretVersionDelete",
+    "CancelSecretVersionDelete",
+    "EndSecretVersionDelete",
+)
+# Each made from a handled fixture by renaming it, so that only the name keeps it out:
+# (fixture, the rule that delivers the fixture, the names it is renamed to).
+OTHER_EVENTS = {
+    "aws.kms": ("DisableKey-key-arn.json", "KmsKeyEventsRule", OTHER_KMS_EVENT_NAMES),
+    "aws.secretsmanager": ("PutSecretValue-new-version.json", "SecretsManagerEventsRule", OTHER_SECRETS_MANAGER_CALLS),
+    "aws.secretsmanager service events": (
+        "RotationSucceeded-service-event.json",
+        "SecretsManagerServiceEventsRule",
+        OTHER_SECRETS_MANAGER_SERVICE_EVENTS,
+    ),
+}
 
 
 def probe_queue(aws, name: str = "cmkguard-pattern-probe", account=None):
@@ -84,18 +117,19 @@ def load_fixtures() -> dict[str, list]:
     return by_kind
 
 
-def other_kms_events() -> list[tuple[str, dict]]:
-    """Real-shaped KMS events of other calls: the DisableKey fixture under another name.
-    Made here, not fixture files (every file in testdata/events is an event the Rust case
-    table runs)."""
-    base = json.loads((ROOT / "testdata" / "events" / "DisableKey-key-arn.json").read_text())
+def other_events(kind: str) -> list[tuple[str, dict]]:
+    """Real-shaped events of other calls (or service events) of one service: a handled
+    fixture under another name (OTHER_EVENTS). Made here, not fixture files (every file in
+    testdata/events is an event the Rust case table runs)."""
+    fixture, _, names = OTHER_EVENTS[kind]
+    base = json.loads((ROOT / "testdata" / "events" / fixture).read_text())
     made = []
-    for name in OTHER_KMS_EVENT_NAMES:
+    for name in names:
         event = copy.deepcopy(base)
         event["id"] = str(uuid.uuid4())
         event["detail"]["eventName"] = name
         event["detail"]["eventID"] = str(uuid.uuid4())
-        made.append((f"{name} (DisableKey-key-arn.json renamed)", event))
+        made.append((f"{name} ({fixture} renamed)", event))
     return made
 
 
@@ -149,15 +183,44 @@ def test_kms_fixtures_are_classified_by_the_contract():
     ):
         assert kinds[name] == "handled", name
     assert kinds["DisableKey-failed.json"] == "ignored"
-    for name, event in other_kms_events():
+    for name, event in other_events("aws.kms"):
         assert classify_event(ROOT / "testdata" / "events" / "x.json", event) == "ignored", name
+
+
+def test_secrets_manager_fixtures_are_classified_by_the_contract():
+    # The calls that give a secret a new version or move its labels, and the succeeded
+    # rotation (a service event), are handled like the key-changing calls.
+    kinds = {name: kind for kind, fixtures in load_fixtures().items() for name, _ in fixtures}
+    for name in (
+        "CreateSecret-key-arn.json",
+        "UpdateSecret-value-only.json",
+        "PutSecretValue-new-version.json",
+        "RotateSecret-immediately.json",
+        "UpdateSecretVersionStage-move-current.json",
+        "RotationSucceeded-service-event.json",
+    ):
+        assert kinds[name] == "handled", name
+    for name in ("CreateSecret-failed.json", "DeleteSecret-not-handled.json"):
+        assert kinds[name] == "ignored", name
+    for kind in ("aws.secretsmanager", "aws.secretsmanager service events"):
+        for name, event in other_events(kind):
+            assert classify_event(ROOT / "testdata" / "events" / "x.json", event) == "ignored", name
+    # A call's name delivered as a service event (and the other way round) is not the contract's.
+    [(_, rotation)] = [(n, e) for n, e in load_fixtures()["handled"] if n == "RotationSucceeded-service-event.json"]
+    as_call = copy.deepcopy(rotation)
+    as_call["detail-type"] = "AWS API Call via CloudTrail"
+    assert classify_event(ROOT / "testdata" / "events" / "x.json", as_call) == "ignored"
 
 
 def test_rules_deliver_handled_events_once_and_no_other(aws):
     fixtures = load_fixtures()
     # Without both kinds, and without both services, the test would prove nothing.
     assert fixtures["handled"] and fixtures["ignored"]
-    assert {e["source"] for _, e in fixtures["handled"]} == {"aws.secretsmanager", "aws.kms"}
+    assert {(e["source"], e["detail-type"]) for _, e in fixtures["handled"]} == {
+        ("aws.secretsmanager", "AWS API Call via CloudTrail"),
+        ("aws.secretsmanager", "AWS Service Event via CloudTrail"),
+        ("aws.kms", "AWS API Call via CloudTrail"),
+    }
     # "not-event" fixtures (if any) are CLI input that no event bus can carry: not sent.
     # "scheduled" ones come through the schedule rule, which has no pattern; the
     # CloudTrail rules must not take them as well (the function would sweep twice).
@@ -172,16 +235,37 @@ def test_rules_deliver_handled_events_once_and_no_other(aws):
     assert not wrong, wrong
 
 
-def test_rules_deliver_no_other_kms_call(aws):
+@pytest.mark.parametrize("kind", sorted(OTHER_EVENTS))
+def test_rules_deliver_no_other_call_or_service_event(aws, kind):
     events, probes = guard_probe(aws)
-    # The renamed event is otherwise the one the KMS rule delivers: only the name keeps it out.
-    [(_, base)] = [(n, e) for n, e in load_fixtures()["handled"] if n == "DisableKey-key-arn.json"]
-    assert delivered_by(events, probes, base) == ["KmsKeyEventsRule"]
+    # The renamed event is otherwise the one its rule delivers: only the name keeps it out.
+    fixture, rule, _ = OTHER_EVENTS[kind]
+    [(_, base)] = [(n, e) for n, e in load_fixtures()["handled"] if n == fixture]
+    assert delivered_by(events, probes, base) == [rule]
     wrong = []
-    for name, event in other_kms_events():
+    for name, event in other_events(kind):
         rules = delivered_by(events, probes, event)
         if rules:
             wrong.append(f"{name} delivered by {rules}")
+    assert not wrong, wrong
+
+
+def test_rules_keep_calls_and_service_events_apart(aws):
+    # A handled name under the other detail-type is no event of the contract (and none AWS
+    # sends): neither rule takes it.
+    events, probes = guard_probe(aws)
+    handled = dict(load_fixtures()["handled"])
+    wrong = []
+    for fixture, detail_type in (
+        ("RotationSucceeded-service-event.json", "AWS API Call via CloudTrail"),
+        ("PutSecretValue-new-version.json", "AWS Service Event via CloudTrail"),
+    ):
+        event = copy.deepcopy(handled[fixture])
+        event["detail-type"] = detail_type
+        assert classify_event(ROOT / "testdata" / "events" / "x.json", event) == "ignored", fixture
+        rules = delivered_by(events, probes, event)
+        if rules:
+            wrong.append(f"{fixture} as {detail_type} delivered by {rules}")
     assert not wrong, wrong
 
 
@@ -224,11 +308,12 @@ def test_member_accounts_forward_what_the_guard_handles(aws):
     assert not wrong, wrong
 
 
-def test_member_accounts_forward_no_other_kms_call(aws):
+@pytest.mark.parametrize("kind", sorted(OTHER_EVENTS))
+def test_member_accounts_forward_no_other_call_or_service_event(aws, kind):
     member_events, (sqs, url), sources = member_forwarding(aws)
-    assert "aws.kms" in sources
+    assert kind.split()[0] in sources
     wrong = []
-    for name, event in other_kms_events():
+    for name, event in other_events(kind):
         put(member_events, event, "default")
         if drain(sqs, url):
             wrong.append(name)

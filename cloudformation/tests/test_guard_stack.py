@@ -70,13 +70,14 @@ def test_everything_on(aws):
     assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{GUARD_ROLE}" == out["GuardRoleArn"]
     # moto keeps a Number parameter's default as a number; CloudFormation passes strings.
     assert {k: str(v) for k, v in fn["Environment"]["Variables"].items()} == {
-        "CMKGUARD_ACTIONS": "tag,notify,remediate,securityhub",
+        "CMKGUARD_ACTIONS": "tag,notify,remediate,rotate,securityhub",
         "CMKGUARD_REMEDIATE_ACCOUNTS": parameters["RemediateAccounts"],
         "CMKGUARD_KEY_ALIAS": "alias/cmkguard/secrets",
         "CMKGUARD_ALLOWED_KEY_ARNS": parameters["AllowedKeyArns"],
         "CMKGUARD_EXEMPT_TAG": "cmkguard:exempt",
         "CMKGUARD_SNS_TOPIC_ARN": out["TopicArn"],
         "CMKGUARD_DRY_RUN": "true",
+        "CMKGUARD_CHECK_VERSIONS": "true",
         "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS": "10000",
         "CMKGUARD_RETRY_BUDGET_MS": "60000",
@@ -84,10 +85,12 @@ def test_everything_on(aws):
     }
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
-    # Its role: the calls it makes, UpdateSecret, BatchImportFindings, AssumeRole, the
-    # sweep cursor and ListAccounts included (all turned on).
+    # Its role: the calls it makes, UpdateSecret, RotateSecret, BatchImportFindings,
+    # ListSecretVersionIds, AssumeRole, the sweep cursor and ListAccounts included (all on).
     granted = live_role_actions(aws)
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
     assert granted["cmkguard-sweep-cursor"] == {"ssm:GetParameter", "ssm:PutParameter"}
@@ -124,6 +127,16 @@ def test_everything_on(aws):
         context = {"secretsmanager:KmsKeyArn": key} if key else {}
         assert iam_allows([remediate], Request(fn["Role"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
+    # Rotation as IAM holds it: the secret's own rotation, never a new configuration; the
+    # rotation function of this account.
+    rotate = policy_document(aws("iam").get_role_policy(RoleName=GUARD_ROLE, PolicyName="cmkguard-rotate")["PolicyDocument"])
+    elsewhere = {"secretsmanager:RotationLambdaARN": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"}
+    for context, allowed in (({}, True), (elsewhere, False)):
+        assert iam_allows([rotate], Request(fn["Role"], "secretsmanager:RotateSecret", secret, context)) is allowed, context
+    for account, allowed in ((ACCOUNT, True), (MEMBER_ACCOUNT, False)):
+        function = f"arn:aws:lambda:{REGION}:{account}:function:SecretsManagerRotation-app"
+        assert iam_allows([rotate], Request(fn["Role"], "lambda:InvokeFunction", function)) is allowed, account
+
     # Security Hub as IAM holds it: this account's default product, in any region, nothing else.
     security_hub = policy_document(
         aws("iam").get_role_policy(RoleName=GUARD_ROLE, PolicyName="cmkguard-securityhub")["PolicyDocument"]
@@ -132,11 +145,11 @@ def test_everything_on(aws):
     assert statement["Resource"] == security_hub_product_arn(ACCOUNT)
     assert_security_hub_import_only_into(security_hub, fn["Role"], ACCOUNT, MEMBER_ACCOUNT)
 
-    # The rules: the CloudTrail events (Secrets Manager, KMS) and the sweep, all to the
-    # function, undeliverable events to the dead-letter queue.
+    # The rules: the CloudTrail events (Secrets Manager calls and service event, KMS) and
+    # the sweep, all to the function, undeliverable events to the dead-letter queue.
     events = aws("events")
     rules = []
-    for name in ("SecretsManagerEventsRule", "KmsKeyEventsRule"):
+    for name in ("SecretsManagerEventsRule", "SecretsManagerServiceEventsRule", "KmsKeyEventsRule"):
         rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
         template_rule = load_template("guard.yaml")["Resources"][name]["Properties"]
         assert json.loads(rule["EventPattern"]) == template_rule["EventPattern"], name
@@ -149,7 +162,7 @@ def test_everything_on(aws):
         assert target["Arn"] == fn["FunctionArn"]
         assert target["DeadLetterConfig"]["Arn"] == queue["QueueArn"]
 
-    # Only these three rules, from this account, may invoke the function.
+    # Only these four rules, from this account, may invoke the function.
     permissions = json.loads(aws("lambda").get_policy(FunctionName=fn["FunctionName"])["Policy"])["Statement"]
     assert sorted(p["Condition"]["ArnLike"]["AWS:SourceArn"] for p in permissions) == sorted([r["Arn"] for r in (*rules, sweep)])
     assert all(p["Principal"] == {"Service": "events.amazonaws.com"} for p in permissions)
@@ -167,7 +180,9 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     resources = create_guard_stack(aws, {})
     assert not {
         "RemediationPolicy",
+        "RotationPolicy",
         "SecurityHubPolicy",
+        "CheckVersionsPolicy",
         "AssumeMemberRolePolicy",
         "SweepCursorPolicy",
         "ListOrganizationAccountsPolicy",
@@ -177,7 +192,9 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     assert set(granted) == {"cmkguard-guard"}
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
-    assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:")) for a in everything)
+    assert "secretsmanager:ListSecretVersionIds" not in everything
+    assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:", "lambda:")) for a in everything)
+    assert "secretsmanager:RotateSecret" not in everything
 
     fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
     variables = fn["Environment"]["Variables"]
@@ -188,10 +205,12 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
         "CMKGUARD_EXEMPT_TAG",
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
+        "CMKGUARD_CHECK_VERSIONS",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
         "CMKGUARD_RETRY_BUDGET_MS",
     }
     assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
+    assert variables["CMKGUARD_CHECK_VERSIONS"] == "false"
 
 
 @pytest.mark.parametrize(("actions", "expected"), [("none", "remediate"), ("tag", "tag,remediate"), ("notify", "notify,remediate")])
@@ -223,6 +242,26 @@ def test_security_hub_is_added_to_the_actions_with_its_permission(aws, actions, 
     granted = live_role_actions(aws)
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert [n for n, actions in granted.items() if any(a.startswith("securityhub:") for a in actions)] == ["cmkguard-securityhub"]
+
+
+@pytest.mark.parametrize(
+    ("actions", "remediation", "expected"),
+    [
+        ("none", "false", "rotate"),
+        ("tag", "false", "tag,rotate"),
+        ("none", "true", "remediate,rotate"),
+        ("notify", "true", "notify,remediate,rotate"),
+    ],
+)
+def test_rotation_is_added_to_the_actions_with_its_permissions(aws, actions, remediation, expected):
+    parameters = {"Actions": actions, "EnableRotation": "true", "EnableRemediation": remediation, "RemediateAccounts": "*"}
+    resources = create_guard_stack(aws, parameters)
+    assert "RotationPolicy" in resources
+    fn = aws("lambda").get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    assert fn["Environment"]["Variables"]["CMKGUARD_ACTIONS"] == expected
+    granted = live_role_actions(aws)
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+    assert ("cmkguard-remediate" in granted) is (remediation == "true")
 
 
 SWEEP_CURSOR = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/cmkguard/sweep-cursor"

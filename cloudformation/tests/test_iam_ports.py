@@ -38,9 +38,17 @@ WHEN = {
         "guard.yaml": {"EnableRemediation": "true", "RemediateAccounts": MEMBER_ACCOUNT},
         "member.yaml": {"EnableRemediation": "true"},
     },
+    # The rotate action: EnableRotation adds it to CMKGUARD_ACTIONS (Actions does not take
+    # it), together with its permissions; like remediate, only for RemediateAccounts.
+    "rotation": {
+        "guard.yaml": {"EnableRotation": "true", "RemediateAccounts": MEMBER_ACCOUNT},
+        "member.yaml": {"EnableRotation": "true"},
+    },
     # The securityhub action: EnableSecurityHub adds it to CMKGUARD_ACTIONS (Actions
     # does not take it), together with its permission.
     "securityhub": {"guard.yaml": {"EnableSecurityHub": "true"}, "member.yaml": {"EnableSecurityHub": "true"}},
+    # CheckVersions sets CMKGUARD_CHECK_VERSIONS (guard.yaml) and grants the version listing.
+    "check-versions": {"guard.yaml": {"CheckVersions": "true"}, "member.yaml": {"CheckVersions": "true"}},
     "organization": {"guard.yaml": {"SweepAccounts": "organization", "AssumeRoleName": "cmkguard-member"}},
     "sweep-accounts": {"guard.yaml": {"SweepAccounts": MEMBER_ACCOUNT, "AssumeRoleName": "cmkguard-member"}},
 }
@@ -94,6 +102,9 @@ def plausible_request(role_arn: str, account: str, action: str, resources: dict)
         return Request(role_arn, action, function["Properties"]["Environment"]["Variables"]["CMKGUARD_SNS_TOPIC_ARN"])
     if service == "securityhub":
         return Request(role_arn, action, security_hub_product_arn(account, REGION))
+    if service == "lambda":
+        # RotateSecret's lambda:InvokeFunction: the secret's rotation function, in its account.
+        return Request(role_arn, action, f"arn:aws:lambda:{REGION}:{account}:function:SecretsManagerRotation-app-database")
     if service == "organizations":
         return Request(role_arn, action, "*")
     if service == "ssm":

@@ -48,6 +48,7 @@ KEY_DENIES = {
     ("key.yaml", "SecretsKey"): {
         "DenyKeyUseByAdministrators": None,
         "DenyKeyAdministrationBySecretReaders": "HasSecretReaders",
+        "DenyKeyAdministrationByRotationFunctions": "HasRotationFunctionRoles",
         "DenyKeyAdministrationByGuard": None,
         "DenyGrantsNotForAWSResources": None,
     },
@@ -203,8 +204,9 @@ def test_key_policy_keeps_its_explicit_denies(variant: Variant, key: str):
         assert (sid in denies) == (condition is None or variant.conditions[condition]), sid
     if (variant.template, key) != ("key.yaml", "SecretsKey"):
         return
-    # What they are for, whatever IAM grants: administrators never use the key, the guard
-    # and readers never manage it, and nobody gets a grant but for an AWS resource.
+    # What they are for, whatever IAM grants: administrators never use the key, the guard,
+    # readers and rotation functions never manage it, and nobody gets a grant but for an AWS
+    # resource.
     arn, through_sm = key_arn(variant, key), {"kms:ViaService": via("secretsmanager"), "kms:CallerAccount": ACCOUNT}
     params = FULL_PARAMETERS["key.yaml"]
     for admin in params["KeyAdministratorArns"].split(","):
@@ -213,6 +215,8 @@ def test_key_policy_keeps_its_explicit_denies(variant: Variant, key: str):
     users = [role_arn(params["GuardRoleName"])]
     if variant.conditions["HasSecretReaders"]:
         users += params["SecretReaderArns"].split(",")
+    if variant.conditions["HasRotationFunctionRoles"]:
+        users += params["RotationFunctionRoleArns"].split(",")
     for user in users:
         for action in ADMIN_WRITE_ACTIONS:
             request = Request(user, action, arn, {"kms:CallerAccount": ACCOUNT})
@@ -232,9 +236,9 @@ def designated_key_policy(**conditions: bool) -> tuple[dict, str]:
     return variant.resources["SecretsKey"]["Properties"]["KeyPolicy"], key_arn(variant, "SecretsKey")
 
 
-@pytest.mark.parametrize("readers", [True, False])
-def test_decrypt_granted_in_iam_works_only_through_secrets_manager(readers: bool):
-    policy, arn = designated_key_policy(HasSecretReaders=readers, HasExternalAccounts=True)
+@pytest.mark.parametrize(("readers", "rotation"), [(True, True), (True, False), (False, True), (False, False)])
+def test_decrypt_granted_in_iam_works_only_through_secrets_manager(readers: bool, rotation: bool):
+    policy, arn = designated_key_policy(HasSecretReaders=readers, HasRotationFunctionRoles=rotation, HasExternalAccounts=True)
     app = role_arn("some-app")
     iam = [{"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}]
     through_sm = {"kms:ViaService": via("secretsmanager"), "kms:CallerAccount": ACCOUNT}
@@ -257,9 +261,11 @@ def test_decrypt_granted_in_iam_works_only_through_secrets_manager(readers: bool
     assert not kms_allows(policy, grant, [ALLOW_ALL_KMS])
     assert not kms_allows(policy, Request(app, "kms:CreateGrant", arn, through_sm), [ALLOW_ALL_KMS])
 
-    # The guard and the readers the key policy names: only through Secrets Manager, no IAM needed.
+    # The guard, the readers and the rotation functions the key policy names: only through
+    # Secrets Manager, no IAM needed.
     params = FULL_PARAMETERS["key.yaml"]
     named = [role_arn(params["GuardRoleName"])] + (params["SecretReaderArns"].split(",") if readers else [])
+    named += params["RotationFunctionRoleArns"].split(",") if rotation else []
     for user in named:
         assert decrypt(through_sm, principal=user, policies=[])
         assert not decrypt({"kms:CallerAccount": ACCOUNT}, principal=user, policies=[ALLOW_ALL_KMS])
@@ -269,6 +275,49 @@ def test_decrypt_granted_in_iam_works_only_through_secrets_manager(readers: bool
     assert decrypt(shared, principal=external)
     assert not decrypt(shared, principal=external, policies=[])
     assert not decrypt({"kms:CallerAccount": EXTERNAL_ACCOUNT}, principal=external, policies=[ALLOW_ALL_KMS])
+
+
+@pytest.mark.parametrize("readers", [True, False])
+def test_rotation_functions_use_the_key_only_through_secrets_manager(readers: bool):
+    # A rotation function's role (RotationFunctionRoleArns): the key policy alone lets it
+    # read the current value and write the new one (Decrypt, GenerateDataKey) through
+    # Secrets Manager in this region; nothing else from the key policy, never directly,
+    # never the key's administration, whatever IAM grants. Administrators still never use it.
+    policy, arn = designated_key_policy(HasSecretReaders=readers, HasRotationFunctionRoles=True, HasExternalAccounts=True)
+    params = FULL_PARAMETERS["key.yaml"]
+    through_sm = {"kms:ViaService": via("secretsmanager"), "kms:CallerAccount": ACCOUNT}
+    elsewhere = (
+        {"kms:CallerAccount": ACCOUNT},
+        {"kms:ViaService": via("s3"), "kms:CallerAccount": ACCOUNT},
+        {"kms:ViaService": via("lambda"), "kms:CallerAccount": ACCOUNT},
+        {"kms:ViaService": via("secretsmanager", "eu-west-3"), "kms:CallerAccount": ACCOUNT},
+    )
+    functions = params["RotationFunctionRoleArns"].split(",")
+    assert len(functions) == 2
+    for function in functions:
+        for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+            assert kms_allows(policy, Request(function, action, arn, through_sm)), (function, action)
+            for context in elsewhere:
+                request = Request(function, action, arn, context)
+                assert not kms_allows(policy, request, [ALLOW_ALL_KMS]), (function, action, context)
+        for action in CRYPTO_ACTIONS:
+            if action not in ("kms:Decrypt", "kms:GenerateDataKey"):
+                assert not kms_allows(policy, Request(function, action, arn, through_sm)), (function, action)
+        grant = {"kms:CallerAccount": ACCOUNT, "kms:GrantIsForAWSResource": False}
+        assert not kms_allows(policy, Request(function, "kms:CreateGrant", arn, grant), [ALLOW_ALL_KMS])
+        for action in ADMIN_WRITE_ACTIONS:
+            request = Request(function, action, arn, {"kms:CallerAccount": ACCOUNT})
+            assert not kms_allows(policy, request, [ALLOW_ALL_KMS]), (function, action)
+    for admin in params["KeyAdministratorArns"].split(","):
+        for action in CRYPTO_ACTIONS:
+            assert not kms_allows(policy, Request(admin, action, arn, through_sm), [ALLOW_ALL_KMS]), (admin, action)
+    # Without the parameter the key policy names no rotation function: IAM decides, and what
+    # it grants works through Secrets Manager only (the account's statement).
+    without, arn = designated_key_policy(HasSecretReaders=readers, HasRotationFunctionRoles=False, HasExternalAccounts=True)
+    decrypt = [{"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}]}]
+    assert not kms_allows(without, Request(functions[0], "kms:Decrypt", arn, through_sm))
+    assert kms_allows(without, Request(functions[0], "kms:Decrypt", arn, through_sm), decrypt)
+    assert not kms_allows(without, Request(functions[0], "kms:Decrypt", arn, {"kms:CallerAccount": ACCOUNT}), decrypt)
 
 
 def test_operations_key_is_used_only_by_the_services_it_encrypts_for():

@@ -123,18 +123,24 @@ def test_key_alias_and_policy(aws):
         "DenyKeyUseByAdministrators",
         "AllowSecretReadersThroughSecretsManager",
         "DenyKeyAdministrationBySecretReaders",
+        "AllowRotationFunctionsThroughSecretsManager",
+        "DenyKeyAdministrationByRotationFunctions",
         "AllowGuardToReEncryptThroughSecretsManager",
         "DenyKeyAdministrationByGuard",
         "AllowExternalAccountsThroughSecretsManager",
         "DenyGrantsNotForAWSResources",
     }
     admin, reader_a, guard = parameters["KeyAdministratorArns"], role_arn("app-a"), role_arn(parameters["GuardRoleName"])
+    rotation = role_arn("rotation-app-db")
     assert principals_of(by_sid["EnableIAMPoliciesForKeyAdministration"]) == [ROOT_ARN]
     assert principals_of(by_sid["EnableIAMPoliciesForUseThroughSecretsManager"]) == [ROOT_ARN]
     assert "Condition" not in by_sid["EnableIAMPoliciesForKeyAdministration"]
     assert principals_of(by_sid["AllowKeyAdministration"]) == [admin]
     assert principals_of(by_sid["AllowGuardToReEncryptThroughSecretsManager"]) == [guard]
     assert reader_a in principals_of(by_sid["AllowSecretReadersThroughSecretsManager"])
+    rotation_functions = parameters["RotationFunctionRoleArns"].split(",")
+    assert principals_of(by_sid["AllowRotationFunctionsThroughSecretsManager"]) == rotation_functions
+    assert principals_of(by_sid["DenyKeyAdministrationByRotationFunctions"]) == rotation_functions
 
     # Every use of the key by the account (through IAM), a reader, the guard or another
     # account goes through Secrets Manager in this region; no grant but for AWS resources.
@@ -142,6 +148,7 @@ def test_key_alias_and_policy(aws):
     for sid in (
         "EnableIAMPoliciesForUseThroughSecretsManager",
         "AllowSecretReadersThroughSecretsManager",
+        "AllowRotationFunctionsThroughSecretsManager",
         "AllowGuardToReEncryptThroughSecretsManager",
     ):
         assert by_sid[sid]["Condition"]["StringEquals"] == {**via, "kms:CallerAccount": ACCOUNT}
@@ -150,6 +157,7 @@ def test_key_alias_and_policy(aws):
         "kms:CallerAccount": [EXTERNAL_ACCOUNT],
     }
     assert set(by_sid["AllowSecretReadersThroughSecretsManager"]["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
+    assert set(by_sid["AllowRotationFunctionsThroughSecretsManager"]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert by_sid["DenyGrantsNotForAWSResources"]["Condition"] == {"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}}
 
     # What the key policy itself grants each, what not even IAM can give them, and that
@@ -160,7 +168,11 @@ def test_key_alias_and_policy(aws):
     assert allowed(policy, reader_a, "kms:Decrypt", via_iam=False)
     assert not allowed(policy, reader_a, "kms:Encrypt", via_iam=False)
     assert not allowed(policy, guard, "kms:CreateGrant", via_iam=False)
-    for user in (guard, reader_a):
+    assert allowed(policy, rotation, "kms:Decrypt", via_iam=False)
+    assert allowed(policy, rotation, "kms:GenerateDataKey", via_iam=False)
+    assert not allowed(policy, rotation, "kms:Encrypt", via_iam=False)
+    assert not allowed(policy, rotation, "kms:CreateGrant", via_iam=False)
+    for user in (guard, reader_a, rotation):
         assert not any(allowed(policy, user, a) for a in ADMIN_ACTIONS), user
     assert_separation_of_duties(policy)
 
@@ -177,11 +189,13 @@ def test_key_alias_and_policy(aws):
 
 
 def test_no_principal_gets_both_duties_even_when_listed_for_both(aws):
-    # A mistake in the parameters: the same role as administrator, reader and guard.
+    # A mistake in the parameters: the same role as administrator, reader, rotation
+    # function and guard.
     both = role_arn("ops")
     parameters = {
         "KeyAdministratorArns": f"{role_arn('key-admin')},{both}",
         "SecretReaderArns": both,
+        "RotationFunctionRoleArns": both,
         "GuardRoleName": "ops",
     }
     _key_id, policy = create_key_stack(aws, parameters)

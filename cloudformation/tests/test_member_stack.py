@@ -47,6 +47,8 @@ def test_member_role_and_forwarding(aws):
     granted = policy_actions(iam, "cmkguard-member")
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
+    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
+    assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
     # Security Hub as IAM holds it: the member account's default product only (not even the guard's).
     security_hub = policy_document(
@@ -67,7 +69,7 @@ def test_member_role_and_forwarding(aws):
         assert iam_allows([remediate], Request(role["Arn"], "secretsmanager:UpdateSecret", secret, context)) is allowed, key
 
     events = aws("events", MEMBER_ACCOUNT)
-    for name in ("ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"):
+    for name in ("ForwardSecretsManagerEventsRule", "ForwardSecretsManagerServiceEventsRule", "ForwardKmsKeyEventsRule"):
         rule = events.describe_rule(Name=resources[name]["PhysicalResourceId"])
         assert json.loads(rule["EventPattern"]) == load_template("member.yaml")["Resources"][name]["Properties"]["EventPattern"]
         [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
@@ -93,15 +95,22 @@ def test_other_regions_only_forward(aws):
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
-    assert set(resources) == {"ForwarderRole", "ForwardSecretsManagerEventsRule", "ForwardKmsKeyEventsRule"}
+    assert set(resources) == {
+        "ForwarderRole",
+        "ForwardSecretsManagerEventsRule",
+        "ForwardSecretsManagerServiceEventsRule",
+        "ForwardKmsKeyEventsRule",
+    }
 
 
 def test_security_hub_alone(aws):
-    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false", "CheckVersions": "false"}
+    parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
     )
     assert "MemberSecurityHubPolicy" in resources and "MemberRemediationPolicy" not in resources
+    assert "MemberRotationPolicy" not in resources
     granted = policy_actions(aws("iam", MEMBER_ACCOUNT), "cmkguard-member")
     assert set(granted) == {"cmkguard-member", "cmkguard-securityhub"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
@@ -110,7 +119,8 @@ def test_security_hub_alone(aws):
 def test_member_role_lets_the_guard_sweep_the_account(aws):
     # SweepAccounts (CMKGUARD_SWEEP_ACCOUNTS): the guard's role assumes this role and lists,
     # describes and tags this account's secrets, reads their keys' state; never a value.
-    parameters = {**FULL_PARAMETERS["member.yaml"], "EnableRemediation": "false", "EnableSecurityHub": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false", "EnableSecurityHub": "false", "CheckVersions": "false"}
+    parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
     iam = aws("iam", MEMBER_ACCOUNT)
     role = iam.get_role(RoleName="cmkguard-member")["Role"]
@@ -138,7 +148,13 @@ def test_member_role_lets_the_guard_sweep_the_account(aws):
         ("kms:ListAliases", "*", {}),
         ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
         ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
+        # The remediated mark with the version a move left readable, and its removal.
+        ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:moved-version"]}),
+        ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:moved-version"]}),
+        ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:rotation-requested"]}),
     ):
         assert iam_allows(documents, Request(role["Arn"], action, resource, context)), action
     assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:GetSecretValue", secret))
     assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:TagResource", secret, {"aws:TagKeys": ["owner"]}))
+    exempt = {"aws:TagKeys": ["cmkguard:status", "cmkguard:exempt"]}
+    assert not iam_allows(documents, Request(role["Arn"], "secretsmanager:TagResource", secret, exempt))

@@ -15,6 +15,7 @@ from cfntools import (
     FULL_PARAMETERS,
     HANDLED_EVENT_NAMES,
     HANDLED_KMS_EVENT_NAMES,
+    HANDLED_SERVICE_EVENT_NAMES,
     MEMBER_ACCOUNT,
     REGION,
     ROOT,
@@ -38,9 +39,12 @@ FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*
 GUARD_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
+    "secretsmanager:ListSecretVersionIds",  # only with CheckVersions=true, see below
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
+    "secretsmanager:RotateSecret",  # only with EnableRotation=true, see below
+    "lambda:InvokeFunction",  # RotateSecret requires it on the rotation function
     "kms:DescribeKey",
     "kms:ListAliases",
     "sns:Publish",
@@ -56,9 +60,12 @@ GUARD_ACTIONS = {
 MEMBER_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",
+    "secretsmanager:RotateSecret",
+    "lambda:InvokeFunction",
     "kms:DescribeKey",
     "kms:ListAliases",
     "securityhub:BatchImportFindings",
@@ -66,8 +73,17 @@ MEMBER_ACTIONS = {
 # The one Security Hub grant (CONTRACT.md "Findings in Security Hub"): the account's own
 # default product, in every region (like the secretsmanager grants: the secret's region).
 SECURITY_HUB_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
-# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on.
-GUARD_TAG_KEYS = {"cmkguard:status", "cmkguard:reason", "cmkguard:previous-key"}
+# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on;
+# moved-version: the version a move left readable through that key ("Finishing a move");
+# rotation-requested: the moved version for which the guard called RotateSecret (action
+# rotate, crates/cmkguard-core/src/tags.rs).
+GUARD_TAG_KEYS = {
+    "cmkguard:status",
+    "cmkguard:reason",
+    "cmkguard:previous-key",
+    "cmkguard:moved-version",
+    "cmkguard:rotation-requested",
+}
 
 ROLES = [("guard.yaml", "GuardRole", GUARD_ACTIONS), ("member.yaml", "MemberRole", MEMBER_ACTIONS)]
 
@@ -235,6 +251,51 @@ def test_security_hub_grant_as_iam_decides_it_in_every_variant(template_name, ro
     assert checked
 
 
+@pytest.mark.parametrize(("template_name", "role"), [("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")])
+def test_rotation_grants_as_iam_decides_them_in_every_variant(template_name, role):
+    # Action rotate: RotateSecret with the secret's own rotation configuration only, and the
+    # lambda:InvokeFunction AWS requires with it, on the role's own account only; nothing
+    # without EnableRotation=true.
+    template = load_template(template_name)
+    parameter = template["Parameters"]["EnableRotation"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
+    seen = set()
+    for variant in variants(template_name, IAM_TYPES, ("RotationEnabled",)):
+        if role not in variant.resources:
+            continue
+        account = variant.account
+        other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+        documents = rendered_role_documents(variant.resources, role)
+        on = variant.conditions["RotationEnabled"]
+
+        def allowed(action: str, resource: str, context: dict | None = None) -> bool:
+            return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource, context or {}))
+
+        secret = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
+        function = f"arn:aws:lambda:{REGION}:{account}:function:SecretsManagerRotation-app"
+        # The guard's own request: the secret's id alone (RotateImmediately at its default).
+        assert allowed("secretsmanager:RotateSecret", secret) is on, variant.label
+        assert allowed("secretsmanager:RotateSecret", secret, {"secretsmanager:ModifyRotationRules": False}) is on
+        assert allowed("secretsmanager:RotateSecret", secret.replace(REGION, "eu-west-1")) is on, variant.label
+        assert allowed("lambda:InvokeFunction", function) is on, variant.label
+        assert allowed("lambda:InvokeFunction", function.replace(REGION, "eu-west-1")) is on, variant.label
+        # Never a new rotation function, an external rotation role or new rules; never another account.
+        for context in (
+            {"secretsmanager:RotationLambdaARN": f"arn:aws:lambda:{REGION}:{account}:function:someone-elses"},
+            {"secretsmanager:ExternalSecretRotationRoleArn": f"arn:aws:iam::{account}:role/rotation"},
+            {"secretsmanager:ModifyRotationRules": True},
+        ):
+            assert not allowed("secretsmanager:RotateSecret", secret, context), (variant.label, context)
+        assert not allowed("secretsmanager:RotateSecret", secret.replace(f":{account}:", f":{other}:")), variant.label
+        assert not allowed("lambda:InvokeFunction", function.replace(f":{account}:", f":{other}:")), variant.label
+        for action in ("secretsmanager:CancelRotateSecret", "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"):
+            assert not allowed(action, secret), (variant.label, action)
+        for action in ("lambda:UpdateFunctionCode", "lambda:GetFunction", "lambda:InvokeAsync"):
+            assert not allowed(action, function), (variant.label, action)
+        seen.add(on)
+    assert seen == {True, False}
+
+
 def _contract_actions() -> set[str] | None:
     contract = ROOT.parent / "shared" / "CONTRACT.md"
     if not contract.exists():
@@ -246,27 +307,28 @@ def _contract_actions() -> set[str] | None:
 def test_every_action_of_the_contract_can_be_configured():
     template = load_template("guard.yaml")
     configurable = {a for v in template["Parameters"]["Actions"]["AllowedValues"] for a in v.split(",")}
-    configurable |= {"remediate", "securityhub"}  # EnableRemediation, EnableSecurityHub
+    configurable |= {"remediate", "rotate", "securityhub"}  # EnableRemediation, EnableRotation, EnableSecurityHub
     contract = _contract_actions()
-    assert configurable == (contract if contract is not None else {"none", "tag", "notify", "remediate", "securityhub"})
+    assert configurable == (contract if contract is not None else {"none", "tag", "notify", "remediate", "rotate", "securityhub"})
 
 
 def test_actions_variable_in_every_variant():
-    # CMKGUARD_ACTIONS is Actions, then remediate and securityhub as their parameters say;
-    # none only when nothing is on.
+    # CMKGUARD_ACTIONS is Actions, then remediate, rotate and securityhub as their parameters
+    # say; none only when nothing is on.
     actions = "tag,notify"  # cfntools.FULL_PARAMETERS, what the variants are rendered with
     contract = _contract_actions()
     seen = set()
-    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), ("ActionsNone", "RemediationEnabled", "SecurityHubEnabled")):
+    extra = ("ActionsNone", "RemediationEnabled", "RotationEnabled", "SecurityHubEnabled")
+    for variant in variants("guard.yaml", ("AWS::Lambda::Function",), extra):
         c = variant.conditions
         expected = ([] if c["ActionsNone"] else actions.split(",")) + ["remediate"] * c["RemediationEnabled"]
-        expected += ["securityhub"] * c["SecurityHubEnabled"]
+        expected += ["rotate"] * c["RotationEnabled"] + ["securityhub"] * c["SecurityHubEnabled"]
         value = variant.resources["Function"]["Properties"]["Environment"]["Variables"]["CMKGUARD_ACTIONS"]
         assert value == (",".join(expected) or "none"), variant.label
         if contract is not None:
             assert set(value.split(",")) <= contract, value
         seen.add(value)
-    assert len(seen) == 8
+    assert len(seen) == 16
 
 
 def test_guard_assumes_only_the_member_role_and_only_when_named():
@@ -305,7 +367,7 @@ def test_function_configuration():
 
 def test_environment_mirrors_the_contract_variables():
     contract = (ROOT.parent / "shared" / "CONTRACT.md") if (ROOT.parent / "shared" / "CONTRACT.md").exists() else None
-    expected = {
+    table = {
         "CMKGUARD_ACTIONS",
         "CMKGUARD_REMEDIATE_ACCOUNTS",
         "CMKGUARD_KEY_ALIAS",
@@ -318,12 +380,44 @@ def test_environment_mirrors_the_contract_variables():
         "CMKGUARD_RETRY_BUDGET_MS",
         "CMKGUARD_SWEEP_ACCOUNTS",
     }
+    # Described in sections of their own ("Finishing a move"), with a template parameter.
+    sections = {"CMKGUARD_CHECK_VERSIONS"}
     if contract is not None:
+        text = contract.read_text()
         # The rows of the contract's configuration table (tuning knobs mentioned in prose are not mirrored).
-        assert set(re.findall(r"^\| `(CMKGUARD_[A-Z_]+)`", contract.read_text(), re.MULTILINE)) == expected
+        assert set(re.findall(r"^\| `(CMKGUARD_[A-Z_]+)`", text, re.MULTILINE)) == table
+        assert all(f"`{v}`" in text for v in sections), sections
     template = load_template("guard.yaml")
     variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
-    assert set(variables) == expected
+    assert set(variables) == table | sections
+
+
+def test_check_versions_sets_the_variable_and_grants_the_version_listing():
+    template = load_template("guard.yaml")
+    parameter = template["Parameters"]["CheckVersions"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CMKGUARD_CHECK_VERSIONS"] == {"Ref": "CheckVersions"}
+    seen = set()
+    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
+        for variant in variants(template_name, IAM_TYPES, ("CheckVersionsEnabled",)):
+            if role not in variant.resources:
+                continue
+            documents = rendered_role_documents(variant.resources, role)
+            account = variant.account
+
+            def allowed(action: str, resource: str) -> bool:
+                return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
+
+            own = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
+            other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+            on = variant.conditions["CheckVersionsEnabled"]
+            assert allowed("secretsmanager:ListSecretVersionIds", own) is on, variant.label
+            assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")) is on, variant.label
+            assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
+            assert not allowed("secretsmanager:GetSecretValue", own), variant.label
+            seen.add((template_name, on))
+    assert seen == {(t, on) for t in ("guard.yaml", "member.yaml") for on in (True, False)}
 
 
 def test_alarms_watch_errors_and_the_dead_letter_queue():
@@ -334,6 +428,7 @@ def test_alarms_watch_errors_and_the_dead_letter_queue():
         "ApproximateNumberOfMessagesVisible",
         "decisions.error",
         "actions.remediate.failed",
+        "actions.rotate.failed",
         "actions.securityhub.failed",
     }
     assert alarms["Errors"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
@@ -341,16 +436,15 @@ def test_alarms_watch_errors_and_the_dead_letter_queue():
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
     ]
     # The guard's own EMF metrics (crates/cmkguard-lambda/src/metrics.rs), aggregated without dimensions.
-    for name in ("decisions.error", "actions.remediate.failed", "actions.securityhub.failed"):
+    for name in ("decisions.error", "actions.remediate.failed", "actions.rotate.failed", "actions.securityhub.failed"):
         assert alarms[name]["Namespace"] == "cmkguard"
         assert "Dimensions" not in alarms[name]
-    # Security Hub failures are watched where the action is on.
-    [security_hub] = [
-        r
-        for r in resources.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == "actions.securityhub.failed"
-    ]
-    assert security_hub["Condition"] == "SecurityHubEnabled"
+    # Security Hub and rotation failures are watched where the action is on.
+    conditional = {
+        r["Properties"]["MetricName"]: r.get("Condition") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert conditional["actions.securityhub.failed"] == "SecurityHubEnabled"
+    assert conditional["actions.rotate.failed"] == "RotationEnabled"
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "Topic"}]
         assert alarm["Threshold"] == 1
@@ -392,6 +486,7 @@ def test_async_retries_end_in_the_dead_letter_queue():
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == [
         {"Fn::GetAtt": ["SecretsManagerEventsRule", "Arn"]},
+        {"Fn::GetAtt": ["SecretsManagerServiceEventsRule", "Arn"]},
         {"Fn::GetAtt": ["KmsKeyEventsRule", "Arn"]},
         {"Fn::GetAtt": ["SweepScheduleRule", "Arn"]},
     ]
@@ -421,19 +516,20 @@ def test_bus_policy_admits_only_the_organization():
 
 @pytest.mark.parametrize("template_name", sorted(CLOUDTRAIL_RULES))
 def test_cloudtrail_rules_take_exactly_the_contract_calls(template_name):
-    # CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls and the four key
-    # events, successful ones only, and nothing else (test_event_pattern.py sends events).
+    # CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls, its RotationSucceeded
+    # service event and the four key events, successful ones only, and nothing else
+    # (test_event_pattern.py sends events).
     resources = load_template(template_name)["Resources"]
     patterns = {lid: r["Properties"]["EventPattern"] for lid, r in resources.items() if "EventPattern" in r.get("Properties", {})}
     assert set(patterns) == set(CLOUDTRAIL_RULES[template_name])
-    for rule, (source, event_source, names) in CLOUDTRAIL_RULES[template_name].items():
+    for rule, (source, detail_type, event_source, names) in CLOUDTRAIL_RULES[template_name].items():
         assert patterns[rule] == {
             "source": [source],
-            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail-type": [detail_type],
             "detail": {"eventSource": [event_source], "eventName": list(names), "errorCode": [{"exists": False}]},
         }, rule
-    names = [n for _, _, rule_names in CLOUDTRAIL_RULES[template_name].values() for n in rule_names]
-    assert sorted(names) == sorted(HANDLED_EVENT_NAMES + HANDLED_KMS_EVENT_NAMES)
+    names = [n for *_, rule_names in CLOUDTRAIL_RULES[template_name].values() for n in rule_names]
+    assert sorted(names) == sorted(HANDLED_EVENT_NAMES + HANDLED_SERVICE_EVENT_NAMES + HANDLED_KMS_EVENT_NAMES)
 
 
 def test_member_forwards_exactly_what_the_guard_handles():
@@ -441,6 +537,7 @@ def test_member_forwards_exactly_what_the_guard_handles():
     member = load_template("member.yaml")["Resources"]
     for guard_rule, member_rule in (
         ("SecretsManagerEventsRule", "ForwardSecretsManagerEventsRule"),
+        ("SecretsManagerServiceEventsRule", "ForwardSecretsManagerServiceEventsRule"),
         ("KmsKeyEventsRule", "ForwardKmsKeyEventsRule"),
     ):
         assert member[member_rule]["Properties"]["EventPattern"] == guard[guard_rule]["Properties"]["EventPattern"]
@@ -451,6 +548,8 @@ def test_member_forwards_exactly_what_the_guard_handles():
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
     assert guard["SecretsManagerEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_EVENT_NAMES)
     assert guard["KmsKeyEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"] == list(HANDLED_KMS_EVENT_NAMES)
+    service_events = guard["SecretsManagerServiceEventsRule"]["Properties"]["EventPattern"]["detail"]["eventName"]
+    assert service_events == list(HANDLED_SERVICE_EVENT_NAMES)
 
 
 @pytest.mark.parametrize("template_name", TEMPLATES)
@@ -523,9 +622,12 @@ def test_rules_pass_the_defaults_and_everything_on():
         required = {k: v for k, v in FULL_PARAMETERS[name].items() if "Default" not in load_template(name)["Parameters"][k]}
         assert parameter_violations(load_template(name), required) == [], name
         assert parameter_violations(load_template(name), FULL_PARAMETERS[name]) == [], name
-    # And the remediation rule still refuses what it did.
+    # And the remediation rule still refuses what it did; rotate, like remediate, needs the accounts.
     [refused] = parameter_violations(load_template("guard.yaml"), {"EnableRemediation": "true"})
     assert "RemediateAccounts" in refused
+    [refused] = parameter_violations(load_template("guard.yaml"), {"EnableRotation": "true"})
+    assert "EnableRotation" in refused and "RemediateAccounts" in refused
+    assert parameter_violations(load_template("guard.yaml"), {"EnableRotation": "true", "RemediateAccounts": "*"}) == []
 
 
 def test_sweep_accounts_reach_the_function_only_when_set():
