@@ -115,7 +115,8 @@ pub fn event_for(file: &str, arn: &str) -> Value {
     let fixture: Value = serde_json::from_str(&text).expect("a fixture is JSON");
     let fixture_arn = fixture["detail"]["responseElements"]["arn"]
         .as_str()
-        .expect("the fixture names its secret in `responseElements.arn`");
+        .or(fixture["detail"]["additionalEventData"]["SecretId"].as_str())
+        .expect("the fixture names its secret in `responseElements.arn` (or `additionalEventData.SecretId`)");
     serde_json::from_str(&text.replace(fixture_arn, arn)).expect("still JSON")
 }
 

@@ -121,12 +121,14 @@ pub fn event(file: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{}`: {e}", path.display()))
 }
 
-/// The secret ARN an event fixture carries in `responseElements`, if any.
+/// The secret ARN an event fixture carries in `responseElements` (or, for a service event, in
+/// `additionalEventData.SecretId`), if any.
 pub fn fixture_arn(event: &Value) -> Option<String> {
     let response = &event["detail"]["responseElements"];
     response["arn"]
         .as_str()
         .or(response["aRN"].as_str())
+        .or(event["detail"]["additionalEventData"]["SecretId"].as_str())
         .map(str::to_owned)
 }
 
