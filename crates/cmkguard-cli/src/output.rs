@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use clap::ValueEnum;
 use cmkguard_core::act::WOULD_FAIL;
 use cmkguard_core::arn::secret_name;
-use cmkguard_core::{Outcome, Record, Verdict};
+use cmkguard_core::{Outcome, Reason, Record, Verdict};
 
 use crate::report::{Kind, Report};
 
@@ -245,6 +245,14 @@ impl<W: Write> Printer<W> {
             writeln!(out, "Every secret is compliant or exempt.")?;
         } else {
             write_columns(&mut out, &header, &rows)?;
+            // What to do, once per reason found (not per row: readable at 1,000 accounts).
+            let reasons: std::collections::BTreeSet<&str> =
+                rows.iter().map(|row| row[4].as_str()).collect();
+            writeln!(out)?;
+            writeln!(out, "What to do:")?;
+            for reason in reasons.into_iter().filter_map(Reason::parse) {
+                writeln!(out, "  {reason}: {}", crate::report::advice(reason))?;
+            }
         }
         writeln!(out)?;
         // Totals first, then only the account-regions with findings: readable at 1,000 accounts.
