@@ -15,7 +15,9 @@
 //! default 100), `ORG_SECRETS` (per account-region, default 3), `ORG_STS_RATE` (`RATE` or
 //! `RATE:BURST`, AssumeRole per second; default unlimited), `ORG_CONCURRENCY` (passed to the audit
 //! as `--concurrency`), `ORG_LAMBDA_ACCOUNTS` (default 1000), `ORG_LAMBDA_DELAY_MS` (default 0),
-//! `ORG_SECTIONS` (`audit,lambda`), `ORG_MAX_RSS_MIB` (an audit past it is killed and reported;
+//! `ORG_SECTIONS` (`audit,lambda`), `ORG_CHECK_VERSIONS` (`true`: the audit runs with
+//! `--check-versions`; its floor adds one `ListSecretVersionIds` per secret on the customer
+//! managed key, and the stand-in's moves by others must all be found), `ORG_MAX_RSS_MIB` (an audit past it is killed and reported;
 //! default three quarters of the memory available at start), `ORG_FORMATS` (the audit's
 //! `--format`s, comma list of `json`, `html`, `markdown`; default `json`). With `html`, the rows
 //! counted are the report's finding rows (one per account-region: secret 0 is on the default
@@ -33,7 +35,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cmkguard_testkit::standin::{MANAGEMENT_ACCOUNT, REGIONS};
+use cmkguard_testkit::standin::{MANAGEMENT_ACCOUNT, MOVED_BY_OTHERS, REGIONS};
 use cmkguard_testkit::{Outcome, RuntimeApi, Standin, event_for, workspace_root};
 use serde_json::Value;
 
@@ -143,6 +145,8 @@ struct Options {
     sts_rate: Option<(f64, f64)>,
     concurrency: Option<String>,
     formats: Vec<String>,
+    /// `ORG_CHECK_VERSIONS=true`: the audit runs with `--check-versions`.
+    check_versions: bool,
     report_dir: Option<PathBuf>,
     /// An audit whose peak RSS passes this is killed, before it takes the machine with it.
     max_rss_kib: u64,
@@ -172,6 +176,8 @@ struct AuditRun {
     records: usize,
     /// What the audit wrote to standard output.
     bytes: usize,
+    /// Records (or report rows) that say `previous-key-decrypts`.
+    previous_key_decrypts: usize,
     stderr: String,
     counts: BTreeMap<String, usize>,
     total: usize,
@@ -197,6 +203,9 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
     if let Some(n) = &options.concurrency {
         command.args(["--concurrency", n]);
     }
+    if options.check_versions {
+        command.arg("--check-versions");
+    }
     let started = Instant::now();
     let mut child = command
         .env_clear()
@@ -213,7 +222,7 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
         std::io::BufWriter::new(std::fs::File::create(dir.join("report.html")).unwrap())
     });
     let records = std::thread::spawn(move || {
-        let (mut records, mut bytes) = (0, 0);
+        let (mut records, mut bytes, mut moved) = (0, 0, 0);
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             bytes += line.len() + 1;
             if let Some(copy) = &mut copy {
@@ -227,8 +236,14 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
                 !line.is_empty()
             };
             records += usize::from(counted);
+            moved += usize::from(
+                counted
+                    && line
+                        .windows(PREVIOUS_KEY.len())
+                        .any(|w| w == PREVIOUS_KEY.as_bytes()),
+            );
         }
-        (records, bytes)
+        (records, bytes, moved)
     });
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
@@ -252,7 +267,7 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
         std::thread::sleep(Duration::from_millis(10));
     };
     let wall = started.elapsed();
-    let (records, bytes) = records.join().unwrap();
+    let (records, bytes, previous_key_decrypts) = records.join().unwrap();
     AuditRun {
         wall,
         peak_rss_kib,
@@ -260,6 +275,7 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
         killed,
         records,
         bytes,
+        previous_key_decrypts,
         stderr: stderr.join().unwrap(),
         counts: standin.counts(),
         total: standin.total(),
@@ -271,12 +287,17 @@ fn audit(binary: &PathBuf, standin: &Standin, options: &Options, format: &str) -
 /// The fewest requests an organization-wide audit can make: every `ListAccounts` page, one
 /// `AssumeRole` per member, one `ListRegions` per account (the management account is audited
 /// too), every `ListSecrets` page and one `DescribeKey` per distinct key per account-region.
-fn audit_floor(members: usize, secrets: usize) -> BTreeMap<&'static str, usize> {
+/// With `--check-versions`, one `ListSecretVersionIds` per secret on the customer managed key.
+fn audit_floor(
+    members: usize,
+    secrets: usize,
+    check_versions: bool,
+) -> BTreeMap<&'static str, usize> {
     let accounts = members + 1;
     let scopes = accounts * REGIONS.len();
     // Secret 0 is on the default key, the others on one customer managed key.
     let keys = usize::from(secrets > 1);
-    BTreeMap::from([
+    let mut floor = BTreeMap::from([
         ("sts:GetCallerIdentity", 1),
         ("organizations:ListAccounts", accounts.div_ceil(20)),
         ("sts:AssumeRole", members),
@@ -286,8 +307,19 @@ fn audit_floor(members: usize, secrets: usize) -> BTreeMap<&'static str, usize> 
             scopes * secrets.div_ceil(100).max(1),
         ),
         ("kms:DescribeKey", scopes * keys),
-    ])
+    ]);
+    if check_versions {
+        floor.insert(
+            "secretsmanager:ListSecretVersionIds",
+            scopes * secrets.saturating_sub(1),
+        );
+    }
+    floor
 }
+
+/// The reason of a move whose previous key still decrypts (the stand-in has one such secret in
+/// `MOVED_BY_OTHERS`, seen with `--check-versions`).
+const PREVIOUS_KEY: &str = "previous-key-decrypts";
 
 /// `ListAccounts` pages one after another, then one account's chain after its page
 /// (`AssumeRole`, `ListRegions`, `ListSecrets`, `DescribeKey`).
@@ -318,9 +350,15 @@ fn audit_section(
             .as_ref()
             .map_or(String::new(), |n| format!("; --concurrency {n}")),
     );
+    if options.check_versions {
+        let moved = accounts * REGIONS.len() * secrets.saturating_sub(1).div_ceil(MOVED_BY_OTHERS);
+        println!(
+            "  --check-versions: the stand-in lists one secret in {MOVED_BY_OTHERS} (index 1, 11, ...) as moved off the AWS managed key by others: {moved} expected `previous-key-decrypts`"
+        );
+    }
     let standin = options.standin(members, options.delay);
     let critical = critical_path(members, options.delay);
-    let floor = audit_floor(members, secrets);
+    let floor = audit_floor(members, secrets, options.check_versions);
     let floor_total: usize = floor.values().sum();
     let mut runs = Vec::new();
     for (format, (label, binary)) in options
@@ -357,6 +395,20 @@ fn audit_section(
                 run.records,
                 tail(&run.stderr)
             ));
+        }
+        if options.check_versions {
+            let expected =
+                accounts * REGIONS.len() * secrets.saturating_sub(1).div_ceil(MOVED_BY_OTHERS);
+            println!(
+                "  `{label}`: {} `previous-key-decrypts`",
+                run.previous_key_decrypts
+            );
+            if run.previous_key_decrypts != expected {
+                failures.push(format!(
+                    "audit `{label}`: {} `previous-key-decrypts`, expected {expected}",
+                    run.previous_key_decrypts
+                ));
+            }
         }
         runs.push((label, run));
     }
@@ -628,6 +680,7 @@ fn main() {
         secrets: number("ORG_SECRETS", 3),
         sts_rate,
         concurrency: var("ORG_CONCURRENCY"),
+        check_versions: var("ORG_CHECK_VERSIONS").as_deref() == Some("true"),
         formats: var("ORG_FORMATS")
             .unwrap_or_else(|| "json".into())
             .split(',')
