@@ -442,6 +442,7 @@ mod tests {
             secret_arn: Some(arn.into()),
             actor: None,
             key_id: None,
+            key_arn: None,
             key_manager: None,
             verdict: Verdict::Compliant,
             reason: cmkguard_core::Reason::CustomerManagedKey,

@@ -315,6 +315,7 @@ mod tests {
             )),
             actor: None,
             key_id: None,
+            key_arn: None,
             key_manager: Some(KeyManager::Aws),
             verdict: Verdict::NonCompliant,
             reason,

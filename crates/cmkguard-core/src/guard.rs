@@ -206,6 +206,7 @@ impl<P: Ports> Guard<P> {
         let detail = self.designated_note(scope, &key, reason, detail);
         let mut record = self.record(meta, arn, verdict, reason, detail);
         record.key_id = facts.kms_key_id.clone();
+        record.key_arn = key.arn().map(str::to_owned);
         record.key_manager = key.manager();
         let actor = self.actor();
         let moved = actor

@@ -26,6 +26,15 @@ pub enum KeyFinding {
 }
 
 impl KeyFinding {
+    /// The key's ARN, when it was described (or is a key ARN of another account).
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            KeyFinding::Described(key) => Some(&key.arn),
+            KeyFinding::ForeignKeyUndescribed { arn } => Some(arn),
+            KeyFinding::DefaultKey | KeyFinding::AwsAlias | KeyFinding::NotFound => None,
+        }
+    }
+
     pub fn manager(&self) -> Option<KeyManager> {
         match self {
             KeyFinding::DefaultKey | KeyFinding::AwsAlias => Some(KeyManager::Aws),
@@ -172,12 +181,7 @@ fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<Strin
         ));
     }
     if let Some(versions) = &secret.versions {
-        let key_arn = match key {
-            KeyFinding::Described(facts) => Some(facts.arn.as_str()),
-            KeyFinding::ForeignKeyUndescribed { arn } => Some(arn.as_str()),
-            _ => None,
-        };
-        let own = |id: &str| is_same_key(id, secret.kms_key_id.as_deref(), key_arn);
+        let own = |id: &str| is_same_key(id, secret.kms_key_id.as_deref(), key.arn());
         return versions
             .iter()
             .filter_map(|v| {

@@ -71,6 +71,9 @@ pub struct Record {
     pub secret_arn: Option<String>,
     pub actor: Option<String>,
     pub key_id: Option<String>,
+    /// The ARN `key_id` resolves to (`DescribeKey`), when known: keys are compared by it.
+    #[serde(skip)]
+    pub key_arn: Option<String>,
     pub key_manager: Option<KeyManager>,
     pub verdict: Verdict,
     pub reason: Reason,
@@ -100,6 +103,7 @@ impl Record {
             secret_arn,
             actor: meta.actor.clone(),
             key_id: None,
+            key_arn: None,
             key_manager: None,
             verdict,
             reason,
@@ -107,6 +111,12 @@ impl Record {
             dry_run,
             actions: Vec::new(),
         }
+    }
+
+    /// Whether the secret is on the key `arn`, however the secret names its key (key id, key
+    /// ARN or alias): compared by the ARN its key resolved to, the one place keys are compared.
+    pub fn is_on_key(&self, arn: &str) -> bool {
+        self.key_arn.as_deref() == Some(arn) || self.key_id.as_deref() == Some(arn)
     }
 
     /// The record as one line of JSON.

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should panic where it happens
 
+use cmkguard_core::config::AccountSet;
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, ctx};
 use cmkguard_core::finding::{Compliance, Severity};
 use cmkguard_core::{
     Action, AwsError, Guard, GuardError, KeyFacts, KeyState, Outcome, Reason, Record, Verdict,
 };
-use cmkguard_core::config::AccountSet;
 use serde_json::{Value, json};
 
 mod common;
@@ -33,7 +33,10 @@ fn world(rotation: bool) -> FakeAws {
 }
 
 async fn deliver(guard: &Guard<FakeAws>, name: &str) -> Record {
-    let mut records = guard.handle(&event(name, &arn(NAME)), &ctx()).await.unwrap();
+    let mut records = guard
+        .handle(&event(name, &arn(NAME)), &ctx())
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1);
     records.remove(0)
 }
@@ -58,7 +61,10 @@ fn tag(guard: &Guard<FakeAws>, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_move_records_its_version_and_is_said_once_until_a_new_version() {
-    let guard = Guard::new(config("tag,notify,remediate,securityhub", &[]), world(false));
+    let guard = Guard::new(
+        config("tag,notify,remediate,securityhub", &[]),
+        world(false),
+    );
     let first = deliver(&guard, "CreateSecret").await;
     assert_eq!(outcome(&first, Action::Remediate), Some(Outcome::Done));
     let moved = guard
@@ -68,21 +74,37 @@ async fn a_move_records_its_version_and_is_said_once_until_a_new_version() {
         .current_version
         .unwrap();
     assert_eq!(tag(&guard, "cmkguard:moved-version"), Some(moved.clone()));
-    assert_eq!(tag(&guard, "cmkguard:status").as_deref(), Some("remediated"));
+    assert_eq!(
+        tag(&guard, "cmkguard:status").as_deref(),
+        Some("remediated")
+    );
     // The move's one notification says what is left, and how to finish it.
     let sent = guard.ports().published();
     assert_eq!(sent.len(), 1);
-    assert!(sent[0].email.contains("The move is not finished yet."), "{}", sent[0].email);
+    assert!(
+        sent[0].email.contains("The move is not finished yet."),
+        "{}",
+        sent[0].email
+    );
     // Security Hub: FAILED at LOW until the new version.
     let finding = &guard.ports().findings()[0];
     assert_eq!(
         (finding.compliance, finding.severity, finding.reason),
-        (Compliance::Failed, Severity::Low, Reason::PreviousKeyDecrypts)
+        (
+            Compliance::Failed,
+            Severity::Low,
+            Reason::PreviousKeyDecrypts
+        )
     );
 
     // Redeliveries, the guard's own events and sweeps: `previous-key-decrypts`, nothing written.
     let writes = guard.ports().writes();
-    for name in ["CreateSecret", "UpdateSecret", "TagResource", "CreateSecret"] {
+    for name in [
+        "CreateSecret",
+        "UpdateSecret",
+        "TagResource",
+        "CreateSecret",
+    ] {
         let record = deliver(&guard, name).await;
         if name == "TagResource" {
             assert_eq!(record.verdict, Verdict::Ignored);
@@ -93,7 +115,10 @@ async fn a_move_records_its_version_and_is_said_once_until_a_new_version() {
             (Verdict::NonCompliant, Reason::PreviousKeyDecrypts),
             "{record:?}"
         );
-        assert!(record.detail.as_deref().unwrap().contains(&moved), "{record:?}");
+        assert!(
+            record.detail.as_deref().unwrap().contains(&moved),
+            "{record:?}"
+        );
         assert!(
             record.actions.iter().all(|a| a.outcome == Outcome::Skipped),
             "{record:?}"
@@ -101,7 +126,12 @@ async fn a_move_records_its_version_and_is_said_once_until_a_new_version() {
     }
     let swept = guard.handle(&sweep(), &ctx()).await.unwrap();
     assert_eq!(swept[0].reason, Reason::PreviousKeyDecrypts);
-    assert_eq!(guard.ports().writes(), writes, "{:?} {swept:?}", guard.ports().calls());
+    assert_eq!(
+        guard.ports().writes(),
+        writes,
+        "{:?} {swept:?}",
+        guard.ports().calls()
+    );
     assert_eq!(guard.ports().published().len(), 1);
     assert_eq!(guard.ports().imports(), [1]);
 
@@ -114,11 +144,18 @@ async fn a_move_records_its_version_and_is_said_once_until_a_new_version() {
     );
     assert_eq!(tag(&guard, "cmkguard:moved-version"), None);
     assert_eq!(tag(&guard, "cmkguard:reason"), None);
-    assert_eq!(tag(&guard, "cmkguard:status").as_deref(), Some("remediated"));
+    assert_eq!(
+        tag(&guard, "cmkguard:status").as_deref(),
+        Some("remediated")
+    );
     assert_eq!(guard.ports().count("UntagResource"), 1);
     let finding = &guard.ports().findings()[0];
     assert_eq!(finding.compliance, Compliance::Passed);
-    assert!(finding.description.contains("move to"), "{}", finding.description);
+    assert!(
+        finding.description.contains("move to"),
+        "{}",
+        finding.description
+    );
     // And then nothing more.
     let writes = guard.ports().writes();
     let again = deliver(&guard, "UpdateSecretVersionStage").await;
@@ -169,16 +206,28 @@ async fn the_rotation_service_event_finishes_a_move() {
     nameless["detail"]["additionalEventData"] = Value::Null;
     let records = guard.handle(&nameless, &ctx()).await.unwrap();
     assert_eq!(records[0].reason, Reason::MalformedEvent);
-    assert!(records[0].detail.as_deref().unwrap().contains("additionalEventData.SecretId"));
+    assert!(
+        records[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("additionalEventData.SecretId")
+    );
 }
 
 #[tokio::test]
 async fn rotate_asks_once_per_move_whatever_the_deliveries() {
     let guard = Guard::new(config("tag,notify,remediate,rotate", &[]), world(true));
     // The rotation makes its version later (as a rotation function would): hold the version.
-    guard.ports().delay("RotateSecret", std::time::Duration::ZERO);
+    guard
+        .ports()
+        .delay("RotateSecret", std::time::Duration::ZERO);
     let first = deliver(&guard, "CreateSecret").await;
-    assert_eq!(outcome(&first, Action::Rotate), Some(Outcome::Done), "{first:?}");
+    assert_eq!(
+        outcome(&first, Action::Rotate),
+        Some(Outcome::Done),
+        "{first:?}"
+    );
     assert_eq!(guard.ports().count("RotateSecret"), 1);
     // The fake's rotation made the new version at once: compliant from here.
     let record = deliver(&guard, "RotateSecret").await;
@@ -200,7 +249,11 @@ async fn rotate_is_not_asked_again_when_the_rotation_has_not_made_its_version_ye
         AwsError::Other("AccessDeniedException: lambda:InvokeFunction".into()),
     );
     let first = deliver(&guard, "CreateSecret").await;
-    let rotate = first.actions.iter().find(|a| a.action == Action::Rotate).unwrap();
+    let rotate = first
+        .actions
+        .iter()
+        .find(|a| a.action == Action::Rotate)
+        .unwrap();
     assert_eq!(rotate.outcome, Outcome::Failed);
     assert!(rotate.detail.contains("the finding stays"), "{rotate:?}");
     guard.ports().heal("RotateSecret");
@@ -226,10 +279,17 @@ async fn a_transient_rotate_failure_is_retried_and_the_move_reported_once() {
         .unwrap_err();
     assert!(matches!(err, GuardError::Transient { .. }), "{err}");
     assert_eq!(tag(&guard, "cmkguard:rotation-requested"), None);
-    assert_eq!(tag(&guard, "cmkguard:status").as_deref(), Some("remediating"));
+    assert_eq!(
+        tag(&guard, "cmkguard:status").as_deref(),
+        Some("remediating")
+    );
     guard.ports().heal("RotateSecret");
     let record = deliver(&guard, "CreateSecret").await;
-    assert_eq!(outcome(&record, Action::Rotate), Some(Outcome::Done), "{record:?}");
+    assert_eq!(
+        outcome(&record, Action::Rotate),
+        Some(Outcome::Done),
+        "{record:?}"
+    );
     assert_eq!(outcome(&record, Action::Notify), Some(Outcome::Done));
     assert_eq!(guard.ports().count("UpdateSecret"), 1);
     assert_eq!(guard.ports().published().len(), 1);
@@ -239,9 +299,16 @@ async fn a_transient_rotate_failure_is_retried_and_the_move_reported_once() {
 async fn rotate_never_touches_a_secret_without_rotation() {
     let guard = Guard::new(config("tag,remediate,rotate", &[]), world(false));
     let first = deliver(&guard, "CreateSecret").await;
-    let rotate = first.actions.iter().find(|a| a.action == Action::Rotate).unwrap();
+    let rotate = first
+        .actions
+        .iter()
+        .find(|a| a.action == Action::Rotate)
+        .unwrap();
     assert_eq!(rotate.outcome, Outcome::Skipped);
-    assert!(rotate.detail.contains("rotation is not enabled"), "{rotate:?}");
+    assert!(
+        rotate.detail.contains("rotation is not enabled"),
+        "{rotate:?}"
+    );
     deliver(&guard, "CreateSecret").await;
     assert_eq!(guard.ports().count("RotateSecret"), 0);
     assert_eq!(tag(&guard, "cmkguard:rotation-requested"), None);
@@ -300,7 +367,10 @@ async fn an_earlier_releases_move_is_adopted_and_said_once() {
     assert_eq!(guard.ports().published().len(), 1);
     assert_eq!(guard.ports().imports(), [1]);
     guard.ports().new_version(&scope(), &arn(NAME)).unwrap();
-    assert_eq!(deliver(&guard, "PutSecretValue").await.verdict, Verdict::Compliant);
+    assert_eq!(
+        deliver(&guard, "PutSecretValue").await.verdict,
+        Verdict::Compliant
+    );
     assert_eq!(tag(&guard, "cmkguard:moved-version"), None);
 }
 
@@ -341,13 +411,25 @@ async fn checked_versions_find_moves_made_by_others() {
         reason("by-others"),
         (Verdict::NonCompliant, Reason::PreviousKeyDecrypts)
     );
-    assert_eq!(reason("by-id"), (Verdict::Compliant, Reason::CustomerManagedKey));
-    assert_eq!(reason("by-arn"), (Verdict::Compliant, Reason::CustomerManagedKey));
+    assert_eq!(
+        reason("by-id"),
+        (Verdict::Compliant, Reason::CustomerManagedKey)
+    );
+    assert_eq!(
+        reason("by-arn"),
+        (Verdict::Compliant, Reason::CustomerManagedKey)
+    );
     let by_others = records
         .iter()
         .find(|r| r.reason == Reason::PreviousKeyDecrypts)
         .unwrap();
-    assert!(by_others.detail.as_deref().unwrap().contains("DefaultEncryptionKey"));
+    assert!(
+        by_others
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("DefaultEncryptionKey")
+    );
     // One request per secret on a customer managed key that was otherwise compliant (the
     // default-key secret needs none).
     assert_eq!(guard.ports().count("ListSecretVersionIds"), 3);

@@ -107,6 +107,7 @@ mod tests {
             secret_arn: None,
             actor: None,
             key_id: None,
+            key_arn: None,
             key_manager: None,
             verdict,
             reason: cmkguard_core::Reason::CustomerManagedKey,

@@ -34,7 +34,7 @@ impl<P: Ports> Actor<'_, P> {
             record.verdict == Verdict::Compliant || record.reason == Reason::PreviousKeyDecrypts;
         if mark.status == Some(REMEDIATING) && on_good_key {
             match self.designated_key(scope).await {
-                Ok(Some(target)) if facts.kms_key_id.as_deref() == Some(target.arn.as_str()) => {
+                Ok(Some(target)) if record.is_on_key(&target.arn) => {
                     // An earlier delivery re-encrypted the secret and stopped before its mark
                     // and notification: the finding is that delivery's, and this one finishes it.
                     record.verdict = Verdict::NonCompliant;
@@ -172,7 +172,7 @@ impl<P: Ports> Actor<'_, P> {
                 target.arn
             ));
         }
-        if facts.kms_key_id.as_deref() == Some(target.arn.as_str()) {
+        if record.is_on_key(&target.arn) {
             return failed(format!(
                 "the secret is already on `{}`, the key of `{alias}`, and that key is the problem",
                 target.arn
