@@ -6,7 +6,7 @@ use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, Secre
 use crate::reason::Reason;
 use crate::record::Verdict;
 use crate::tags::{
-    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, REMEDIATED, STATUS_TAG,
+    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, Status,
 };
 
 /// What the guard found out about the key of a secret (or of one of its replicas).
@@ -203,7 +203,7 @@ fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<Strin
     }
     // An earlier release's move: marked and reasoned, but no version recorded. (A move this
     // release finished has its reason and version removed, and stays `remediated` as history.)
-    let earlier_release = tag(STATUS_TAG) == Some(REMEDIATED)
+    let earlier_release = Status::of(&secret.tags) == Some(Status::Remediated)
         && tag(PREVIOUS_KEY_TAG).is_some()
         && tag(REASON_TAG).is_some();
     if earlier_release {

@@ -146,3 +146,47 @@ fn the_iam_list_names_every_port_and_no_other() {
         );
     }
 }
+
+/// The tags table lists every tag the guard writes (`src/tags.rs`) and every value of
+/// `cmkguard:status`.
+#[test]
+fn the_tags_table_lists_every_tag_and_status() {
+    use cmkguard_core::tags::{self, Status};
+    let readme = readme();
+    let table: Vec<&str> = readme
+        .split("### Tags written on secrets")
+        .nth(1)
+        .expect("a `### Tags written on secrets` section")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let row = |tag: &str| {
+        table
+            .iter()
+            .find(|row| row.starts_with(&format!("| `{tag}` |")))
+            .unwrap_or_else(|| panic!("README.md's tags table has no row for `{tag}`"))
+            .to_string()
+    };
+    for tag in [
+        tags::STATUS_TAG,
+        tags::REASON_TAG,
+        tags::PREVIOUS_KEY_TAG,
+        tags::MOVED_VERSION_TAG,
+        tags::ROTATION_REQUESTED_TAG,
+    ] {
+        row(tag);
+    }
+    let status = row(tags::STATUS_TAG);
+    for value in Status::ALL {
+        assert!(
+            status.contains(&format!("`{value}`")),
+            "README.md's `{}` row does not name `{value}`",
+            tags::STATUS_TAG
+        );
+    }
+    // And the source names no other `cmkguard:` tag constant than these.
+    let source = include_str!("../src/tags.rs");
+    let declared = source.matches(": &str = \"cmkguard:").count();
+    assert_eq!(declared, 5, "a tag in src/tags.rs is missing from this test");
+}

@@ -12,6 +12,7 @@ pub mod proxy;
 mod runtime_api;
 mod serve;
 pub mod standin;
+pub mod versions;
 pub mod world;
 
 pub use moto::{
@@ -24,3 +25,4 @@ pub use process::{
 pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When, form_value};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};
 pub use standin::{Standin, StandinBuilder};
+pub use versions::VersionEvent;

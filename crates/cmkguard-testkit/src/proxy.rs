@@ -29,6 +29,10 @@ pub enum Fault {
     Delay(Duration),
     /// Reads the request, then resets the connection (TCP RST) without an answer.
     Reset,
+    /// HTTP 200 with this body, in the service's protocol, without forwarding: a call that AWS
+    /// accepts now and carries out later (`RotateSecret` runs the rotation function
+    /// asynchronously, while moto rotates at once).
+    Accept(String),
 }
 
 /// Which of the calls a rule matches it hits, counting from 1 per rule.
@@ -417,6 +421,7 @@ async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) 
     match fault {
         Some(Fault::Throttle) => Ok(error_response(&op, 400)),
         Some(Fault::Status(status)) => Ok(error_response(&op, status)),
+        Some(Fault::Accept(body)) => Ok(accepted_response(&op, body)),
         Some(Fault::Reset) => {
             connection.reset();
             Err(Hangup)
@@ -567,6 +572,23 @@ fn error_response(op: &Operation, status: u16) -> Reply {
         );
         respond(status, &[("Content-Type", "text/xml"), request_id], body)
     }
+}
+
+/// A success answer made by the proxy (see [`Fault::Accept`]).
+fn accepted_response(op: &Operation, body: String) -> Reply {
+    let content_type = if is_json(op) {
+        "application/x-amz-json-1.1"
+    } else {
+        "text/xml"
+    };
+    respond(
+        200,
+        &[
+            ("Content-Type", content_type),
+            ("x-amzn-RequestId", "fault-proxy"),
+        ],
+        body,
+    )
 }
 
 /// Sends the request on to moto and relays its answer; moto not answering (within

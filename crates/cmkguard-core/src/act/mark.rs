@@ -83,10 +83,10 @@ impl<P: Ports> Actor<'_, P> {
             // Compliant now: the finding is over (a `remediated` mark stays as history), and an
             // intent that did not come to pass (someone else fixed the secret) is withdrawn.
             let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
-            if status_now == Some(REMEDIATING) {
+            if status_now == Some(Status::Remediating) {
                 keys.push(PREVIOUS_KEY_TAG.to_owned());
             }
-            let was = status_now.unwrap_or_default();
+            let was = status_now.map_or("", Status::as_str);
             let action = self
                 .write(mark_action, format!("removed `{STATUS_TAG}={was}`"), || {
                     self.ports.untag_secret(scope, &facts.arn, &keys)
@@ -116,7 +116,7 @@ impl<P: Ports> Actor<'_, P> {
                     Outcome::Skipped,
                     format!(
                         "already reported (the secret is marked `{STATUS_TAG}={}`)",
-                        mark.status.unwrap_or_default()
+                        mark.status.map_or("", Status::as_str)
                     ),
                 )),
                 _ if !marked => Ok(ActionRecord::new(
@@ -158,17 +158,17 @@ impl<P: Ports> Actor<'_, P> {
         scope: &Scope,
         facts: &SecretFacts,
         remediated: bool,
-        status_before: Option<&str>,
+        status_before: Option<Status>,
         reason_before: Option<&str>,
     ) {
         let result = match (remediated, status_before) {
             (true, _) => {
-                let tags = [(STATUS_TAG.to_owned(), REMEDIATING.to_owned())];
+                let tags = [(STATUS_TAG.to_owned(), Status::Remediating.to_string())];
                 self.ports.tag_secret(scope, &facts.arn, &tags).await
             }
             (false, Some(status)) => {
                 let tags = [
-                    (STATUS_TAG.to_owned(), status.to_owned()),
+                    (STATUS_TAG.to_owned(), status.to_string()),
                     (
                         REASON_TAG.to_owned(),
                         reason_before.unwrap_or_default().to_owned(),

@@ -15,8 +15,8 @@ use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record};
 
 pub use crate::tags::{
-    DEFAULT_KEY, MOVED_VERSION_TAG, NON_COMPLIANT, PREVIOUS_KEY_TAG, REASON_TAG, REMEDIATED,
-    REMEDIATING, ROTATION_REQUESTED_TAG, STATUS_TAG,
+    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, ROTATION_REQUESTED_TAG,
+    STATUS_TAG, Status,
 };
 
 /// How a dry run's action detail starts when the action could not be carried out.
@@ -27,7 +27,7 @@ pub const IMPORT_BATCH: usize = 100;
 
 /// The status mark on a secret: what the guard already reported about it.
 struct Mark<'f> {
-    status: Option<&'f str>,
+    status: Option<Status>,
     reason: Option<&'f str>,
     /// `cmkguard:moved-version`: the version a re-encryption left readable through the previous key.
     moved_version: Option<&'f str>,
@@ -37,18 +37,18 @@ impl<'f> Mark<'f> {
     fn of(facts: &'f SecretFacts) -> Self {
         let tag = |name: &str| facts.tags.get(name).map(String::as_str);
         Mark {
-            status: tag(STATUS_TAG),
+            status: Status::of(&facts.tags),
             reason: tag(REASON_TAG),
             moved_version: tag(MOVED_VERSION_TAG),
         }
     }
 
     /// The status a flagged record's mark should have.
-    fn wanted(moved: Option<&Moved>) -> &'static str {
+    fn wanted(moved: Option<&Moved>) -> Status {
         if moved.is_some() {
-            REMEDIATED
+            Status::Remediated
         } else {
-            NON_COMPLIANT
+            Status::NonCompliant
         }
     }
 
@@ -58,7 +58,7 @@ impl<'f> Mark<'f> {
     fn is_guard_move(&self, record: &Record, moved: Option<&Moved>) -> bool {
         moved.is_none()
             && record.reason == Reason::PreviousKeyDecrypts
-            && self.status == Some(REMEDIATED)
+            && self.status == Some(Status::Remediated)
     }
 
     /// The mark already reports this flagged record's finding.
@@ -73,13 +73,13 @@ impl<'f> Mark<'f> {
 
     /// A move by the guard waits for a new version (`cmkguard:moved-version` is set).
     fn move_open(&self) -> bool {
-        self.status == Some(REMEDIATED) && self.moved_version.is_some()
+        self.status == Some(Status::Remediated) && self.moved_version.is_some()
     }
 
     /// A finding is open on the secret (reported, a re-encryption under way, or a move that
     /// waits for a new version).
     fn is_open(&self) -> bool {
-        matches!(self.status, Some(NON_COMPLIANT | REMEDIATING)) || self.move_open()
+        matches!(self.status, Some(Status::NonCompliant | Status::Remediating)) || self.move_open()
     }
 }
 
@@ -166,7 +166,7 @@ fn mark_tags(
     }
     let status = Mark::wanted(moved);
     let mut tags = vec![
-        pair(STATUS_TAG, status),
+        pair(STATUS_TAG, status.as_str()),
         pair(REASON_TAG, record.reason.as_str()),
     ];
     if let Some(version) = moved.and_then(|m| m.version.as_deref()) {

@@ -32,7 +32,7 @@ impl<P: Ports> Actor<'_, P> {
         // move this mark announced (a retry after the move's report failed half way).
         let on_good_key =
             record.verdict == Verdict::Compliant || record.reason == Reason::PreviousKeyDecrypts;
-        if mark.status == Some(REMEDIATING) && on_good_key {
+        if mark.status == Some(Status::Remediating) && on_good_key {
             match self.designated_key(scope).await {
                 Ok(Some(target)) if record.is_on_key(&target.arn) => {
                     // An earlier delivery re-encrypted the secret and stopped before its mark
@@ -187,10 +187,10 @@ impl<P: Ports> Actor<'_, P> {
         }
         // Write-ahead: the intent goes on the secret first, so that a delivery after a failure
         // past this point finds it and finishes the job (the mark, the notification).
-        if facts.tags.get(STATUS_TAG).map(String::as_str) != Some(REMEDIATING) {
+        if Status::of(&facts.tags) != Some(Status::Remediating) {
             let previous = facts.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY);
             let intent = [
-                (STATUS_TAG.to_owned(), REMEDIATING.to_owned()),
+                (STATUS_TAG.to_owned(), Status::Remediating.to_string()),
                 (REASON_TAG.to_owned(), record.reason.to_string()),
                 (PREVIOUS_KEY_TAG.to_owned(), previous.to_owned()),
             ];
@@ -199,7 +199,8 @@ impl<P: Ports> Actor<'_, P> {
                 Err(e @ AwsError::Transient(_)) => return Err(e),
                 Err(e) => {
                     return failed(format!(
-                        "not re-encrypted: cannot mark the intent `{STATUS_TAG}={REMEDIATING}` first: {e}"
+                        "not re-encrypted: cannot mark the intent `{STATUS_TAG}={}` first: {e}",
+                        Status::Remediating
                     ));
                 }
             }
