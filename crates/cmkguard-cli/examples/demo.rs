@@ -18,7 +18,7 @@ const REGION: &str = "us-east-1";
 
 fn key_label(state: &SecretState, designated: &str) -> String {
     match state.kms_key_id.as_deref() {
-        None => "aws/secretsmanager (AWS managed)".into(),
+        None => format!("{} (AWS managed)", cmkguard_core::tags::DEFAULT_KEY),
         Some(k) if k == designated => "alias/cmkguard/secrets (customer managed)".into(),
         Some(k) => k.to_owned(),
     }

@@ -74,6 +74,15 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// The ARN of key `key_id` (a bare key id) in `account` and `region`, in the region's partition:
+/// the one place a key ARN is built.
+pub fn kms_key_arn(region: &str, account: &str, key_id: &str) -> String {
+    format!(
+        "arn:{}:kms:{region}:{account}:key/{key_id}",
+        partition_of(region)
+    )
+}
+
 /// Twelve ASCII digits.
 pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())

@@ -356,13 +356,7 @@ impl<P: Ports> Guard<P> {
             Err(AwsError::NotFound(_)) => match crate::arn::Arn::kms_key(&call.key_id) {
                 Some(_) => (call.key_id.clone(), None),
                 None => (
-                    format!(
-                        "arn:{}:kms:{}:{}:key/{}",
-                        crate::arn::partition_of(&call.region),
-                        call.region,
-                        call.account,
-                        call.key_id
-                    ),
+                    crate::arn::kms_key_arn(&call.region, &call.account, &call.key_id),
                     None,
                 ),
             },

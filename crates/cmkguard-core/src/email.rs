@@ -17,7 +17,10 @@ pub fn text(record: &Record, config: &Config) -> String {
     let key = record
         .key_id
         .as_deref()
-        .map_or_else(|| "the AWS managed key (aws/secretsmanager)".into(), quote);
+        .map_or_else(
+            || format!("the AWS managed key ({})", crate::tags::DEFAULT_KEY),
+            quote,
+        );
     let detail = record.detail.as_deref().map(quote);
     let remediated = record
         .actions

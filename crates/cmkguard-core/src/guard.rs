@@ -15,6 +15,11 @@ use crate::ports::{AwsError, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Record, Verdict};
 
+/// The one deadline margin: no work starts later than this before the invocation deadline (a
+/// sweep stops between secrets, a transient failure is no longer retried), so the invocation can
+/// still report; the Lambda's handler itself gives up at half of it.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the caller knows about where the guard runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {

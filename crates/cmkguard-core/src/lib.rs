@@ -29,7 +29,7 @@ pub use config::{Action, Config, ConfigError};
 pub use dispatch::{GuardError, SecretRef};
 pub use event::{EventError, Input};
 pub use facts::{KeyFacts, KeyManager, KeyState, Replica, SecretFacts};
-pub use guard::{Context, Guard};
+pub use guard::{Context, DEADLINE_MARGIN, Guard};
 pub use ports::{AwsError, Notification, Ports, Scope};
 pub use reason::Reason;
 pub use record::{ActionRecord, Outcome, Record, Verdict};

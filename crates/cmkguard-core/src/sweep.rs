@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -21,8 +21,7 @@ use crate::guard::{Context, Decided, Guard};
 use crate::ports::{AwsError, Ports, Scope};
 use crate::record::{ActionRecord, Record, Verdict};
 
-/// A sweep stops this long before the invocation deadline, so it can report how far it got.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+use crate::guard::DEADLINE_MARGIN;
 
 /// How much runs at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,10 +182,10 @@ impl OnKey<'_> {
             return Ok(None);
         }
         if !id.starts_with("alias/") && Arn::kms_alias(id).is_none() {
-            let partition = Arn::parse(self.arn).map_or("aws", |a| a.partition);
-            return Ok(Some(format!(
-                "arn:{partition}:kms:{}:{}:key/{id}",
-                scope.region, scope.account
+            return Ok(Some(crate::arn::kms_key_arn(
+                &scope.region,
+                &scope.account,
+                id,
             )));
         }
         if let Some(known) = self.aliases.get(id) {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cmkguard_core::{Context, Guard, GuardError, Ports, Record, Verdict};
 use serde_json::{Value, json};
 
-/// The handler gives up this long before the invocation deadline, so Lambda gets a retryable
+/// The handler gives up this long before the invocation deadline (half the engine's one margin,
+/// [`cmkguard_core::DEADLINE_MARGIN`], after which no work starts), so Lambda gets a retryable
 /// error from us instead of killing the process mid-write.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+pub const HANDLER_MARGIN: Duration = Duration::from_millis(cmkguard_core::DEADLINE_MARGIN.as_millis() as u64 / 2);
 
 /// What one invocation knows about itself.
 #[derive(Debug, Clone)]
@@ -74,10 +75,10 @@ pub async fn handle<P: Ports>(
         request_id: Some(invocation.request_id.clone()),
     };
 
-    if remaining <= DEADLINE_MARGIN {
+    if remaining <= HANDLER_MARGIN {
         return Err(HandlerError::Deadline);
     }
-    let budget = remaining - DEADLINE_MARGIN;
+    let budget = remaining - HANDLER_MARGIN;
     let mut verdicts = Verdicts::default();
     let mut each = |record: Record| {
         verdicts.add(&record);

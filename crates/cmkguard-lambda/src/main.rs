@@ -80,7 +80,7 @@ async fn invoke(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error
         .deadline
         .duration_since(SystemTime::now())
         .ok()
-        .and_then(|left| left.checked_sub(cmkguard_lambda::DEADLINE_MARGIN + RETRY_SLACK))
+        .and_then(|left| left.checked_sub(cmkguard_core::DEADLINE_MARGIN))
         .map(|left| Instant::now() + left);
     guard
         .ports()
@@ -174,9 +174,6 @@ async fn init_failed(e: &cmkguard_core::ConfigError) -> ! {
     report_init_error(&e.to_string()).await;
     std::process::exit(1);
 }
-
-/// Retries end this long before the handler's own deadline, so the last one's error is reported.
-const RETRY_SLACK: Duration = Duration::from_millis(500);
 
 /// How long the init error report may take: some local emulators never answer it, and a process
 /// that cannot start must exit either way.

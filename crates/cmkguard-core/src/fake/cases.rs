@@ -209,7 +209,7 @@ pub fn guard_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 // The case's world in the in-memory fake.
 
 pub fn key_arn(scope: &Scope, id: &str) -> String {
-    format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account)
+    crate::arn::kms_key_arn(&scope.region, &scope.account, id)
 }
 
 /// The keys of one account and region that the table's key kinds stand for: made in the fake

@@ -449,7 +449,7 @@ impl SweepCursor for FakeAws {
 /// A customer managed key in `scope`.
 pub fn customer_key(scope: &Scope, id: &str, state: KeyState) -> KeyFacts {
     KeyFacts::customer(
-        format!("arn:aws:kms:{}:{}:key/{id}", scope.region, scope.account),
+        crate::arn::kms_key_arn(&scope.region, &scope.account, id),
         state,
     )
 }
