@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use clap::ValueEnum;
-use cmkguard_core::act::WOULD_FAIL;
 use cmkguard_core::arn::secret_name;
 use cmkguard_core::{Outcome, Reason, Record, Verdict};
 
@@ -91,7 +90,7 @@ impl Tally {
             if action.outcome != Outcome::DryRun {
                 continue;
             }
-            if let Some(why) = action.detail.strip_prefix(WOULD_FAIL) {
+            if let Some(why) = &action.would_fail {
                 *self
                     .would_fail
                     .entry(place.clone())
@@ -443,6 +442,7 @@ mod tests {
             actor: None,
             key_id: None,
             key_arn: None,
+            deletion_date: None,
             key_manager: None,
             verdict: Verdict::Compliant,
             reason: cmkguard_core::Reason::CustomerManagedKey,

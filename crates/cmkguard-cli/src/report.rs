@@ -316,6 +316,7 @@ mod tests {
             actor: None,
             key_id: None,
             key_arn: None,
+            deletion_date: None,
             key_manager: Some(KeyManager::Aws),
             verdict: Verdict::NonCompliant,
             reason,

@@ -14,13 +14,10 @@ pub fn text(record: &Record, config: &Config) -> String {
     let name = arn.as_deref().map_or_else(|| "?".to_owned(), secret_name);
     let account = record.account.as_deref().map_or_else(|| "?".into(), quote);
     let region = record.region.as_deref().map_or_else(|| "?".into(), quote);
-    let key = record
-        .key_id
-        .as_deref()
-        .map_or_else(
-            || format!("the AWS managed key ({})", crate::tags::DEFAULT_KEY),
-            quote,
-        );
+    let key = record.key_id.as_deref().map_or_else(
+        || format!("the AWS managed key ({})", crate::tags::DEFAULT_KEY),
+        quote,
+    );
     let detail = record.detail.as_deref().map(quote);
     let remediated = record
         .actions
@@ -46,7 +43,7 @@ pub fn text(record: &Record, config: &Config) -> String {
 
     out.push_str(&format!(
         "\nWhy it matters: {}\n",
-        why(record.reason, detail.as_deref())
+        why(record.reason, record.deletion_date.map(crate::text::utc))
     ));
 
     out.push_str("\nWhat the guard did:");
@@ -121,14 +118,13 @@ fn what(reason: Reason) -> &'static str {
 
 /// Why it matters. Every reason is named (no wildcard): a new reason does not compile until it
 /// has words.
-fn why(reason: Reason, detail: Option<&str>) -> String {
+fn why(reason: Reason, deletion_date: Option<String>) -> String {
     match reason {
         Reason::AwsManagedKey => "The AWS managed key has no key policy of its own: any principal that IAM allows to read the secret's value can read it, and access cannot be limited or separated through the key.".into(),
         Reason::KeyDisabled => "KMS refuses to decrypt with a disabled key: nobody can read the secret now, so the applications that use it fail.".into(),
         Reason::KeyPendingDeletion => format!(
             "Nobody can read the secret now, and when the key is deleted{} the secret becomes unreadable for good: nobody, AWS included, can recover it.",
-            detail
-                .and_then(deletion_date)
+            deletion_date
                 .map(|d| format!(" (on {d})"))
                 .unwrap_or_default()
         ),
@@ -189,9 +185,8 @@ fn to_do(record: &Record, key_alias: &str) -> String {
         Reason::KeyPendingDeletion => format!(
             "Before {}: cancel the deletion, then enable the key (aws kms cancel-key-deletion --key-id {key}, then aws kms enable-key --key-id {key}). Re-encryption cannot help until then: Secrets Manager must decrypt with the current key first.",
             record
-                .detail
-                .as_deref()
-                .and_then(deletion_date)
+                .deletion_date
+                .map(crate::text::utc)
                 .unwrap_or_else(|| "the deletion date".into())
         ),
         Reason::KeyNotFound => format!("Check the key the secret names. If the key is gone, the value is lost: store a new value on the designated key (update-secret with the new value and --kms-key-id {alias}), and update what uses it."),
@@ -250,24 +245,6 @@ fn action_words(action: &ActionRecord) -> String {
         Outcome::Failed => "failed",
     };
     format!("{what}: {outcome}: {}", quote(&action.detail))
-}
-
-/// The first RFC 3339 UTC time in `detail` (a key's deletion date, as the record names it).
-fn deletion_date(detail: &str) -> Option<String> {
-    detail
-        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | '`'))
-        .map(|w| w.trim_end_matches([':', '.']))
-        .find(|w| {
-            let b = w.as_bytes();
-            b.len() == 20
-                && b[4] == b'-'
-                && b[7] == b'-'
-                && b[10] == b'T'
-                && b[19] == b'Z'
-                && w.bytes()
-                    .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b':' | b'T' | b'Z'))
-        })
-        .map(str::to_owned)
 }
 
 /// Text from the record as the e-mail quotes it: capped, on one line, without the record's
@@ -390,12 +367,16 @@ mod tests {
         );
         assert!(disabled.contains("enable-key"), "{disabled}");
 
-        let detail = "key `k` is pending deletion on 2026-12-14T06:12:40Z: the secret becomes unreadable for good";
-        let pending = words(
+        // The date travels as a field (`Record::deletion_date`), not read back from the detail.
+        let detail = "key `k` is pending deletion: the secret becomes unreadable for good";
+        let mut pending = record(
             Verdict::NonCompliant,
             Reason::KeyPendingDeletion,
             Some(detail),
         );
+        pending.deletion_date =
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_797_228_760));
+        let pending = text(&pending, &config);
         assert!(pending.contains("(on 2026-12-14T06:12:40Z)"), "{pending}");
         assert!(pending.contains("unreadable for good"), "{pending}");
         assert!(

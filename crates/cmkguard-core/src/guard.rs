@@ -212,6 +212,11 @@ impl<P: Ports> Guard<P> {
         let mut record = self.record(meta, arn, verdict, reason, detail);
         record.key_id = facts.kms_key_id.clone();
         record.key_arn = key.arn().map(str::to_owned);
+        if let KeyFinding::Described(key) = &key
+            && reason == Reason::KeyPendingDeletion
+        {
+            record.deletion_date = key.deletion_date;
+        }
         record.key_manager = key.manager();
         let actor = self.actor();
         let moved = actor

@@ -5,9 +5,7 @@ use crate::config::Config;
 use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, SecretFacts};
 use crate::reason::Reason;
 use crate::record::Verdict;
-use crate::tags::{
-    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, Status,
-};
+use crate::tags::{DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, Status};
 
 /// What the guard found out about the key of a secret (or of one of its replicas).
 #[derive(Debug, Clone, PartialEq, Eq)]

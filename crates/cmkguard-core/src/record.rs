@@ -48,7 +48,14 @@ pub struct ActionRecord {
     pub action: Action,
     pub outcome: Outcome,
     pub detail: String,
+    /// A dry run's planned action that could not be carried out: why (also in `detail`, after
+    /// [`WOULD_FAIL`]).
+    #[serde(skip)]
+    pub would_fail: Option<String>,
 }
+
+/// How a dry run's action detail starts when the action could not be carried out.
+pub const WOULD_FAIL: &str = "would fail: ";
 
 impl ActionRecord {
     pub fn new(action: Action, outcome: Outcome, detail: impl Into<String>) -> Self {
@@ -56,6 +63,18 @@ impl ActionRecord {
             action,
             outcome,
             detail: detail.into(),
+            would_fail: None,
+        }
+    }
+
+    /// A dry run's planned action that would not go through, and `why`.
+    pub fn would_fail(action: Action, why: impl Into<String>) -> Self {
+        let why = why.into();
+        ActionRecord {
+            action,
+            outcome: Outcome::DryRun,
+            detail: format!("{WOULD_FAIL}{why}"),
+            would_fail: Some(why),
         }
     }
 }
@@ -75,6 +94,9 @@ pub struct Record {
     #[serde(skip)]
     pub key_arn: Option<String>,
     pub key_manager: Option<KeyManager>,
+    /// When the key pending deletion is deleted (`DeletionDate`), when that is the finding.
+    #[serde(skip)]
+    pub deletion_date: Option<std::time::SystemTime>,
     pub verdict: Verdict,
     pub reason: Reason,
     /// More words on the reason, when it needs them (never a secret value).
@@ -105,6 +127,7 @@ impl Record {
             key_id: None,
             key_arn: None,
             key_manager: None,
+            deletion_date: None,
             verdict,
             reason,
             detail,

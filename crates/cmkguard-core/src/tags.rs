@@ -27,7 +27,11 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::NonCompliant, Status::Remediating, Status::Remediated];
+    pub const ALL: [Status; 3] = [
+        Status::NonCompliant,
+        Status::Remediating,
+        Status::Remediated,
+    ];
 
     /// The tag's value.
     pub fn as_str(self) -> &'static str {

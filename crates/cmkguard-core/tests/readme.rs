@@ -188,5 +188,8 @@ fn the_tags_table_lists_every_tag_and_status() {
     // And the source names no other `cmkguard:` tag constant than these.
     let source = include_str!("../src/tags.rs");
     let declared = source.matches(": &str = \"cmkguard:").count();
-    assert_eq!(declared, 5, "a tag in src/tags.rs is missing from this test");
+    assert_eq!(
+        declared, 5,
+        "a tag in src/tags.rs is missing from this test"
+    );
 }

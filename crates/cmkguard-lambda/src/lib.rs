@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 /// The handler gives up this long before the invocation deadline (half the engine's one margin,
 /// [`cmkguard_core::DEADLINE_MARGIN`], after which no work starts), so Lambda gets a retryable
 /// error from us instead of killing the process mid-write.
-pub const HANDLER_MARGIN: Duration = Duration::from_millis(cmkguard_core::DEADLINE_MARGIN.as_millis() as u64 / 2);
+pub const HANDLER_MARGIN: Duration =
+    Duration::from_millis(cmkguard_core::DEADLINE_MARGIN.as_millis() as u64 / 2);
 
 /// What one invocation knows about itself.
 #[derive(Debug, Clone)]

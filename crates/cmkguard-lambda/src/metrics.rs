@@ -108,6 +108,7 @@ mod tests {
             actor: None,
             key_id: None,
             key_arn: None,
+            deletion_date: None,
             key_manager: None,
             verdict,
             reason: cmkguard_core::Reason::CustomerManagedKey,

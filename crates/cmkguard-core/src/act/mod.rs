@@ -19,8 +19,7 @@ pub use crate::tags::{
     STATUS_TAG, Status,
 };
 
-/// How a dry run's action detail starts when the action could not be carried out.
-pub const WOULD_FAIL: &str = "would fail: ";
+pub use crate::record::WOULD_FAIL;
 
 /// Findings per `BatchImportFindings` request (Security Hub's limit).
 pub const IMPORT_BATCH: usize = 100;
@@ -79,7 +78,10 @@ impl<'f> Mark<'f> {
     /// A finding is open on the secret (reported, a re-encryption under way, or a move that
     /// waits for a new version).
     fn is_open(&self) -> bool {
-        matches!(self.status, Some(Status::NonCompliant | Status::Remediating)) || self.move_open()
+        matches!(
+            self.status,
+            Some(Status::NonCompliant | Status::Remediating)
+        ) || self.move_open()
     }
 }
 

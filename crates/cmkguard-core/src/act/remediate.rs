@@ -124,11 +124,7 @@ impl<P: Ports> Actor<'_, P> {
         // re-encryption would not go through instead.
         let failed = |detail: String| {
             Remediation::of(if self.config.dry_run {
-                ActionRecord::new(
-                    Action::Remediate,
-                    Outcome::DryRun,
-                    format!("{WOULD_FAIL}{detail}"),
-                )
+                ActionRecord::would_fail(Action::Remediate, detail)
             } else {
                 ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
             })
