@@ -356,6 +356,8 @@ impl AwsPorts {
             .secrets
             .list_secret_version_ids()
             .secret_id(arn)
+            // The moved version may have lost its labels since: it is listed all the same.
+            .include_deprecated(true)
             .max_results(100)
             .set_next_token(next_token)
             .send()
@@ -369,10 +371,15 @@ impl AwsPorts {
                     id: v.version_id()?.to_owned(),
                     stages: v.version_stages().to_vec(),
                     kms_key_ids: v.kms_key_ids().to_vec(),
+                    created: v
+                        .created_date()
+                        .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
                 })
             })
             .collect();
-        Ok((versions, out.next_token().map(str::to_owned)))
+        // moto answers `"NextToken": ""` on the last page: an empty token ends the listing.
+        let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok((versions, next))
     }
 }
 
@@ -529,8 +536,9 @@ impl ListSecretVersions for AwsPorts {
                 .await?;
             versions.extend(page);
             match next {
-                Some(token) => next_token = Some(token),
-                None => return Ok(versions),
+                // A token that comes back unchanged would never end: stop there.
+                Some(token) if next_token.as_ref() != Some(&token) => next_token = Some(token),
+                _ => return Ok(versions),
             }
         }
     }

@@ -26,8 +26,9 @@ pub struct SecretFacts {
     pub pending_version: Option<String>,
     /// `RotationEnabled`: the secret has a rotation configured.
     pub rotation_enabled: bool,
-    /// The versions with their keys (`ListSecretVersionIds`), read only with
-    /// `CMKGUARD_CHECK_VERSIONS`; `None` when not read.
+    /// Every version with its keys and creation time (`ListSecretVersionIds`), read only with
+    /// `CMKGUARD_CHECK_VERSIONS`, or to tell whether a new current version postdates a move;
+    /// `None` when not read.
     pub versions: Option<Vec<SecretVersion>>,
 }
 
@@ -39,6 +40,8 @@ pub struct SecretVersion {
     /// The keys the version is encrypted under (`KmsKeyIds`): key ARNs or ids, and
     /// `DefaultEncryptionKey` for the AWS managed key. Empty when AWS (or moto) does not say.
     pub kms_key_ids: Vec<String>,
+    /// `CreatedDate`: a version made after a move is under the new key alone.
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// `KmsKeyIds`' name for the AWS managed key `aws/secretsmanager`.

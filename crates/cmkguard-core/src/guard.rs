@@ -273,9 +273,10 @@ impl<P: Ports> Guard<P> {
 }
 
 impl<P: Ports> Guard<P> {
-    /// The policy's decision; with `CMKGUARD_CHECK_VERSIONS`, a secret that would be compliant
-    /// on a customer managed key has its versions' keys read first (one `ListSecretVersionIds`),
-    /// to find a move made by others.
+    /// The policy's decision. The versions are read (one `ListSecretVersionIds`) only where they
+    /// decide: with `CMKGUARD_CHECK_VERSIONS`, for a secret that would be compliant on a customer
+    /// managed key (a move made by others); and for a move by the guard whose version is no
+    /// longer current, to tell a new version from one older than the move.
     async fn with_versions(
         &self,
         scope: &Scope,
@@ -283,6 +284,9 @@ impl<P: Ports> Guard<P> {
         key: &KeyFinding,
         replicas: &[(String, KeyFinding)],
     ) -> Result<Decision, AwsError> {
+        if policy::needs_version_dates(facts) {
+            facts.versions = Some(self.ports.list_secret_versions(scope, &facts.arn).await?);
+        }
         let decision = policy::decide(facts, key, replicas, &self.config);
         let worth_reading = self.config.check_versions
             && decision.verdict == Verdict::Compliant

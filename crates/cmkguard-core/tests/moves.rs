@@ -454,3 +454,34 @@ async fn versions_are_not_read_unless_asked() {
     guard.handle(&sweep(), &ctx()).await.unwrap();
     assert_eq!(guard.ports().count("ListSecretVersionIds"), 0);
 }
+
+/// AWS keeps every version that existed at the key change under the previous key too: moving
+/// `AWSCURRENT` back to an older version does not finish a move; a version made after it does.
+/// Only then are the versions read (one `ListSecretVersionIds`, for their `CreatedDate`).
+#[tokio::test]
+async fn a_rollback_to_a_version_older_than_the_move_does_not_finish_it() {
+    let guard = Guard::new(config("tag,remediate", &[]), world(false));
+    let older = guard
+        .ports()
+        .secret(&scope(), &arn(NAME))
+        .unwrap()
+        .current_version
+        .unwrap();
+    guard.ports().new_version(&scope(), &arn(NAME)).unwrap();
+    deliver(&guard, "CreateSecret").await;
+    assert_eq!(guard.ports().count("ListSecretVersionIds"), 0);
+    // AWSCURRENT back on the version that was AWSPREVIOUS at the move.
+    let mut facts = guard.ports().secret(&scope(), &arn(NAME)).unwrap();
+    facts.current_version = Some(older.clone());
+    guard.ports().put_secret(&scope(), facts);
+    let record = deliver(&guard, "UpdateSecretVersionStage").await;
+    assert_eq!(record.reason, Reason::PreviousKeyDecrypts, "{record:?}");
+    assert!(record.detail.as_deref().unwrap().contains("predates"), "{record:?}");
+    assert!(tag(&guard, "cmkguard:moved-version").is_some());
+    assert_eq!(guard.ports().count("ListSecretVersionIds"), 1);
+    // A version made now finishes it.
+    guard.ports().new_version(&scope(), &arn(NAME)).unwrap();
+    let record = deliver(&guard, "PutSecretValue").await;
+    assert_eq!(record.verdict, Verdict::Compliant, "{record:?}");
+    assert_eq!(tag(&guard, "cmkguard:moved-version"), None);
+}

@@ -39,6 +39,9 @@ struct World {
     version_keys: HashMap<String, BTreeMap<String, Vec<String>>>,
     /// Versions made so far (`RotateSecret`, [`FakeAws::new_version`]), for their ids.
     versions_made: usize,
+    /// Every version of a secret (by ARN) and when it was made: the `versions_made` count at
+    /// the time, in seconds after the epoch (a secret's first versions: 0).
+    version_history: HashMap<String, BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -100,10 +103,17 @@ impl FakeAws {
     pub fn new_version(&self, scope: &Scope, arn: &str) -> Option<String> {
         let mut world = self.world();
         world.versions_made += 1;
-        let id = format!("version-{}", world.versions_made);
+        let made = world.versions_made;
+        let id = format!("version-{made}");
         let facts = find(&mut world, scope, arn)?;
         facts.current_version = Some(id.clone());
         facts.pending_version = None;
+        let arn = facts.arn.clone();
+        world
+            .version_history
+            .entry(arn)
+            .or_default()
+            .insert(id.clone(), made as u64);
         Some(id)
     }
 
@@ -314,7 +324,12 @@ impl ListSecretVersions for FakeAws {
             .ok_or_else(|| AwsError::NotFound(arn.to_owned()))?
             .clone();
         let keys = world.version_keys.get(&facts.arn);
-        let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let history = world.version_history.get(&facts.arn);
+        let mut versions: BTreeMap<String, Vec<String>> = history
+            .into_iter()
+            .flatten()
+            .map(|(id, _)| (id.clone(), Vec::new()))
+            .collect();
         for (id, stage) in [
             (&facts.current_version, "AWSCURRENT"),
             (&facts.pending_version, "AWSPENDING"),
@@ -336,6 +351,12 @@ impl ListSecretVersions for FakeAws {
             .into_iter()
             .map(|(id, stages)| SecretVersion {
                 kms_key_ids: keys.and_then(|k| k.get(&id)).cloned().unwrap_or_default(),
+                created: Some(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_secs(
+                            history.and_then(|h| h.get(&id)).copied().unwrap_or(0),
+                        ),
+                ),
                 id,
                 stages,
             })
@@ -349,7 +370,8 @@ impl RotateSecret for FakeAws {
         self.take_time("RotateSecret").await;
         let mut world = self.enter("RotateSecret")?;
         world.versions_made += 1;
-        let id = format!("rotated-{}", world.versions_made);
+        let made = world.versions_made;
+        let id = format!("rotated-{made}");
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
         if !facts.rotation_enabled {
@@ -357,8 +379,14 @@ impl RotateSecret for FakeAws {
                 "InvalidRequestException: no rotation function is configured".into(),
             ));
         }
-        facts.current_version = Some(id);
+        facts.current_version = Some(id.clone());
         facts.pending_version = None;
+        let arn = facts.arn.clone();
+        world
+            .version_history
+            .entry(arn)
+            .or_default()
+            .insert(id, made as u64);
         Ok(())
     }
 }
