@@ -219,11 +219,10 @@ impl<P: Ports> Guard<P> {
         }
         record.key_manager = key.manager();
         let actor = self.actor();
-        let moved = actor
-            .remediate_if_due(scope, &facts, &mut record)
+        let moved = crate::act::remediate_if_due(&actor, scope, &facts, &mut record)
             .await
             .map_err(|t| (t, record.clone()))?;
-        let finding = actor.finding_due(scope, &record, &facts, moved.as_ref());
+        let finding = crate::act::finding_due(&actor, scope, &record, &facts, moved.as_ref());
         Ok(Decided {
             record,
             facts,
@@ -255,8 +254,7 @@ impl<P: Ports> Guard<P> {
             crate::act::finish(&mut record, Action::SecurityHub, imported)
                 .map_err(|t| (t, record.clone()))?;
         }
-        self.actor()
-            .mark_and_notify(scope, &facts, &mut record, moved.as_ref())
+        crate::act::mark_and_notify(&self.actor(), scope, &facts, &mut record, moved.as_ref())
             .await
             .map_err(|t| (t, record.clone()))?;
         Ok(record)
@@ -268,7 +266,7 @@ impl<P: Ports> Guard<P> {
         scope: &Scope,
         findings: &[Finding],
     ) -> Vec<Result<ActionRecord, AwsError>> {
-        self.actor().import_findings(scope, findings).await
+        crate::act::import_findings(&self.actor(), scope, findings).await
     }
 }
 

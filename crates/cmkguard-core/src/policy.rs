@@ -244,7 +244,10 @@ pub fn needs_version_dates(secret: &SecretFacts) -> bool {
     let moved = secret.tags.get(MOVED_VERSION_TAG).map(String::as_str);
     secret.versions.is_none()
         && moved.is_some()
-        && secret.current_version.as_deref().is_some_and(|c| Some(c) != moved)
+        && secret
+            .current_version
+            .as_deref()
+            .is_some_and(|c| Some(c) != moved)
         && secret.pending_version.as_deref() != moved
 }
 

@@ -476,7 +476,10 @@ async fn a_rollback_to_a_version_older_than_the_move_does_not_finish_it() {
     guard.ports().put_secret(&scope(), facts);
     let record = deliver(&guard, "UpdateSecretVersionStage").await;
     assert_eq!(record.reason, Reason::PreviousKeyDecrypts, "{record:?}");
-    assert!(record.detail.as_deref().unwrap().contains("predates"), "{record:?}");
+    assert!(
+        record.detail.as_deref().unwrap().contains("predates"),
+        "{record:?}"
+    );
     assert!(tag(&guard, "cmkguard:moved-version").is_some());
     assert_eq!(guard.ports().count("ListSecretVersionIds"), 1);
     // A version made now finishes it.

@@ -5,184 +5,182 @@ use crate::config::Action;
 use crate::facts::SecretFacts;
 use crate::ports::{Ports, Scope};
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
-use crate::tags::*;
+use crate::tags::{
+    MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, ROTATION_REQUESTED_TAG, STATUS_TAG, Status,
+};
 
-use super::*;
+use super::rotate::rotate;
+use super::{Actor, Mark, Moved, Unfinished, finish, mark_tags, move_to_finish, notification};
 
-impl<P: Ports> Actor<'_, P> {
-    /// Marks the secret (`cmkguard:status`), then notifies; each writes only when the state is
-    /// not already right (see [`Self::remediate_if_due`] for why the mark comes first).
-    pub(crate) async fn mark_and_notify(
-        &self,
-        scope: &Scope,
-        facts: &SecretFacts,
-        record: &mut Record,
-        moved: Option<&Moved>,
-    ) -> Result<(), Unfinished> {
-        let mark = Mark::of(facts);
-        let (status_now, reason_now) = (mark.status, mark.reason);
-        let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
-        // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
-        // finding was reported. Its writes are `tag` actions, or (without `tag`) `notify` or
-        // `securityhub` ones; a move's own mark (its version) is kept by `remediate` alone too.
-        let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
-            .into_iter()
-            .find(|a| self.config.acts(*a))
-            .or_else(|| {
-                let move_mark = moved.is_some() || mark.move_open();
-                (move_mark && self.config.acts(Action::Remediate)).then_some(Action::Remediate)
-            });
-        let marks = mark_action.is_some();
-        let mark_action = mark_action.unwrap_or(Action::Tag);
-        let already_reported = mark.reports(record, moved);
+/// Marks the secret (`cmkguard:status`), then notifies; each writes only when the state is
+/// not already right (see [`remediate_if_due`] for why the mark comes first).
+pub(crate) async fn mark_and_notify<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &mut Record,
+    moved: Option<&Moved>,
+) -> Result<(), Unfinished> {
+    let mark = Mark::of(facts);
+    let (status_now, reason_now) = (mark.status, mark.reason);
+    let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
+    // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
+    // finding was reported. Its writes are `tag` actions, or (without `tag`) `notify` or
+    // `securityhub` ones; a move's own mark (its version) is kept by `remediate` alone too.
+    let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
+        .into_iter()
+        .find(|a| actor.config.acts(*a))
+        .or_else(|| {
+            let move_mark = moved.is_some() || mark.move_open();
+            (move_mark && actor.config.acts(Action::Remediate)).then_some(Action::Remediate)
+        });
+    let marks = mark_action.is_some();
+    let mark_action = mark_action.unwrap_or(Action::Tag);
+    let already_reported = mark.reports(record, moved);
 
-        let mut marked = already_reported;
-        if flagged && marks {
-            let (tags, said) = mark_tags(&mark, record, facts, moved);
-            let action = if already_reported {
-                Ok(ActionRecord::new(
-                    mark_action,
-                    Outcome::Skipped,
-                    format!("already tagged {said}"),
-                ))
-            } else {
-                self.write(mark_action, format!("tagged {said}"), || {
-                    self.ports.tag_secret(scope, &facts.arn, &tags)
+    let mut marked = already_reported;
+    if flagged && marks {
+        let (tags, said) = mark_tags(&mark, record, facts, moved);
+        let action = if already_reported {
+            Ok(ActionRecord::new(
+                mark_action,
+                Outcome::Skipped,
+                format!("already tagged {said}"),
+            ))
+        } else {
+            actor
+                .write(mark_action, format!("tagged {said}"), || {
+                    actor.ports.tag_secret(scope, &facts.arn, &tags)
                 })
                 .await
-            };
-            let action = match action {
-                Ok(action)
-                    if !matches!(mark_action, Action::Tag | Action::Remediate)
-                        && action.outcome != Outcome::Failed =>
-                {
-                    // Without `tag`, `notify`'s (or `securityhub`'s) own action says what was done.
-                    action
-                }
-                action => finish(record, mark_action, action)?,
-            };
-            marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
-        } else if !flagged && marks && mark.move_open() {
-            // A new version is current: the move is finished (`remediated` and the previous key
-            // stay as history; without the reason, the mark reads as a finished move).
-            let keys = [
-                MOVED_VERSION_TAG.to_owned(),
-                ROTATION_REQUESTED_TAG.to_owned(),
-                REASON_TAG.to_owned(),
-            ];
-            let was = mark.moved_version.unwrap_or_default();
-            let action = self
-                .write(
-                    mark_action,
-                    format!("removed `{MOVED_VERSION_TAG}={was}`: a new version is current"),
-                    || self.ports.untag_secret(scope, &facts.arn, &keys),
-                )
-                .await;
-            finish(record, mark_action, action)?;
-        } else if !flagged && marks && mark.is_open() {
-            // Compliant now: the finding is over (a `remediated` mark stays as history), and an
-            // intent that did not come to pass (someone else fixed the secret) is withdrawn.
-            let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
-            if status_now == Some(Status::Remediating) {
-                keys.push(PREVIOUS_KEY_TAG.to_owned());
+        };
+        let action = match action {
+            Ok(action)
+                if !matches!(mark_action, Action::Tag | Action::Remediate)
+                    && action.outcome != Outcome::Failed =>
+            {
+                // Without `tag`, `notify`'s (or `securityhub`'s) own action says what was done.
+                action
             }
-            let was = status_now.map_or("", Status::as_str);
-            let action = self
-                .write(mark_action, format!("removed `{STATUS_TAG}={was}`"), || {
-                    self.ports.untag_secret(scope, &facts.arn, &keys)
-                })
-                .await;
-            finish(record, mark_action, action)?;
+            action => finish(record, mark_action, action)?,
+        };
+        marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
+    } else if !flagged && marks && mark.move_open() {
+        // A new version is current: the move is finished (`remediated` and the previous key
+        // stay as history; without the reason, the mark reads as a finished move).
+        let keys = [
+            MOVED_VERSION_TAG.to_owned(),
+            ROTATION_REQUESTED_TAG.to_owned(),
+            REASON_TAG.to_owned(),
+        ];
+        let was = mark.moved_version.unwrap_or_default();
+        let action = actor
+            .write(
+                mark_action,
+                format!("removed `{MOVED_VERSION_TAG}={was}`: a new version is current"),
+                || actor.ports.untag_secret(scope, &facts.arn, &keys),
+            )
+            .await;
+        finish(record, mark_action, action)?;
+    } else if !flagged && marks && mark.is_open() {
+        // Compliant now: the finding is over (a `remediated` mark stays as history), and an
+        // intent that did not come to pass (someone else fixed the secret) is withdrawn.
+        let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
+        if status_now == Some(Status::Remediating) {
+            keys.push(PREVIOUS_KEY_TAG.to_owned());
         }
-
-        // Before the notification, so that it says what became of the rotation.
-        if let Some(version) = move_to_finish(&mark, record, facts, moved)
-            && self.config.acts(Action::Rotate)
-        {
-            let action = self.rotate(scope, facts, &version).await;
-            if action.is_err() && moved.is_some() {
-                // The retry must finish the move's report (its notification): take the mark back.
-                self.unmark(scope, facts, true, status_now, reason_now)
-                    .await;
-            }
-            finish(record, Action::Rotate, action)?;
-        }
-
-        // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
-        if flagged && self.config.acts(Action::Notify) {
-            let action = match &self.config.sns_topic_arn {
-                _ if already_reported => Ok(ActionRecord::new(
-                    Action::Notify,
-                    Outcome::Skipped,
-                    format!(
-                        "already reported (the secret is marked `{STATUS_TAG}={}`)",
-                        mark.status.map_or("", Status::as_str)
-                    ),
-                )),
-                _ if !marked => Ok(ActionRecord::new(
-                    Action::Notify,
-                    Outcome::Failed,
-                    "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
-                )),
-                Some(topic) => {
-                    let notification = notification(topic, record, self.config);
-                    let sent = self
-                        .write(Action::Notify, format!("published to `{topic}`"), || {
-                            self.ports.publish(&notification)
-                        })
-                        .await;
-                    if sent.is_err() {
-                        // The retry must send it: take the mark back (best effort).
-                        self.unmark(scope, facts, moved.is_some(), status_now, reason_now)
-                            .await;
-                    }
-                    sent
-                }
-                None => Ok(ActionRecord::new(
-                    Action::Notify,
-                    Outcome::Failed,
-                    "no topic configured",
-                )),
-            };
-            finish(record, Action::Notify, action)?;
-        }
-        Ok(())
+        let was = status_now.map_or("", Status::as_str);
+        let action = actor
+            .write(mark_action, format!("removed `{STATUS_TAG}={was}`"), || {
+                actor.ports.untag_secret(scope, &facts.arn, &keys)
+            })
+            .await;
+        finish(record, mark_action, action)?;
     }
+
+    // Before the notification, so that it says what became of the rotation.
+    if let Some(version) = move_to_finish(&mark, record, facts, moved)
+        && actor.config.acts(Action::Rotate)
+    {
+        let action = rotate(actor, scope, facts, &version).await;
+        if action.is_err() && moved.is_some() {
+            // The retry must finish the move's report (its notification): take the mark back.
+            unmark(actor, scope, facts, true, status_now, reason_now).await;
+        }
+        finish(record, Action::Rotate, action)?;
+    }
+
+    // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
+    if flagged && actor.config.acts(Action::Notify) {
+        let action = match &actor.config.sns_topic_arn {
+            _ if already_reported => Ok(ActionRecord::new(
+                Action::Notify,
+                Outcome::Skipped,
+                format!(
+                    "already reported (the secret is marked `{STATUS_TAG}={}`)",
+                    mark.status.map_or("", Status::as_str)
+                ),
+            )),
+            _ if !marked => Ok(ActionRecord::new(
+                Action::Notify,
+                Outcome::Failed,
+                "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
+            )),
+            Some(topic) => {
+                let notification = notification(topic, record, actor.config);
+                let sent = actor
+                    .write(Action::Notify, format!("published to `{topic}`"), || {
+                        actor.ports.publish(&notification)
+                    })
+                    .await;
+                if sent.is_err() {
+                    // The retry must send it: take the mark back (best effort).
+                    unmark(actor, scope, facts, moved.is_some(), status_now, reason_now).await;
+                }
+                sent
+            }
+            None => Ok(ActionRecord::new(
+                Action::Notify,
+                Outcome::Failed,
+                "no topic configured",
+            )),
+        };
+        finish(record, Action::Notify, action)?;
+    }
+    Ok(())
 }
 
-impl<P: Ports> Actor<'_, P> {
-    /// Puts the mark back as it was before this delivery (a re-encryption back to `remediating`,
-    /// so the retry finishes it), after a notification that failed transiently.
-    pub(crate) async fn unmark(
-        &self,
-        scope: &Scope,
-        facts: &SecretFacts,
-        remediated: bool,
-        status_before: Option<Status>,
-        reason_before: Option<&str>,
-    ) {
-        let result = match (remediated, status_before) {
-            (true, _) => {
-                let tags = [(STATUS_TAG.to_owned(), Status::Remediating.to_string())];
-                self.ports.tag_secret(scope, &facts.arn, &tags).await
-            }
-            (false, Some(status)) => {
-                let tags = [
-                    (STATUS_TAG.to_owned(), status.to_string()),
-                    (
-                        REASON_TAG.to_owned(),
-                        reason_before.unwrap_or_default().to_owned(),
-                    ),
-                ];
-                self.ports.tag_secret(scope, &facts.arn, &tags).await
-            }
-            (false, None) => {
-                let keys = [STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
-                self.ports.untag_secret(scope, &facts.arn, &keys).await
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(secret_arn = %facts.arn, "could not take the mark back after a failed notification; the retry will not notify again: {e}");
+/// Puts the mark back as it was before this delivery (a re-encryption back to `remediating`,
+/// so the retry finishes it), after a notification that failed transiently.
+pub(crate) async fn unmark<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    remediated: bool,
+    status_before: Option<Status>,
+    reason_before: Option<&str>,
+) {
+    let result = match (remediated, status_before) {
+        (true, _) => {
+            let tags = [(STATUS_TAG.to_owned(), Status::Remediating.to_string())];
+            actor.ports.tag_secret(scope, &facts.arn, &tags).await
         }
+        (false, Some(status)) => {
+            let tags = [
+                (STATUS_TAG.to_owned(), status.to_string()),
+                (
+                    REASON_TAG.to_owned(),
+                    reason_before.unwrap_or_default().to_owned(),
+                ),
+            ];
+            actor.ports.tag_secret(scope, &facts.arn, &tags).await
+        }
+        (false, None) => {
+            let keys = [STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
+            actor.ports.untag_secret(scope, &facts.arn, &keys).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(secret_arn = %facts.arn, "could not take the mark back after a failed notification; the retry will not notify again: {e}");
     }
 }

@@ -7,10 +7,14 @@ mod mark;
 mod remediate;
 mod rotate;
 
+pub(crate) use findings::{finding_due, import_findings};
+pub(crate) use mark::mark_and_notify;
+pub(crate) use remediate::remediate_if_due;
+
 use crate::cache::KeyCache;
 use crate::config::{Action, Config};
-use crate::facts::SecretFacts;
-use crate::ports::{AwsError, Notification, Ports};
+use crate::facts::{KeyFacts, SecretFacts};
+use crate::ports::{AwsError, Notification, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record};
 
@@ -120,6 +124,19 @@ pub(crate) struct Actor<'a, P> {
 }
 
 impl<P: Ports> Actor<'_, P> {
+    /// The designated key of `scope`'s region (cached like any key's state); `None` without the alias.
+    pub(crate) async fn designated_key(&self, scope: &Scope) -> Result<Option<KeyFacts>, AwsError> {
+        let alias = &self.config.key_alias;
+        if let Some(cached) = self.keys.get(scope, alias) {
+            return Ok(Some(cached));
+        }
+        let resolved = self.ports.resolve_alias(scope, alias).await?;
+        if let Some(target) = &resolved {
+            self.keys.put(scope, alias, target);
+        }
+        Ok(resolved)
+    }
+
     /// Runs a write, or says what it would do in a dry run.
     pub(crate) async fn write<F, Fut>(
         &self,

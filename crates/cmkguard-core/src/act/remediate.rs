@@ -1,237 +1,219 @@
 //! The re-encryption, announced on the secret before it is made.
 
 use crate::config::Action;
-use crate::facts::{KeyFacts, KeyState, SecretFacts};
+use crate::facts::{KeyState, SecretFacts};
 use crate::ports::{AwsError, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
-use crate::tags::*;
+use crate::tags::{DEFAULT_KEY, PREVIOUS_KEY_TAG, REASON_TAG, STATUS_TAG, Status};
 
-use super::*;
+use super::{Actor, Mark, Moved, Remediation, Unfinished, finish, with_note};
 
-impl<P: Ports> Actor<'_, P> {
-    /// Remediate (then, in [`Self::mark_and_notify`], mark and notify); each writes only when
-    /// the state is not already right. Returns whether the secret is now re-encrypted.
-    ///
-    /// The status mark on the secret (`cmkguard:status` + `cmkguard:reason`) is the record of
-    /// what was reported, so each finding is notified at most once whatever the deliveries: it
-    /// is written before the notification (by `tag`, or by `notify` alone), a delivery that finds
-    /// it skips the notification, and a notification that fails transiently puts the mark back so
-    /// the retry sends it. A re-encryption is announced on the secret first
-    /// (`cmkguard:status=remediating`), so a delivery after a partial failure finishes it.
-    pub(crate) async fn remediate_if_due(
-        &self,
-        scope: &Scope,
-        facts: &SecretFacts,
-        record: &mut Record,
-    ) -> Result<Option<Moved>, Unfinished> {
-        let mark = Mark::of(facts);
-        let mut moved = None;
+/// Remediate (then, in [`mark_and_notify`], mark and notify); each writes only when
+/// the state is not already right. Returns whether the secret is now re-encrypted.
+///
+/// The status mark on the secret (`cmkguard:status` + `cmkguard:reason`) is the record of
+/// what was reported, so each finding is notified at most once whatever the deliveries: it
+/// is written before the notification (by `tag`, or by `notify` alone), a delivery that finds
+/// it skips the notification, and a notification that fails transiently puts the mark back so
+/// the retry sends it. A re-encryption is announced on the secret first
+/// (`cmkguard:status=remediating`), so a delivery after a partial failure finishes it.
+pub(crate) async fn remediate_if_due<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &mut Record,
+) -> Result<Option<Moved>, Unfinished> {
+    let mark = Mark::of(facts);
+    let mut moved = None;
 
-        // On the designated key, the secret is compliant, or waits for the new version of the
-        // move this mark announced (a retry after the move's report failed half way).
-        let on_good_key =
-            record.verdict == Verdict::Compliant || record.reason == Reason::PreviousKeyDecrypts;
-        if mark.status == Some(Status::Remediating) && on_good_key {
-            match self.designated_key(scope).await {
-                Ok(Some(target)) if record.is_on_key(&target.arn) => {
-                    // An earlier delivery re-encrypted the secret and stopped before its mark
-                    // and notification: the finding is that delivery's, and this one finishes it.
-                    record.verdict = Verdict::NonCompliant;
-                    record.reason = mark
-                        .reason
-                        .and_then(Reason::parse)
-                        .unwrap_or(Reason::AwsManagedKey);
-                    record.actions.push(ActionRecord::new(
-                        Action::Remediate,
-                        Outcome::Done,
-                        format!(
-                            "re-encrypted with `{}` by an earlier delivery; finishing its mark and notification",
-                            target.arn
-                        ),
-                    ));
-                    moved = Some(Moved {
-                        version: mark
-                            .moved_version
-                            .map(str::to_owned)
-                            .or_else(|| facts.current_version.clone()),
-                    });
-                }
-                Ok(_) => {}
-                Err(e @ AwsError::Transient(_)) => {
-                    return finish(record, Action::Remediate, Err(e)).map(|_| None);
-                }
-                // Without the designated key the intent cannot be confirmed: the secret is
-                // compliant, and the intent mark is removed below.
-                Err(_) => {}
-            }
-        }
-
-        let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
-        // A move that waits for its new version: re-encrypting again cannot help.
-        let due = flagged && moved.is_none() && record.reason != Reason::PreviousKeyDecrypts;
-        if due && self.config.acts(Action::Remediate) {
-            let (action, version) = match self.remediate(scope, facts, record).await {
-                Ok(done) => (Ok(done.action), done.moved_version),
-                Err(e) => (Err(e), None),
-            };
-            let action = finish(record, Action::Remediate, action)?;
-            if action.outcome == Outcome::Done {
-                moved = Some(Moved { version });
-            }
-            if matches!(action.outcome, Outcome::Done | Outcome::DryRun)
-                && let Some(note) = facts.custom_label_note()
-            {
-                record.detail = Some(match record.detail.take() {
-                    Some(detail) => format!("{detail}; {note}"),
-                    None => note,
+    // On the designated key, the secret is compliant, or waits for the new version of the
+    // move this mark announced (a retry after the move's report failed half way).
+    let on_good_key =
+        record.verdict == Verdict::Compliant || record.reason == Reason::PreviousKeyDecrypts;
+    if mark.status == Some(Status::Remediating) && on_good_key {
+        match actor.designated_key(scope).await {
+            Ok(Some(target)) if record.is_on_key(&target.arn) => {
+                // An earlier delivery re-encrypted the secret and stopped before its mark
+                // and notification: the finding is that delivery's, and this one finishes it.
+                record.verdict = Verdict::NonCompliant;
+                record.reason = mark
+                    .reason
+                    .and_then(Reason::parse)
+                    .unwrap_or(Reason::AwsManagedKey);
+                record.actions.push(ActionRecord::new(
+                    Action::Remediate,
+                    Outcome::Done,
+                    format!(
+                        "re-encrypted with `{}` by an earlier delivery; finishing its mark and notification",
+                        target.arn
+                    ),
+                ));
+                moved = Some(Moved {
+                    version: mark
+                        .moved_version
+                        .map(str::to_owned)
+                        .or_else(|| facts.current_version.clone()),
                 });
             }
+            Ok(_) => {}
+            Err(e @ AwsError::Transient(_)) => {
+                return finish(record, Action::Remediate, Err(e)).map(|_| None);
+            }
+            // Without the designated key the intent cannot be confirmed: the secret is
+            // compliant, and the intent mark is removed below.
+            Err(_) => {}
         }
-
-        Ok(moved)
     }
 
-    /// The designated key of `scope`'s region (cached like any key's state); `None` without the alias.
-    pub(crate) async fn designated_key(&self, scope: &Scope) -> Result<Option<KeyFacts>, AwsError> {
-        let alias = &self.config.key_alias;
-        if let Some(cached) = self.keys.get(scope, alias) {
-            return Ok(Some(cached));
+    let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
+    // A move that waits for its new version: re-encrypting again cannot help.
+    let due = flagged && moved.is_none() && record.reason != Reason::PreviousKeyDecrypts;
+    if due && actor.config.acts(Action::Remediate) {
+        let (action, version) = match remediate(actor, scope, facts, record).await {
+            Ok(done) => (Ok(done.action), done.moved_version),
+            Err(e) => (Err(e), None),
+        };
+        let action = finish(record, Action::Remediate, action)?;
+        if action.outcome == Outcome::Done {
+            moved = Some(Moved { version });
         }
-        let resolved = self.ports.resolve_alias(scope, alias).await?;
-        if let Some(target) = &resolved {
-            self.keys.put(scope, alias, target);
+        if matches!(action.outcome, Outcome::Done | Outcome::DryRun)
+            && let Some(note) = facts.custom_label_note()
+        {
+            record.detail = Some(match record.detail.take() {
+                Some(detail) => format!("{detail}; {note}"),
+                None => note,
+            });
         }
-        Ok(resolved)
     }
+
+    Ok(moved)
 }
 
-impl<P: Ports> Actor<'_, P> {
-    pub(crate) async fn remediate(
-        &self,
-        scope: &Scope,
-        facts: &SecretFacts,
-        record: &Record,
-    ) -> Result<Remediation, AwsError> {
-        let skipped = |detail: String| {
-            Remediation::of(ActionRecord::new(
-                Action::Remediate,
-                Outcome::Skipped,
-                detail,
-            ))
-        };
-        // `failed` means an attempted write failed: a dry run attempts none, so it says why the
-        // re-encryption would not go through instead.
-        let failed = |detail: String| {
-            Remediation::of(if self.config.dry_run {
-                ActionRecord::would_fail(Action::Remediate, detail)
-            } else {
-                ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
-            })
-        };
-        if !self.config.remediate_accounts.contains(&scope.account) {
-            return skipped(format!(
-                "account `{}` is not in `CMKGUARD_REMEDIATE_ACCOUNTS`",
-                scope.account
+pub(crate) async fn remediate<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &Record,
+) -> Result<Remediation, AwsError> {
+    let skipped = |detail: String| {
+        Remediation::of(ActionRecord::new(
+            Action::Remediate,
+            Outcome::Skipped,
+            detail,
+        ))
+    };
+    // `failed` means an attempted write failed: a dry run attempts none, so it says why the
+    // re-encryption would not go through instead.
+    let failed = |detail: String| {
+        Remediation::of(if actor.config.dry_run {
+            ActionRecord::would_fail(Action::Remediate, detail)
+        } else {
+            ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
+        })
+    };
+    if !actor.config.remediate_accounts.contains(&scope.account) {
+        return skipped(format!(
+            "account `{}` is not in `CMKGUARD_REMEDIATE_ACCOUNTS`",
+            scope.account
+        ));
+    }
+    if let Some(service) = &facts.owning_service {
+        return skipped(format!("managed by `{service}`: never re-encrypted"));
+    }
+    if record.reason.is_replica() {
+        return skipped("replicas are not re-encrypted; the primary's key is right".into());
+    }
+    if matches!(
+        record.reason,
+        Reason::KeyDisabled | Reason::KeyPendingDeletion
+    ) {
+        return skipped(
+            "not attempted: re-encryption needs Secrets Manager to decrypt with the current key, and KMS refuses a key that is disabled or pending deletion; enable the key instead (`CancelKeyDeletion`, then `EnableKey`)".into(),
+        );
+    }
+    let alias = &actor.config.key_alias;
+    let target = match actor.designated_key(scope).await {
+        Ok(Some(target)) => target,
+        Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
+        Err(e @ AwsError::Transient(_)) => return Err(e),
+        Err(e) => {
+            return failed(format!(
+                "cannot resolve alias `{alias}` in `{}`: {e}",
+                scope.region
             ));
         }
-        if let Some(service) = &facts.owning_service {
-            return skipped(format!("managed by `{service}`: never re-encrypted"));
-        }
-        if record.reason.is_replica() {
-            return skipped("replicas are not re-encrypted; the primary's key is right".into());
-        }
-        if matches!(
-            record.reason,
-            Reason::KeyDisabled | Reason::KeyPendingDeletion
-        ) {
-            return skipped(
-                "not attempted: re-encryption needs Secrets Manager to decrypt with the current key, and KMS refuses a key that is disabled or pending deletion; enable the key instead (`CancelKeyDeletion`, then `EnableKey`)".into(),
-            );
-        }
-        let alias = &self.config.key_alias;
-        let target = match self.designated_key(scope).await {
-            Ok(Some(target)) => target,
-            Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
+    };
+    if target.manager != crate::facts::KeyManager::Customer || target.state != KeyState::Enabled {
+        return failed(format!(
+            "alias `{alias}` points to `{}`, which is not an enabled customer managed key",
+            target.arn
+        ));
+    }
+    if record.is_on_key(&target.arn) {
+        return failed(format!(
+            "the secret is already on `{}`, the key of `{alias}`, and that key is the problem",
+            target.arn
+        ));
+    }
+    if actor.config.dry_run {
+        return Remediation::of(ActionRecord::new(
+            Action::Remediate,
+            Outcome::DryRun,
+            with_note(format!("would re-encrypt with `{}`", target.arn), facts),
+        ));
+    }
+    // Write-ahead: the intent goes on the secret first, so that a delivery after a failure
+    // past this point finds it and finishes the job (the mark, the notification).
+    if Status::of(&facts.tags) != Some(Status::Remediating) {
+        let previous = facts.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY);
+        let intent = [
+            (STATUS_TAG.to_owned(), Status::Remediating.to_string()),
+            (REASON_TAG.to_owned(), record.reason.to_string()),
+            (PREVIOUS_KEY_TAG.to_owned(), previous.to_owned()),
+        ];
+        match actor.ports.tag_secret(scope, &facts.arn, &intent).await {
+            Ok(()) => {}
             Err(e @ AwsError::Transient(_)) => return Err(e),
             Err(e) => {
                 return failed(format!(
-                    "cannot resolve alias `{alias}` in `{}`: {e}",
-                    scope.region
+                    "not re-encrypted: cannot mark the intent `{STATUS_TAG}={}` first: {e}",
+                    Status::Remediating
                 ));
             }
-        };
-        if target.manager != crate::facts::KeyManager::Customer || target.state != KeyState::Enabled
-        {
-            return failed(format!(
-                "alias `{alias}` points to `{}`, which is not an enabled customer managed key",
-                target.arn
-            ));
         }
-        if record.is_on_key(&target.arn) {
-            return failed(format!(
-                "the secret is already on `{}`, the key of `{alias}`, and that key is the problem",
-                target.arn
-            ));
-        }
-        if self.config.dry_run {
-            return Remediation::of(ActionRecord::new(
-                Action::Remediate,
-                Outcome::DryRun,
-                with_note(format!("would re-encrypt with `{}`", target.arn), facts),
-            ));
-        }
-        // Write-ahead: the intent goes on the secret first, so that a delivery after a failure
-        // past this point finds it and finishes the job (the mark, the notification).
-        if Status::of(&facts.tags) != Some(Status::Remediating) {
-            let previous = facts.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY);
-            let intent = [
-                (STATUS_TAG.to_owned(), Status::Remediating.to_string()),
-                (REASON_TAG.to_owned(), record.reason.to_string()),
-                (PREVIOUS_KEY_TAG.to_owned(), previous.to_owned()),
-            ];
-            match self.ports.tag_secret(scope, &facts.arn, &intent).await {
-                Ok(()) => {}
-                Err(e @ AwsError::Transient(_)) => return Err(e),
-                Err(e) => {
-                    return failed(format!(
-                        "not re-encrypted: cannot mark the intent `{STATUS_TAG}={}` first: {e}",
-                        Status::Remediating
-                    ));
-                }
-            }
-        }
-        match self
-            .ports
-            .set_secret_key(scope, &facts.arn, &target.arn)
-            .await
-        {
-            Ok(()) => {}
-            Err(e @ AwsError::Transient(_)) => return Err(e),
-            Err(e) => return failed(format!("`UpdateSecret` refused: {e}")),
-        }
-        let after = match self.ports.describe_secret(scope, &facts.arn).await {
-            Ok(after) => after,
-            Err(e @ AwsError::Transient(_)) => return Err(e),
-            Err(e) => return failed(format!("updated, but could not verify: {e}")),
-        };
-        if after.kms_key_id.as_deref() != Some(target.arn.as_str()) {
-            return failed(format!(
-                "updated, but the secret reports key `{}` instead of `{}`",
-                after.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY),
-                target.arn
-            ));
-        }
-        Ok(Remediation {
-            action: ActionRecord::new(
-                Action::Remediate,
-                Outcome::Done,
-                with_note(format!("re-encrypted with `{}`", target.arn), facts),
-            ),
-            // No new version is made by a key change: the current one is what is left behind.
-            moved_version: after
-                .current_version
-                .or_else(|| facts.current_version.clone()),
-        })
     }
+    match actor
+        .ports
+        .set_secret_key(scope, &facts.arn, &target.arn)
+        .await
+    {
+        Ok(()) => {}
+        Err(e @ AwsError::Transient(_)) => return Err(e),
+        Err(e) => return failed(format!("`UpdateSecret` refused: {e}")),
+    }
+    let after = match actor.ports.describe_secret(scope, &facts.arn).await {
+        Ok(after) => after,
+        Err(e @ AwsError::Transient(_)) => return Err(e),
+        Err(e) => return failed(format!("updated, but could not verify: {e}")),
+    };
+    if after.kms_key_id.as_deref() != Some(target.arn.as_str()) {
+        return failed(format!(
+            "updated, but the secret reports key `{}` instead of `{}`",
+            after.kms_key_id.as_deref().unwrap_or(DEFAULT_KEY),
+            target.arn
+        ));
+    }
+    Ok(Remediation {
+        action: ActionRecord::new(
+            Action::Remediate,
+            Outcome::Done,
+            with_note(format!("re-encrypted with `{}`", target.arn), facts),
+        ),
+        // No new version is made by a key change: the current one is what is left behind.
+        moved_version: after
+            .current_version
+            .or_else(|| facts.current_version.clone()),
+    })
 }
