@@ -102,7 +102,9 @@ pub async fn sweep_scope<P: Ports>(
     parallel: usize,
     emit: &mut impl FnMut(Record),
 ) -> ScopeReport {
-    sweep_listing(guard, scope, meta, ctx, parallel, None, emit).await
+    Listing::new(guard, scope, meta, ctx, parallel)
+        .sweep(None, emit)
+        .await
 }
 
 /// Sweeps the secrets of one account and region that are on `key` (named by key id, key ARN,
@@ -124,7 +126,9 @@ pub async fn sweep_key<P: Ports>(
         designated: false,
     };
     let parallel = Limits::default().secrets;
-    sweep_listing(guard, scope, meta, ctx, parallel, Some(&mut on_key), emit).await
+    Listing::new(guard, scope, meta, ctx, parallel)
+        .sweep(Some(&mut on_key), emit)
+        .await
 }
 
 /// Which secrets of a listing are on one key.
@@ -201,156 +205,198 @@ impl OnKey<'_> {
     }
 }
 
-/// [`sweep_scope`], or [`sweep_key`] when `on_key` is given.
-async fn sweep_listing<P: Ports>(
-    guard: &Guard<P>,
-    scope: &Scope,
-    meta: &EventMeta,
-    ctx: &Context,
+/// What every step of sweeping one account and region's listing needs.
+struct Listing<'a, P> {
+    guard: &'a Guard<P>,
+    scope: &'a Scope,
+    /// The event's, with the scope's account and region.
+    meta: EventMeta,
+    ctx: &'a Context,
+    /// Secrets decided at the same time.
     parallel: usize,
-    mut on_key: Option<&mut OnKey<'_>>,
-    emit: &mut impl FnMut(Record),
-) -> ScopeReport {
-    let meta = EventMeta {
-        account: Some(scope.account.clone()),
-        region: Some(scope.region.clone()),
-        ..meta.clone()
-    };
-    let mut progress = Progress::default();
-    let end = |progress: Progress, end: End| ScopeReport {
-        progress: Progress {
-            complete: end == End::Complete,
-            ..progress
-        },
-        end,
-    };
-    if let Some(record) = guard.foreign_account_error(scope, &meta, None, ctx) {
-        emit(record);
-        return end(progress, End::Refused);
-    }
-    if near_deadline(ctx) {
-        return end(progress, End::Deadline);
-    }
-    let mut listed = guard.ports().list_secrets(scope, None).await;
-    loop {
-        let mut page = match listed {
-            Ok(page) => page,
-            Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
-            Err(e) => {
-                let reason = e.reason();
-                emit(guard.record(&meta, None, Verdict::Error, reason, Some(e.to_string())));
-                return end(progress, End::Refused);
-            }
+}
+
+impl<'a, P: Ports> Listing<'a, P> {
+    fn new(
+        guard: &'a Guard<P>,
+        scope: &'a Scope,
+        meta: &EventMeta,
+        ctx: &'a Context,
+        parallel: usize,
+    ) -> Self {
+        let meta = EventMeta {
+            account: Some(scope.account.clone()),
+            region: Some(scope.region.clone()),
+            ..meta.clone()
         };
-        if let Some(on_key) = on_key.as_deref_mut() {
-            match on_key
-                .keep(guard, scope, std::mem::take(&mut page.secrets))
-                .await
-            {
-                Ok(kept) => page.secrets = kept,
+        Listing {
+            guard,
+            scope,
+            meta,
+            ctx,
+            parallel: parallel.max(1),
+        }
+    }
+
+    /// [`sweep_scope`], or [`sweep_key`] when `on_key` is given.
+    async fn sweep(
+        &self,
+        mut on_key: Option<&mut OnKey<'_>>,
+        emit: &mut impl FnMut(Record),
+    ) -> ScopeReport {
+        let Listing {
+            guard,
+            scope,
+            meta,
+            ctx,
+            ..
+        } = self;
+        let (guard, scope, ctx) = (*guard, *scope, *ctx);
+        let mut progress = Progress::default();
+        let end = |progress: Progress, end: End| ScopeReport {
+            progress: Progress {
+                complete: end == End::Complete,
+                ..progress
+            },
+            end,
+        };
+        if let Some(record) = guard.foreign_account_error(scope, meta, None, ctx) {
+            emit(record);
+            return end(progress, End::Refused);
+        }
+        if near_deadline(ctx) {
+            return end(progress, End::Deadline);
+        }
+        let mut listed = guard.ports().list_secrets(scope, None).await;
+        loop {
+            let mut page = match listed {
+                Ok(page) => page,
                 Err(AwsError::Transient(message)) => return end(progress, End::Transient(message)),
                 Err(e) => {
                     let reason = e.reason();
-                    emit(guard.record(&meta, None, Verdict::Error, reason, Some(e.to_string())));
+                    emit(guard.record(meta, None, Verdict::Error, reason, Some(e.to_string())));
                     return end(progress, End::Refused);
                 }
-            }
-        }
-        let token = page.next_token.take();
-        let more = token.is_some();
-        let next = async {
-            match token {
-                Some(token) if !near_deadline(ctx) => {
-                    Some(guard.ports().list_secrets(scope, Some(token)).await)
+            };
+            if let Some(on_key) = on_key.as_deref_mut() {
+                match on_key
+                    .keep(guard, scope, std::mem::take(&mut page.secrets))
+                    .await
+                {
+                    Ok(kept) => page.secrets = kept,
+                    Err(AwsError::Transient(message)) => {
+                        return end(progress, End::Transient(message));
+                    }
+                    Err(e) => {
+                        let reason = e.reason();
+                        emit(guard.record(meta, None, Verdict::Error, reason, Some(e.to_string())));
+                        return end(progress, End::Refused);
+                    }
                 }
-                _ => None,
             }
-        };
-        let decide = decide_page(guard, scope, &meta, ctx, parallel, page.secrets);
-        let ((records, stopped, transient), next) = futures_util::future::join(decide, next).await;
-        progress.secrets += records.len();
-        progress.pages += usize::from(!stopped);
-        records.into_iter().for_each(&mut *emit);
-        if let Some(message) = transient {
-            return end(progress, End::Transient(message));
+            let token = page.next_token.take();
+            let more = token.is_some();
+            let next = async {
+                match token {
+                    Some(token) if !near_deadline(ctx) => {
+                        Some(guard.ports().list_secrets(scope, Some(token)).await)
+                    }
+                    _ => None,
+                }
+            };
+            let decide = self.decide_page(page.secrets);
+            let ((records, stopped, transient), next) =
+                futures_util::future::join(decide, next).await;
+            progress.secrets += records.len();
+            progress.pages += usize::from(!stopped);
+            records.into_iter().for_each(&mut *emit);
+            if let Some(message) = transient {
+                return end(progress, End::Transient(message));
+            }
+            if stopped {
+                return end(progress, End::Deadline);
+            }
+            listed = match next {
+                Some(listed) => listed,
+                None if more => return end(progress, End::Deadline),
+                None => return end(progress, End::Complete),
+            };
         }
-        if stopped {
-            return end(progress, End::Deadline);
-        }
-        listed = match next {
-            Some(listed) => listed,
-            None if more => return end(progress, End::Deadline),
-            None => return end(progress, End::Complete),
-        };
     }
 }
 
-/// Decides the secrets of one page, `parallel` at a time, in order: first every verdict and
-/// re-encryption, then the page's findings in one `BatchImportFindings` (up to 100), then each
-/// secret's mark and notification. Returns the records, whether the deadline stopped it, and the
-/// first transient failure.
-async fn decide_page<P: Ports>(
-    guard: &Guard<P>,
-    scope: &Scope,
-    meta: &EventMeta,
-    ctx: &Context,
-    parallel: usize,
-    secrets: Vec<SecretFacts>,
-) -> (Vec<Record>, bool, Option<String>) {
-    let decided: Vec<_> = stream::iter(secrets)
-        .map(|facts| async move {
-            if near_deadline(ctx) {
-                return None;
-            }
-            Some(guard.decide(scope, facts, meta).await)
-        })
-        .buffered(parallel.max(1))
-        .collect()
-        .await;
-    let findings: Vec<Finding> = decided
-        .iter()
-        .filter_map(|d| match d {
-            Some(Ok(decided)) => decided.finding.clone(),
-            _ => None,
-        })
-        .collect();
-    let mut imported = guard.import_findings(scope, &findings).await.into_iter();
-    let mut steps = Vec::with_capacity(decided.len());
-    for d in decided {
-        steps.push(match d {
-            None => Step::Stopped,
-            Some(Err(failed)) => Step::Failed(Box::new(failed)),
-            Some(Ok(decided)) => {
-                let import = decided.finding.as_ref().and_then(|_| imported.next());
-                Step::Decided(Box::new(decided), import)
-            }
-        });
-    }
-    let results: Vec<_> = stream::iter(steps)
-        .map(|step| async move {
-            match step {
-                Step::Stopped => None,
-                Step::Failed(failed) => Some(Err(*failed)),
-                Step::Decided(decided, import) => Some(guard.report(scope, *decided, import).await),
-            }
-        })
-        .buffered(parallel.max(1))
-        .collect()
-        .await;
-    let mut records = Vec::with_capacity(results.len());
-    let mut stopped = false;
-    let mut transient = None;
-    for result in results {
-        match result {
-            Some(Ok(record)) => records.push(record),
-            Some(Err((Unfinished(message), record))) => {
-                records.push(record);
-                transient.get_or_insert(message);
-            }
-            None => stopped = true,
+// One page of the listing.
+impl<P: Ports> Listing<'_, P> {
+    /// Decides the secrets of one page, `parallel` at a time, in order: first every verdict and
+    /// re-encryption, then the page's findings in one `BatchImportFindings` (up to 100), then each
+    /// secret's mark and notification. Returns the records, whether the deadline stopped it, and the
+    /// first transient failure.
+    async fn decide_page(&self, secrets: Vec<SecretFacts>) -> (Vec<Record>, bool, Option<String>) {
+        let Listing {
+            guard,
+            scope,
+            meta,
+            ctx,
+            parallel,
+        } = self;
+        let (guard, scope, ctx, parallel) = (*guard, *scope, *ctx, *parallel);
+        let decided: Vec<_> = stream::iter(secrets)
+            .map(|facts| async move {
+                if near_deadline(ctx) {
+                    return None;
+                }
+                Some(guard.decide(scope, facts, meta).await)
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        let findings: Vec<Finding> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Some(Ok(decided)) => decided.finding.clone(),
+                _ => None,
+            })
+            .collect();
+        let mut imported = guard.import_findings(scope, &findings).await.into_iter();
+        let mut steps = Vec::with_capacity(decided.len());
+        for d in decided {
+            steps.push(match d {
+                None => Step::Stopped,
+                Some(Err(failed)) => Step::Failed(Box::new(failed)),
+                Some(Ok(decided)) => {
+                    let import = decided.finding.as_ref().and_then(|_| imported.next());
+                    Step::Decided(Box::new(decided), import)
+                }
+            });
         }
+        let results: Vec<_> = stream::iter(steps)
+            .map(|step| async move {
+                match step {
+                    Step::Stopped => None,
+                    Step::Failed(failed) => Some(Err(*failed)),
+                    Step::Decided(decided, import) => {
+                        Some(guard.report(scope, *decided, import).await)
+                    }
+                }
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        let mut records = Vec::with_capacity(results.len());
+        let mut stopped = false;
+        let mut transient = None;
+        for result in results {
+            match result {
+                Some(Ok(record)) => records.push(record),
+                Some(Err((Unfinished(message), record))) => {
+                    records.push(record);
+                    transient.get_or_insert(message);
+                }
+                None => stopped = true,
+            }
+        }
+        (records, stopped, transient)
     }
-    (records, stopped, transient)
 }
 
 /// A secret of a page between [`Guard::decide`] and [`Guard::report`].
