@@ -100,7 +100,6 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "EnableRemediation": "true",
         "EnableRotation": "true",
         "EnableSecurityHub": "true",
-        "CheckVersions": "true",
         "ForwardEvents": "true",
     },
 }

@@ -86,11 +86,12 @@ def test_everything_on(aws):
     assert aws("lambda").get_function_concurrency(FunctionName=fn["FunctionName"])["ReservedConcurrentExecutions"] == 5
 
     # Its role: the calls it makes, UpdateSecret, RotateSecret, BatchImportFindings,
-    # ListSecretVersionIds, AssumeRole, the sweep cursor and ListAccounts included (all on).
+    # AssumeRole, the sweep cursor and ListAccounts included (all on); ListSecretVersionIds
+    # is in the base policy, with or without CheckVersions.
     granted = live_role_actions(aws)
+    assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-guard"]
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
-    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
     assert granted["cmkguard-assume-member-role"] == {"sts:AssumeRole"}
     assert granted["cmkguard-sweep-cursor"] == {"ssm:GetParameter", "ssm:PutParameter"}
@@ -182,7 +183,6 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
         "RemediationPolicy",
         "RotationPolicy",
         "SecurityHubPolicy",
-        "CheckVersionsPolicy",
         "AssumeMemberRolePolicy",
         "SweepCursorPolicy",
         "ListOrganizationAccountsPolicy",
@@ -192,7 +192,9 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     assert set(granted) == {"cmkguard-guard"}
     everything = set().union(*granted.values())
     assert "secretsmanager:UpdateSecret" not in everything and "sts:AssumeRole" not in everything
-    assert "secretsmanager:ListSecretVersionIds" not in everything
+    # Always granted: the versions' CreatedDate tells whether a moved secret's new
+    # AWSCURRENT finishes the move (CheckVersions only sets CMKGUARD_CHECK_VERSIONS).
+    assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-guard"]
     assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:", "lambda:")) for a in everything)
     assert "secretsmanager:RotateSecret" not in everything
 

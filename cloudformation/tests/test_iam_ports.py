@@ -47,8 +47,6 @@ WHEN = {
     # The securityhub action: EnableSecurityHub adds it to CMKGUARD_ACTIONS (Actions
     # does not take it), together with its permission.
     "securityhub": {"guard.yaml": {"EnableSecurityHub": "true"}, "member.yaml": {"EnableSecurityHub": "true"}},
-    # CheckVersions sets CMKGUARD_CHECK_VERSIONS (guard.yaml) and grants the version listing.
-    "check-versions": {"guard.yaml": {"CheckVersions": "true"}, "member.yaml": {"CheckVersions": "true"}},
     "organization": {"guard.yaml": {"SweepAccounts": "organization", "AssumeRoleName": "cmkguard-member"}},
     "sweep-accounts": {"guard.yaml": {"SweepAccounts": MEMBER_ACCOUNT, "AssumeRoleName": "cmkguard-member"}},
 }

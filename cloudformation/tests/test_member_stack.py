@@ -47,7 +47,8 @@ def test_member_role_and_forwarding(aws):
     granted = policy_actions(iam, "cmkguard-member")
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
-    assert granted["cmkguard-check-versions"] == {"secretsmanager:ListSecretVersionIds"}
+    assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-member"]
+    assert "cmkguard-check-versions" not in granted
     assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
     assert "secretsmanager:GetSecretValue" not in set().union(*granted.values())
     # Security Hub as IAM holds it: the member account's default product only (not even the guard's).
@@ -86,7 +87,12 @@ def test_no_forwarding_to_its_own_bus_and_no_remediation_or_security_hub_by_defa
     }
     resources = create_stack(aws("cloudformation"), "cmkguard-member", load_template("member.yaml"), parameters)
     assert set(resources) == {"MemberRole"}
-    assert set(policy_actions(aws("iam"), "cmkguard-member")) == {"cmkguard-member"}
+    granted = policy_actions(aws("iam"), "cmkguard-member")
+    assert set(granted) == {"cmkguard-member"}
+    # The version listing is granted by default (the guard reads the versions' CreatedDate
+    # when a moved secret's AWSCURRENT changes); never a value.
+    assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-member"]
+    assert "secretsmanager:GetSecretValue" not in granted["cmkguard-member"]
 
 
 def test_other_regions_only_forward(aws):
@@ -104,7 +110,7 @@ def test_other_regions_only_forward(aws):
 
 
 def test_security_hub_alone(aws):
-    off = {"EnableRemediation": "false", "EnableRotation": "false", "CheckVersions": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false"}
     parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     resources = create_stack(
         aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT
@@ -119,7 +125,7 @@ def test_security_hub_alone(aws):
 def test_member_role_lets_the_guard_sweep_the_account(aws):
     # SweepAccounts (CMKGUARD_SWEEP_ACCOUNTS): the guard's role assumes this role and lists,
     # describes and tags this account's secrets, reads their keys' state; never a value.
-    off = {"EnableRemediation": "false", "EnableRotation": "false", "EnableSecurityHub": "false", "CheckVersions": "false"}
+    off = {"EnableRemediation": "false", "EnableRotation": "false", "EnableSecurityHub": "false"}
     parameters = {**FULL_PARAMETERS["member.yaml"], **off}
     create_stack(aws("cloudformation", MEMBER_ACCOUNT), "cmkguard-member", load_template("member.yaml"), parameters, MEMBER_ACCOUNT)
     iam = aws("iam", MEMBER_ACCOUNT)
@@ -144,6 +150,8 @@ def test_member_role_lets_the_guard_sweep_the_account(aws):
     for action, resource, context in (
         ("secretsmanager:ListSecrets", "*", {}),
         ("secretsmanager:DescribeSecret", secret, {}),
+        # The versions' CreatedDate (and, for the guard's CheckVersions, their keys).
+        ("secretsmanager:ListSecretVersionIds", secret, {}),
         ("kms:DescribeKey", f"arn:aws:kms:eu-west-1:{MEMBER_ACCOUNT}:key/k", {}),
         ("kms:ListAliases", "*", {}),
         ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),

@@ -39,7 +39,7 @@ FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*
 GUARD_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:ListSecrets",
-    "secretsmanager:ListSecretVersionIds",  # only with CheckVersions=true, see below
+    "secretsmanager:ListSecretVersionIds",  # always (whatever CheckVersions), see below
     "secretsmanager:TagResource",
     "secretsmanager:UntagResource",
     "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
@@ -392,15 +392,27 @@ def test_environment_mirrors_the_contract_variables():
     assert set(variables) == table | sections
 
 
-def test_check_versions_sets_the_variable_and_grants_the_version_listing():
+def test_check_versions_only_sets_the_variable_and_the_version_listing_is_always_granted():
+    # CheckVersions sets CMKGUARD_CHECK_VERSIONS and nothing else: the guard reads the
+    # versions' CreatedDate when a moved secret's AWSCURRENT is not the version it moved
+    # (a new version finishes the move, an older one moved back does not), with any
+    # CheckVersions, so both roles may always list the versions of their own account's
+    # secrets (in every region), never another account's, never a value.
     template = load_template("guard.yaml")
     parameter = template["Parameters"]["CheckVersions"]
     assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("false", ["false", "true"])
     variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
     assert variables["CMKGUARD_CHECK_VERSIONS"] == {"Ref": "CheckVersions"}
+    assert "CheckVersions" not in load_template("member.yaml")["Parameters"]
+    for template_name in ("guard.yaml", "member.yaml"):
+        conditions = load_template(template_name)["Conditions"]
+        assert not any("CheckVersions" in c for c in conditions), template_name
     seen = set()
-    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
-        for variant in variants(template_name, IAM_TYPES, ("CheckVersionsEnabled",)):
+    for template_name, role, policy in (("guard.yaml", "GuardRole", "GuardPolicy"), ("member.yaml", "MemberRole", "MemberRole")):
+        # Unconditional: in the role's base policy, which exists whenever the role does.
+        resources = load_template(template_name)["Resources"]
+        assert resources[policy].get("Condition") == resources[role].get("Condition"), (template_name, policy)
+        for variant in variants(template_name, IAM_TYPES):
             if role not in variant.resources:
                 continue
             documents = rendered_role_documents(variant.resources, role)
@@ -411,13 +423,12 @@ def test_check_versions_sets_the_variable_and_grants_the_version_listing():
 
             own = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
             other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
-            on = variant.conditions["CheckVersionsEnabled"]
-            assert allowed("secretsmanager:ListSecretVersionIds", own) is on, variant.label
-            assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")) is on, variant.label
+            assert allowed("secretsmanager:ListSecretVersionIds", own), variant.label
+            assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")), variant.label
             assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
             assert not allowed("secretsmanager:GetSecretValue", own), variant.label
-            seen.add((template_name, on))
-    assert seen == {(t, on) for t in ("guard.yaml", "member.yaml") for on in (True, False)}
+            seen.add(template_name)
+    assert seen == {"guard.yaml", "member.yaml"}
 
 
 def test_alarms_watch_errors_and_the_dead_letter_queue():
