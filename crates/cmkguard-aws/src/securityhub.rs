@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use aws_sdk_securityhub::types::{
     AwsSecretsManagerSecretDetails, AwsSecurityFinding, Compliance, ComplianceStatus,
-    FindingProviderFields, FindingProviderSeverity, Partition, RecordState, Resource,
-    ResourceDetails, Severity, SeverityLabel,
+    FindingProviderFields, FindingProviderSeverity, Partition, Recommendation, RecordState,
+    Remediation, Resource, ResourceDetails, Severity, SeverityLabel,
 };
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
@@ -87,6 +87,11 @@ pub fn asff(f: &Finding, now: SystemTime) -> AwsSecurityFinding {
         )
         .title(&f.title)
         .description(&f.description)
+        .remediation(
+            Remediation::builder()
+                .recommendation(Recommendation::builder().text(&f.recommendation).build())
+                .build(),
+        )
         .set_product_fields(Some(product_fields))
         .resources(resource)
         .compliance(

@@ -113,6 +113,11 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
         "MEDIUM"
     );
     assert_eq!(finding["RecordState"], "ACTIVE");
+    // What to do: the reason's row of the one advice table (the e-mail and the reports read it too).
+    assert_eq!(
+        finding["Remediation"]["Recommendation"]["Text"],
+        cmkguard_core::advice::of(cmkguard_core::Reason::AwsManagedKey).to_do
+    );
     // Left to people.
     assert!(finding.get("Note").is_none() && finding.get("UserDefinedFields").is_none());
     assert!(

@@ -2,6 +2,7 @@
 //! found and where, why it matters, what the guard did, what to do, how to exempt the secret).
 //! Built from the record alone (which never holds a value), with what it quotes capped.
 
+use crate::advice;
 use crate::arn::secret_name;
 use crate::config::{Action, Config};
 use crate::reason::Reason;
@@ -54,9 +55,11 @@ pub fn text(record: &Record, config: &Config) -> String {
             .secret_arn
             .as_deref()
             .map_or_else(|| "<ARN>".into(), quote);
+        let moved = advice::of(Reason::PreviousKeyDecrypts);
         format!(
-            "The guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM). The move is not finished yet. {MOVE_NOT_FINISHED} {}",
-            rotate(&secret)
+            "The guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM). The move is not finished yet. {} {} Command: aws secretsmanager rotate-secret --secret-id {secret}",
+            plain(moved.why),
+            plain(moved.to_do)
         )
     } else {
         to_do(record, &config.key_alias)
@@ -82,89 +85,42 @@ fn verdict_words(verdict: Verdict) -> &'static str {
     }
 }
 
-/// What was found, in words.
-fn what(reason: Reason) -> &'static str {
-    match reason {
-        Reason::AwsManagedKey => {
-            "it is encrypted with the AWS managed key, not a customer managed key"
-        }
-        Reason::KeyDisabled => "its customer managed key is disabled",
-        Reason::KeyPendingDeletion => "its customer managed key is scheduled for deletion",
-        Reason::KeyNotFound => "its KMS key does not exist",
-        Reason::KeyUnusable => "its customer managed key is in a state that cannot be used",
-        Reason::KeyNotAllowed => "its customer managed key is not one of the allowed keys",
-        Reason::ReplicaAwsManagedKey => "a replica of it is encrypted with the AWS managed key",
-        Reason::ReplicaKeyProblem => "a replica of it has a problem with its KMS key",
-        Reason::PreviousKeyDecrypts => {
-            "it is on a customer managed key, but its current value is still readable through the key it was on before"
-        }
-        Reason::CustomerManagedKey => "it is on a customer managed key",
-        Reason::CrossAccountKey => "it is on a key in another account",
-        Reason::ExemptTag => "it carries the exempt tag",
-        Reason::SecretNotFound => "the secret no longer exists",
-        Reason::FailedCall => "the API call in the event failed",
-        Reason::UnsupportedEvent | Reason::UnsupportedEventName => {
-            "the event is not one the guard reads"
-        }
-        Reason::ForeignAccount => "the event is from an account the guard does not watch",
-        Reason::MalformedEvent => "the event could not be read",
-        Reason::AccessDenied | Reason::KeyAccessDenied => "the guard was denied access",
-        Reason::KeyLookupFailed => "the guard could not look up the key",
-        Reason::NotFound => "something the guard looked up was not found",
-        Reason::TransientFailure => "AWS failed transiently",
-        Reason::AwsError => "AWS answered with an error",
-    }
+/// What was found, in words (the reason's row of [`crate::advice`]).
+fn what(reason: Reason) -> String {
+    plain(advice::of(reason).what)
 }
 
-/// Why it matters. Every reason is named (no wildcard): a new reason does not compile until it
-/// has words.
+/// A row's text for a person reading plain text: the code marks (backticks) taken out.
+fn plain(text: &str) -> String {
+    text.replace('`', "")
+}
+
+/// Why it matters: the reason's row, and the deletion date when a key is going away.
 fn why(reason: Reason, deletion_date: Option<String>) -> String {
-    match reason {
-        Reason::AwsManagedKey => "The AWS managed key has no key policy of its own: any principal that IAM allows to read the secret's value can read it, and access cannot be limited or separated through the key.".into(),
-        Reason::KeyDisabled => "KMS refuses to decrypt with a disabled key: nobody can read the secret now, so the applications that use it fail.".into(),
-        Reason::KeyPendingDeletion => format!(
-            "Nobody can read the secret now, and when the key is deleted{} the secret becomes unreadable for good: nobody, AWS included, can recover it.",
-            deletion_date
-                .map(|d| format!(" (on {d})"))
-                .unwrap_or_default()
-        ),
-        Reason::KeyNotFound => "Without its key the secret cannot be decrypted: nobody can read it.".into(),
-        Reason::KeyUnusable => "KMS may refuse to decrypt with a key in this state (see the details), so the secret may not be readable.".into(),
-        Reason::KeyNotAllowed => "The key is customer managed, but not one of the keys the organization allows (CMKGUARD_ALLOWED_KEY_ARNS): a deviation from policy, with the key's own policy deciding who can read the secret.".into(),
-        Reason::ReplicaAwsManagedKey => "The replica holds the same value as the secret, and the AWS managed key has no key policy of its own: in the replica's region any principal that IAM allows to read the value can read it.".into(),
-        Reason::ReplicaKeyProblem => "The replica holds the same value as the secret; its key has the problem in the details, so the replica may be unreadable or less protected than the secret.".into(),
-        Reason::PreviousKeyDecrypts => MOVE_NOT_FINISHED.into(),
-        Reason::CustomerManagedKey | Reason::CrossAccountKey => "Nothing is at stake: the secret is on a customer managed key.".into(),
-        Reason::ExemptTag => "Nothing: the secret is exempt from the guard.".into(),
-        Reason::SecretNotFound => "Nothing: there is no secret left to protect.".into(),
-        Reason::FailedCall
-        | Reason::UnsupportedEvent
-        | Reason::UnsupportedEventName
-        | Reason::ForeignAccount
-        | Reason::MalformedEvent => "Nothing about the secret was decided from this event.".into(),
-        Reason::AccessDenied
-        | Reason::KeyAccessDenied
-        | Reason::KeyLookupFailed
-        | Reason::NotFound
-        | Reason::TransientFailure
-        | Reason::AwsError => "The guard could not check the secret, so a problem may go unnoticed.".into(),
+    let why = plain(advice::of(reason).why);
+    match deletion_date {
+        Some(date) if reason == Reason::KeyPendingDeletion => {
+            format!("{why} The key is deleted on {date}.")
+        }
+        _ => why.to_owned(),
     }
 }
 
-/// Why a move is finished only by a new version (AWS keeps the existing versions under the
-/// previous key too).
-const MOVE_NOT_FINISHED: &str = "When a secret's key changes, AWS keeps its existing versions encrypted under the previous key as well, so the current value can still be decrypted through that key (for the AWS managed key: by anyone in the account allowed to read secret values) until a new version is current. Only a value written after the move is under the new key alone.";
-
-/// How to give a moved secret its new version.
-fn rotate(secret: &str) -> String {
-    format!(
-        "Give the secret a new version: rotate it (aws secretsmanager rotate-secret --secret-id {secret}), or, without rotation, write a new value (put-secret-value). Writing the same value again makes a new version, but it is the same secret: whoever read it through the previous key still knows it, so change the credential where you can. The guard sees the new version and closes the finding."
-    )
+/// What to do: the reason's row, then the command that does it for this secret. A managed
+/// secret's key is changed through its owning service.
+fn to_do(record: &Record, key_alias: &str) -> String {
+    if record.verdict == Verdict::Managed {
+        return "The secret is managed by another service (see the details) and the guard never re-encrypts it: ask the owning service's administrators to put it on a customer managed key through that service (for Amazon RDS, modify the instance's master user secret key).".into();
+    }
+    let to_do = plain(advice::of(record.reason).to_do);
+    match command(record, key_alias) {
+        Some(command) => format!("{to_do} {command}"),
+        None => to_do.to_owned(),
+    }
 }
 
-/// What to do next, when the guard did not re-encrypt the secret.
-fn to_do(record: &Record, key_alias: &str) -> String {
-    let alias = quote(key_alias);
+/// The AWS CLI command that does what the row says, for this secret and key.
+fn command(record: &Record, key_alias: &str) -> Option<String> {
     let secret = record
         .secret_arn
         .as_deref()
@@ -173,45 +129,24 @@ fn to_do(record: &Record, key_alias: &str) -> String {
         .key_id
         .as_deref()
         .map_or_else(|| "<key>".into(), quote);
-    let re_encrypt = match record.verdict {
-        Verdict::Managed => "The secret is managed by another service (see the details) and the guard never re-encrypts it: ask the owning service's administrators to put it on a customer managed key through that service (for Amazon RDS, modify the instance's master user secret key).".to_owned(),
-        _ => format!(
-            "Re-encrypt the secret with the designated customer managed key, {alias} (aws secretsmanager update-secret --secret-id {secret} --kms-key-id {alias}), and let everything that reads it use that key (kms:Decrypt)."
+    let alias = quote(key_alias);
+    Some(match record.reason {
+        Reason::AwsManagedKey | Reason::KeyNotAllowed => format!(
+            "To move it to the designated key, {alias}: aws secretsmanager update-secret --secret-id {secret} --kms-key-id {alias}; and let everything that reads it use that key (kms:Decrypt)."
         ),
-    };
-    match record.reason {
-        Reason::AwsManagedKey => re_encrypt,
-        Reason::KeyDisabled => format!("Enable the key again (aws kms enable-key --key-id {key}) if it was disabled by mistake. Re-encryption cannot help until then: Secrets Manager must decrypt with the current key first."),
+        Reason::KeyDisabled => format!("Command: aws kms enable-key --key-id {key}"),
         Reason::KeyPendingDeletion => format!(
-            "Before {}: cancel the deletion, then enable the key (aws kms cancel-key-deletion --key-id {key}, then aws kms enable-key --key-id {key}). Re-encryption cannot help until then: Secrets Manager must decrypt with the current key first.",
+            "Before {}: aws kms cancel-key-deletion --key-id {key}, then aws kms enable-key --key-id {key}",
             record
                 .deletion_date
                 .map(crate::text::utc)
                 .unwrap_or_else(|| "the deletion date".into())
         ),
-        Reason::KeyNotFound => format!("Check the key the secret names. If the key is gone, the value is lost: store a new value on the designated key (update-secret with the new value and --kms-key-id {alias}), and update what uses it."),
-        Reason::KeyUnusable => "Bring the key back to Enabled (for example import its key material again, or reconnect its custom key store); then, if it is not the designated key, re-encrypt the secret with that one.".into(),
-        Reason::KeyNotAllowed => format!(
-            "{re_encrypt} Or, if the key is meant to be allowed, add it to CMKGUARD_ALLOWED_KEY_ARNS."
-        ),
-        Reason::PreviousKeyDecrypts => rotate(&secret),
-        Reason::ReplicaAwsManagedKey | Reason::ReplicaKeyProblem => "Put the replica on a customer managed key of its region (in the Secrets Manager console, edit the replica's encryption key; or remove the replica and replicate it again with a KMS key). The guard never re-encrypts replicas.".into(),
-        Reason::CustomerManagedKey
-        | Reason::CrossAccountKey
-        | Reason::ExemptTag
-        | Reason::SecretNotFound
-        | Reason::FailedCall
-        | Reason::UnsupportedEvent
-        | Reason::UnsupportedEventName
-        | Reason::ForeignAccount
-        | Reason::MalformedEvent => "Nothing.".into(),
-        Reason::AccessDenied
-        | Reason::KeyAccessDenied
-        | Reason::KeyLookupFailed
-        | Reason::NotFound
-        | Reason::TransientFailure
-        | Reason::AwsError => "Check the guard's permissions and logs; the next sweep checks the secret again.".into(),
-    }
+        Reason::PreviousKeyDecrypts => {
+            format!("Command: aws secretsmanager rotate-secret --secret-id {secret}")
+        }
+        _ => return None,
+    })
 }
 
 /// What the guard did: one line per action, or why nothing.
@@ -330,7 +265,7 @@ mod tests {
             for reason in FINDINGS {
                 let text = text(&record(verdict, reason, Some("the details")), &config);
                 assert_plain_and_complete(&text, "cmkguard:exempt");
-                assert!(text.contains(what(reason)), "{reason}: {text}");
+                assert!(text.contains(&what(reason)), "{reason}: {text}");
                 assert!(text.contains("Details: the details"), "{text}");
             }
         }
@@ -358,7 +293,11 @@ mod tests {
 
         let aws = words(Verdict::NonCompliant, Reason::AwsManagedKey, None);
         assert!(aws.contains("no key policy of its own"), "{aws}");
-        assert!(aws.contains("Re-encrypt the secret"), "{aws}");
+        assert!(
+            aws.contains("Move the secret to the designated key"),
+            "{aws}"
+        );
+        assert!(aws.contains("aws secretsmanager update-secret"), "{aws}");
 
         let disabled = words(Verdict::NonCompliant, Reason::KeyDisabled, None);
         assert!(
@@ -377,11 +316,13 @@ mod tests {
         pending.deletion_date =
             Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_797_228_760));
         let pending = text(&pending, &config);
-        assert!(pending.contains("(on 2026-12-14T06:12:40Z)"), "{pending}");
+        assert!(
+            pending.contains("The key is deleted on 2026-12-14T06:12:40Z."),
+            "{pending}"
+        );
         assert!(pending.contains("unreadable for good"), "{pending}");
         assert!(
-            pending
-                .contains("Before 2026-12-14T06:12:40Z: cancel the deletion, then enable the key"),
+            pending.contains("Before 2026-12-14T06:12:40Z: aws kms cancel-key-deletion --key-id"),
             "{pending}"
         );
 
@@ -427,7 +368,7 @@ mod tests {
         );
         assert!(text.contains("The move is not finished yet."), "{text}");
         assert!(text.contains("aws secretsmanager rotate-secret"), "{text}");
-        assert!(text.contains("Writing the same value again"), "{text}");
+        assert!(text.contains("The same value written again"), "{text}");
 
         let mut dry = record(Verdict::NonCompliant, Reason::AwsManagedKey, None);
         dry.dry_run = true;

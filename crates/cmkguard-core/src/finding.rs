@@ -144,6 +144,8 @@ pub struct Finding {
     pub description: String,
     pub verdict: Verdict,
     pub reason: Reason,
+    /// What to do (`Remediation.Recommendation.Text`): the reason's row of [`crate::advice`].
+    pub recommendation: String,
     /// The secret's creation time: the same on every import of the finding, so its `CreatedAt`
     /// stays the first one without the guard keeping state. `None`: the time of the import.
     pub created_at: Option<SystemTime>,
@@ -163,6 +165,10 @@ impl Finding {
         let secret_name = facts.map_or_else(|| secret_name(&secret_arn), |f| f.name.clone());
         let (compliance, severity, record_state, title, description) =
             wording(change, record, facts, &secret_name, re_encrypted_with);
+        let reason = match change {
+            Change::Remediated => Reason::PreviousKeyDecrypts,
+            _ => record.reason,
+        };
         Some(Finding {
             id: id_of(&secret_arn),
             partition: arn.partition.to_owned(),
@@ -180,10 +186,9 @@ impl Finding {
             // ASFF's limit: a long key ARN or detail must not get the finding refused.
             description: description.chars().take(1024).collect(),
             verdict: record.verdict,
-            reason: match change {
-                Change::Remediated => Reason::PreviousKeyDecrypts,
-                _ => record.reason,
-            },
+            reason,
+            // ASFF's limit for the text.
+            recommendation: crate::advice::of(reason).to_do.chars().take(512).collect(),
             created_at: facts.and_then(|f| f.created),
         })
     }

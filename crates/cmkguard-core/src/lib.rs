@@ -3,6 +3,7 @@
 //! [`ports`], implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature).
 
 pub mod act;
+pub mod advice;
 pub mod arn;
 pub mod config;
 pub mod dispatch;
