@@ -378,7 +378,10 @@ impl AwsPorts {
             })
             .collect();
         // moto answers `"NextToken": ""` on the last page: an empty token ends the listing.
-        let next = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        let next = out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         Ok((versions, next))
     }
 }

@@ -326,16 +326,7 @@ fn actions(record: &Record) -> String {
     let words: Vec<String> = record
         .actions
         .iter()
-        .map(|a| {
-            let value = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-            let action = serde_json::to_value(a.action)
-                .map(value)
-                .unwrap_or_default();
-            let outcome = serde_json::to_value(a.outcome)
-                .map(value)
-                .unwrap_or_default();
-            format!("{action}:{outcome}")
-        })
+        .map(|a| format!("{}:{}", a.action.as_str(), a.outcome.as_str()))
         .collect();
     if words.is_empty() {
         "-".to_owned()

@@ -148,73 +148,10 @@ fn outcome(outcome: cmkguard_core::Outcome) -> &'static str {
     }
 }
 
-/// What a person should do, per reason. Every reason is named (no wildcard): a new reason does
-/// not compile until it has its advice.
+/// What a person should do, per reason: the reason's row of the engine's one advice table
+/// (the e-mail and Security Hub read it too).
 pub fn advice(reason: Reason) -> &'static str {
-    match reason {
-        Reason::AwsManagedKey => {
-            "Move the secret to the designated key (`--apply` with `remediate`, or `UpdateSecret` \
-             with `KmsKeyId`), or exempt it if the AWS managed key is accepted."
-        }
-        Reason::KeyDisabled => {
-            "The key cannot decrypt the secret: enable it (`EnableKey`) if the secret is still \
-             needed, then move the secret to the designated key."
-        }
-        Reason::KeyPendingDeletion => {
-            "Cancel the key's deletion (`CancelKeyDeletion`, then `EnableKey`) before the \
-             deletion date, or the secret is lost for good."
-        }
-        Reason::KeyNotFound => {
-            "The key is gone: store the secret's value again from its source, on the designated \
-             key."
-        }
-        Reason::KeyUnusable => {
-            "Find out why the key cannot be used (its state, its key store) and fix it, or store \
-             the secret again on the designated key."
-        }
-        Reason::KeyNotAllowed => {
-            "Move the secret to an allowed key, or add this key to `CMKGUARD_ALLOWED_KEY_ARNS` \
-             if it should be allowed."
-        }
-        Reason::ReplicaAwsManagedKey => {
-            "Replicate the secret again with a customer managed key (`ReplicateSecretToRegions` \
-             with `KmsKeyId`): the guard does not re-encrypt replicas."
-        }
-        Reason::ReplicaKeyProblem => {
-            "Fix the replica's key (the detail names it), or replicate the secret again on a \
-             usable customer managed key."
-        }
-        Reason::PreviousKeyDecrypts => {
-            "Rotate the secret (`RotateSecret`), or write a new value: until a new version is \
-             current, AWS keeps the current one readable through the previous key too. The \
-             same value written again is a new version, not a new secret."
-        }
-        Reason::CustomerManagedKey | Reason::CrossAccountKey => {
-            "Nothing: the secret is on a customer managed key."
-        }
-        Reason::ExemptTag => "Nothing: the secret is exempt; review the exemption now and then.",
-        Reason::SecretNotFound => "Nothing: the secret no longer exists.",
-        Reason::FailedCall | Reason::UnsupportedEvent | Reason::UnsupportedEventName => {
-            "Nothing: not an event the guard acts on."
-        }
-        Reason::ForeignAccount => {
-            "Audit the account through `--assume-role-name`, or from the account itself."
-        }
-        Reason::MalformedEvent => "Check what sends the event: the guard could not read it.",
-        Reason::AccessDenied => {
-            "Grant the guard's role the Secrets Manager permissions it needs in this account \
-             (the README's IAM list), then audit again."
-        }
-        Reason::KeyAccessDenied => {
-            "Allow the guard `kms:DescribeKey` on the key (key policy or IAM), then audit again."
-        }
-        Reason::KeyLookupFailed => {
-            "Audit again; if it stays, check the key and the guard's KMS permissions."
-        }
-        Reason::NotFound => "Audit again: something went away while it was being read.",
-        Reason::TransientFailure => "Audit again: AWS failed for longer than the retries.",
-        Reason::AwsError => "Read the detail, fix what it names, then audit again.",
-    }
+    cmkguard_core::advice::of(reason).to_do
 }
 
 impl Summary {
@@ -334,7 +271,7 @@ mod tests {
     fn every_reason_has_advice() {
         for reason in Reason::ALL {
             let text = advice(*reason);
-            assert!(text.ends_with('.') && text.len() < 200, "{reason}: {text}");
+            assert!(text.ends_with('.') && text.len() < 400, "{reason}: {text}");
             // The Markdown table takes it as it is.
             assert!(!text.contains(['|', '\n']), "{reason}: {text}");
             assert_eq!(text.matches('`').count() % 2, 0, "{reason}: {text}");

@@ -155,6 +155,9 @@ mod tests {
             assert!(!advice.what.is_empty(), "{reason}");
             for text in [advice.why, advice.to_do] {
                 assert!(text.ends_with('.'), "{reason}: {text}");
+                // A Markdown table cell and an e-mail line take it as it is.
+                assert!(!text.contains(['|', '\n']), "{reason}: {text}");
+                assert_eq!(text.matches('`').count() % 2, 0, "{reason}: {text}");
             }
         }
     }

@@ -29,8 +29,7 @@ pub const VARIABLES: [&str; 10] = [
     CHECK_VERSIONS,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     Tag,
     Notify,
@@ -41,7 +40,27 @@ pub enum Action {
     SecurityHub,
 }
 
+/// Serialized as its `as_str`: the wire string is written once.
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Tag,
+        Action::Notify,
+        Action::Remediate,
+        Action::Rotate,
+        Action::SecurityHub,
+    ];
+
+    /// The action named `word` in `CMKGUARD_ACTIONS`.
+    pub fn parse(word: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Tag => "tag",
@@ -275,27 +294,26 @@ fn parse_actions(value: &str) -> Result<BTreeSet<Action>, ConfigError> {
     }
     let mut actions = BTreeSet::new();
     for item in items(value) {
-        actions.insert(match item {
-            "tag" => Action::Tag,
-            "notify" => Action::Notify,
-            "remediate" => Action::Remediate,
-            "rotate" => Action::Rotate,
-            "securityhub" => Action::SecurityHub,
-            "none" => {
-                return Err(invalid(
-                    ACTIONS,
-                    "`none` cannot be combined with other actions",
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    ACTIONS,
-                    format!(
-                        "unknown action `{other}` (expected `tag`, `notify`, `remediate`, `rotate`, `securityhub` or `none`)"
-                    ),
-                ));
-            }
-        });
+        if item == "none" {
+            return Err(invalid(
+                ACTIONS,
+                "`none` cannot be combined with other actions",
+            ));
+        }
+        let Some(action) = Action::parse(item) else {
+            let known: Vec<String> = Action::ALL
+                .iter()
+                .map(|a| format!("`{}`", a.as_str()))
+                .collect();
+            return Err(invalid(
+                ACTIONS,
+                format!(
+                    "unknown action `{item}` (expected {} or `none`)",
+                    known.join(", ")
+                ),
+            ));
+        };
+        actions.insert(action);
     }
     if actions.is_empty() {
         return Err(invalid(

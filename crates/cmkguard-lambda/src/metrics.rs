@@ -41,11 +41,7 @@ impl Metrics {
             .entry(format!("decisions.{}", record.verdict.as_str()))
             .or_default() += 1;
         for action in &record.actions {
-            let outcome = serde_json::to_value(action.outcome).ok();
-            let outcome = outcome
-                .as_ref()
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
+            let outcome = action.outcome.as_str();
             *counts
                 .entry(format!("actions.{}.{outcome}", action.action.as_str()))
                 .or_default() += 1;
