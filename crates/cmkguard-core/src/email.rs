@@ -202,16 +202,14 @@ mod tests {
     const KEY: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd";
 
     /// The reasons a notified record (non-compliant or managed) can have.
-    const FINDINGS: [Reason; 8] = [
-        Reason::AwsManagedKey,
-        Reason::KeyDisabled,
-        Reason::KeyPendingDeletion,
-        Reason::KeyNotFound,
-        Reason::KeyUnusable,
-        Reason::KeyNotAllowed,
-        Reason::ReplicaAwsManagedKey,
-        Reason::ReplicaKeyProblem,
-    ];
+    /// Every reason a `FAILED` finding can have: derived from the reasons and their severity,
+    /// so a new finding reason is checked here without being listed.
+    fn findings() -> impl Iterator<Item = Reason> {
+        Reason::ALL
+            .iter()
+            .copied()
+            .filter(|r| crate::finding::Severity::of_reason(*r) != crate::finding::Severity::Informational)
+    }
 
     fn record(verdict: Verdict, reason: Reason, detail: Option<&str>) -> Record {
         let meta = EventMeta {
@@ -262,7 +260,7 @@ mod tests {
     fn every_finding_names_the_secret_why_and_what_to_do() {
         let config = Config::default();
         for verdict in [Verdict::NonCompliant, Verdict::Managed] {
-            for reason in FINDINGS {
+            for reason in findings() {
                 let text = text(&record(verdict, reason, Some("the details")), &config);
                 assert_plain_and_complete(&text, "cmkguard:exempt");
                 assert!(text.contains(&what(reason)), "{reason}: {text}");
