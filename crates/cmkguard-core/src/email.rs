@@ -205,10 +205,9 @@ mod tests {
     /// Every reason a `FAILED` finding can have: derived from the reasons and their severity,
     /// so a new finding reason is checked here without being listed.
     fn findings() -> impl Iterator<Item = Reason> {
-        Reason::ALL
-            .iter()
-            .copied()
-            .filter(|r| crate::finding::Severity::of_reason(*r) != crate::finding::Severity::Informational)
+        Reason::ALL.iter().copied().filter(|r| {
+            crate::finding::Severity::of_reason(*r) != crate::finding::Severity::Informational
+        })
     }
 
     fn record(verdict: Verdict, reason: Reason, detail: Option<&str>) -> Record {

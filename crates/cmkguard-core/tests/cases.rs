@@ -4,7 +4,7 @@
 
 use cmkguard_core::Guard;
 use cmkguard_core::fake::FakeAws;
-use cmkguard_core::fake::cases::{self, Layer, config, ctx, key_id, world};
+use cmkguard_core::fake::cases::{self, Keys, Layer, config, ctx, world};
 
 #[tokio::test]
 async fn every_case_through_the_engine() {
@@ -40,7 +40,7 @@ async fn every_case_through_the_engine() {
             if let Some(kind) = &case.expect.key_after {
                 assert_eq!(
                     after.kms_key_id,
-                    key_id(scope, kind),
+                    Keys::in_fake(scope, &case.key_kinds()).key_id(kind),
                     "{}: key after",
                     case.label()
                 );

@@ -12,9 +12,10 @@ pub use cmkguard_core::fake::cases::KEY_ALIAS;
 pub const TOPIC_NAME: &str = "cmkguard";
 pub const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
+use cmkguard_core::KeyState;
 /// The keys made in one account and region (the key kinds of `testdata/cases.json` are declared
 /// once, with them, in the engine's fakes).
-pub use cmkguard_core::fake::cases::Keys;
+pub use cmkguard_core::fake::cases::{KeyKind, Keys, standard_keys};
 
 /// A secret as a case describes it.
 #[derive(Debug, Clone, Default)]
@@ -149,10 +150,10 @@ impl Moto {
             make("on/alias".into(), Some("alias/app".into())).await,
         ];
         on_key.sort();
-        make("off/other".into(), Some(keys.other.clone())).await;
+        make("off/other".into(), Some(keys.arn("other").to_owned())).await;
         make("off/default".into(), None).await;
         for i in 0..others {
-            make(format!("off/{i:03}"), Some(keys.other.clone())).await;
+            make(format!("off/{i:03}"), Some(keys.arn("other").to_owned())).await;
         }
         KeyWithSecrets {
             key_id: key_arn.rsplit('/').next().unwrap_or_default().to_owned(),
@@ -182,31 +183,62 @@ impl Moto {
         }
     }
 
-    /// The designated key (with `alias/cmkguard/secrets` unless `alias` is false) and three more.
+    /// The designated key (with `alias/cmkguard/secrets` unless `alias` is false) and three more:
+    /// the case table's [`standard_keys`].
     pub async fn make_keys(&self, account: &str, region: &str, alias: bool) -> Keys {
+        self.make_keys_of(account, region, alias, &standard_keys())
+            .await
+    }
+
+    /// The keys `kinds` (each with its state, and its key policy when it names one), and
+    /// `alias/cmkguard/secrets` on the designated one unless `alias` is false.
+    pub async fn make_keys_of(
+        &self,
+        account: &str,
+        region: &str,
+        alias: bool,
+        kinds: &[KeyKind],
+    ) -> Keys {
         let kms = self.kms_client(account, region).await;
-        let create = |description: &'static str| {
-            let kms = kms.clone();
-            async move {
-                let out = kms
-                    .create_key()
-                    .description(description)
-                    .key_usage(KeyUsageType::EncryptDecrypt)
-                    .send()
-                    .await
-                    .expect("kms create_key on moto");
-                out.key_metadata()
-                    .and_then(|m| m.arn())
-                    .expect("a key ARN")
-                    .to_owned()
+        // moto 5.2.5 answers 500 to state changes given an ARN: use the bare key id.
+        let id = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+        let mut by_name = std::collections::BTreeMap::new();
+        for kind in kinds {
+            let out = kms
+                .create_key()
+                .description(format!("cmkguard test key `{}`", kind.name))
+                .key_usage(KeyUsageType::EncryptDecrypt)
+                .set_policy(kind.policy.as_ref().map(|p| p.to_string()))
+                .send()
+                .await
+                .expect("kms create_key on moto");
+            let arn = out
+                .key_metadata()
+                .and_then(|m| m.arn())
+                .expect("a key ARN")
+                .to_owned();
+            match kind.key_state() {
+                KeyState::Enabled => {}
+                KeyState::Disabled => {
+                    kms.disable_key()
+                        .key_id(id(&arn))
+                        .send()
+                        .await
+                        .expect("disable_key");
+                }
+                KeyState::PendingDeletion => {
+                    kms.schedule_key_deletion()
+                        .key_id(id(&arn))
+                        .pending_window_in_days(7)
+                        .send()
+                        .await
+                        .expect("schedule_key_deletion");
+                }
+                KeyState::Other(state) => panic!("moto cannot make a key `{state}`"),
             }
-        };
-        let keys = Keys {
-            designated: create("cmkguard designated key").await,
-            other: create("another customer managed key").await,
-            disabled: create("a disabled key").await,
-            pending_deletion: create("a key pending deletion").await,
-        };
+            by_name.insert(kind.name.clone(), arn);
+        }
+        let keys = Keys::new(by_name);
         if alias {
             kms.create_alias()
                 .alias_name(KEY_ALIAS)
@@ -215,19 +247,6 @@ impl Moto {
                 .await
                 .expect("create_alias");
         }
-        // moto 5.2.5 answers 500 to these when given an ARN: use the bare key id.
-        let id = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-        kms.disable_key()
-            .key_id(id(&keys.disabled))
-            .send()
-            .await
-            .expect("disable_key");
-        kms.schedule_key_deletion()
-            .key_id(id(&keys.pending_deletion))
-            .pending_window_in_days(7)
-            .send()
-            .await
-            .expect("schedule");
         keys
     }
 

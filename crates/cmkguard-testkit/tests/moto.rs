@@ -197,3 +197,51 @@ fn env_points_a_child_process_at_this_moto_only() {
         "the temp dir outlives the server"
     );
 }
+
+/// The case table's key kinds are data: a row's own key gets its state and its key policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_a_row_get_their_state_and_policy() {
+    use cmkguard_testkit::world::{KeyKind, standard_keys};
+    let moto = cmkguard_testkit::Moto::start();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "Root", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "kms:*", "Resource": "*"}]});
+    let mut kinds = standard_keys();
+    kinds.push(KeyKind {
+        name: "reviewed".into(),
+        state: "Disabled".into(),
+        policy: Some(policy.clone()),
+    });
+    let keys = moto
+        .make_keys_of(cmkguard_testkit::DEFAULT_ACCOUNT, "us-east-1", true, &kinds)
+        .await;
+    let kms = moto
+        .kms_client(cmkguard_testkit::DEFAULT_ACCOUNT, "us-east-1")
+        .await;
+    let reviewed = keys.arn("reviewed");
+    let got = kms
+        .get_key_policy()
+        .key_id(reviewed)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_str(got.policy().unwrap()).unwrap();
+    assert_eq!(got, policy);
+    let described = kms.describe_key().key_id(reviewed).send().await.unwrap();
+    assert_eq!(
+        described
+            .key_metadata()
+            .unwrap()
+            .key_state()
+            .unwrap()
+            .as_str(),
+        "Disabled"
+    );
+    assert_eq!(keys.key_id("key:reviewed").as_deref(), Some(reviewed));
+    assert_eq!(
+        keys.key_id("cmk").as_deref(),
+        Some(keys.designated.as_str())
+    );
+}

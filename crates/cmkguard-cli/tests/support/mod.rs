@@ -107,7 +107,8 @@ pub async fn setup(moto: &Moto, case: &Case) -> Setup {
             .is_some_and(|s| s.no_alias && s.account == account && s.region == region);
         keys.insert(
             (account.clone(), region.clone()),
-            moto.make_keys(&account, &region, !no_alias).await,
+            moto.make_keys_of(&account, &region, !no_alias, &case.key_kinds())
+                .await,
         );
     }
     let own_keys = keys[&(OWN_ACCOUNT.to_owned(), "us-east-1".to_owned())].clone();

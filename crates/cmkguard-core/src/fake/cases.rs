@@ -25,6 +25,9 @@ pub struct Case {
     /// The layers the case runs through; every one unless the row names some.
     #[serde(default = "Layer::all")]
     pub layers: Vec<Layer>,
+    /// Keys of the row's own, besides the [`standard_keys`].
+    #[serde(default)]
+    pub keys: Vec<KeyKind>,
 }
 
 /// Where a case runs: the engine with fakes, the CLI against moto, the Lambda handler.
@@ -212,48 +215,121 @@ pub fn key_arn(scope: &Scope, id: &str) -> String {
     crate::arn::kms_key_arn(&scope.region, &scope.account, id)
 }
 
-/// The keys of one account and region that the table's key kinds stand for: made in the fake
-/// here, in moto by the testkit.
+/// A customer managed key every world of a case has in each account and region: its name, its
+/// state, and its key policy (`None`: the one AWS gives a key created without one). The four
+/// every case has are [`standard_keys`]; a row adds its own under `keys`, and names them in
+/// `secret.key` as `key:NAME`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct KeyKind {
+    pub name: String,
+    /// `Enabled`, `Disabled` or `PendingDeletion`.
+    #[serde(default = "enabled")]
+    pub state: String,
+    #[serde(default)]
+    pub policy: Option<Value>,
+}
+
+fn enabled() -> String {
+    "Enabled".into()
+}
+
+impl KeyKind {
+    fn new(name: &str, state: &str) -> Self {
+        KeyKind {
+            name: name.into(),
+            state: state.into(),
+            policy: None,
+        }
+    }
+
+    pub fn key_state(&self) -> KeyState {
+        match self.state.as_str() {
+            "Enabled" => KeyState::Enabled,
+            "Disabled" => KeyState::Disabled,
+            "PendingDeletion" => KeyState::PendingDeletion,
+            other => panic!("key `{}`: unknown state `{other}`", self.name),
+        }
+    }
+}
+
+/// The keys every case's world has: the designated key (`alias/cmkguard/secrets` points to it),
+/// another enabled one, a disabled one and one pending deletion.
+pub fn standard_keys() -> Vec<KeyKind> {
+    vec![
+        KeyKind::new(DESIGNATED, "Enabled"),
+        KeyKind::new("other", "Enabled"),
+        KeyKind::new("disabled", "Disabled"),
+        KeyKind::new("pending-deletion", "PendingDeletion"),
+    ]
+}
+
+/// The name of the designated key among the [`KeyKind`]s.
+pub const DESIGNATED: &str = "designated";
+
+impl Case {
+    /// Every key of the case's world: the standard ones, then the row's own.
+    pub fn key_kinds(&self) -> Vec<KeyKind> {
+        let mut kinds = standard_keys();
+        kinds.extend(self.keys.iter().cloned());
+        kinds
+    }
+}
+
+/// The keys of one account and region, by [`KeyKind`] name (made in the fake here, in moto by
+/// the testkit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys {
     /// The designated key (`alias/cmkguard/secrets` points to it).
     pub designated: String,
-    pub other: String,
-    pub disabled: String,
-    pub pending_deletion: String,
+    /// Every key by its name, the designated one included.
+    pub by_name: BTreeMap<String, String>,
 }
 
 impl Keys {
+    /// The keys named `names`, with ARNs from `arn`.
+    pub fn new(by_name: BTreeMap<String, String>) -> Keys {
+        Keys {
+            designated: by_name.get(DESIGNATED).cloned().unwrap_or_default(),
+            by_name,
+        }
+    }
+
+    /// The ARN of the key named `name`.
+    pub fn arn(&self, name: &str) -> &str {
+        self.by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("no key `{name}` in this world"))
+    }
+
     /// The `KmsKeyId` a key kind of the table stands for (the one list of the kinds):
     /// `default`, `aws-alias`, `cmk`, `cmk-alias`, `cmk-disabled`, `cmk-pending-deletion`,
-    /// `other-cmk`.
+    /// `other-cmk`, and `key:NAME` for a key of the row's own.
     pub fn key_id(&self, kind: &str) -> Option<String> {
+        let named = |name: &str| Some(self.arn(name).to_owned());
         match kind {
             "default" => None,
             "aws-alias" => Some("alias/aws/secretsmanager".into()),
-            "cmk" => Some(self.designated.clone()),
+            "cmk" => named(DESIGNATED),
             "cmk-alias" => Some(KEY_ALIAS.into()),
-            "cmk-disabled" => Some(self.disabled.clone()),
-            "cmk-pending-deletion" => Some(self.pending_deletion.clone()),
-            "other-cmk" => Some(self.other.clone()),
-            other => panic!("unknown key kind `{other}`"),
+            "cmk-disabled" => named("disabled"),
+            "cmk-pending-deletion" => named("pending-deletion"),
+            "other-cmk" => named("other"),
+            other => match other.strip_prefix("key:") {
+                Some(name) => named(name),
+                None => panic!("unknown key kind `{other}`"),
+            },
         }
     }
 
     /// The fake's keys of `scope`.
-    pub fn in_fake(scope: &Scope) -> Keys {
-        Keys {
-            designated: key_arn(scope, "designated"),
-            other: key_arn(scope, "other"),
-            disabled: key_arn(scope, "disabled"),
-            pending_deletion: key_arn(scope, "pending-deletion"),
-        }
+    pub fn in_fake(scope: &Scope, kinds: &[KeyKind]) -> Keys {
+        Keys::new(
+            kinds
+                .iter()
+                .map(|k| (k.name.clone(), key_arn(scope, &k.name)))
+                .collect(),
+        )
     }
-}
-
-/// The KmsKeyId a key kind of the table stands for, in the fake.
-pub fn key_id(scope: &Scope, kind: &str) -> Option<String> {
-    Keys::in_fake(scope).key_id(kind)
 }
 
 /// Builds the case's world; returns the secret's scope and ARN.
@@ -261,19 +337,21 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
     let event = event(&case.event);
     let secret = case.secret.as_ref()?;
     let scope = Scope::new(&secret.account, &secret.region);
+    let kinds = case.key_kinds();
     for region in ["us-east-1", "us-west-2"] {
         let s = Scope::new(&secret.account, region);
-        fake.put_key(&s, customer_key(&s, "designated", KeyState::Enabled));
-        fake.put_key(&s, customer_key(&s, "other", KeyState::Enabled));
-        fake.put_key(&s, customer_key(&s, "disabled", KeyState::Disabled));
-        fake.put_key(
-            &s,
-            customer_key(&s, "pending-deletion", KeyState::PendingDeletion),
-        );
+        for kind in &kinds {
+            let key = customer_key(&s, &kind.name, kind.key_state());
+            if let Some(policy) = &kind.policy {
+                fake.put_key_policy(&key.arn, &policy.to_string());
+            }
+            fake.put_key(&s, key);
+        }
         if !(secret.no_alias && region == secret.region) {
-            fake.put_alias(&s, KEY_ALIAS, &key_arn(&s, "designated"));
+            fake.put_alias(&s, KEY_ALIAS, &key_arn(&s, DESIGNATED));
         }
     }
+    let keys = Keys::in_fake(&scope, &kinds);
     let arn = fixture_arn(&event).unwrap_or_else(|| {
         format!(
             "arn:aws:secretsmanager:{}:{}:secret:{}-AbCdEf",
@@ -286,7 +364,7 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
             SecretFacts {
                 arn: arn.clone(),
                 name: secret.name.clone(),
-                kms_key_id: key_id(&scope, secret.key.as_deref().unwrap_or("default")),
+                kms_key_id: keys.key_id(secret.key.as_deref().unwrap_or("default")),
                 tags: secret.tags.clone(),
                 owning_service: secret.owning_service.clone(),
                 replicas: secret

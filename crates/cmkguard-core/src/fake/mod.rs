@@ -39,6 +39,8 @@ struct World {
     version_keys: HashMap<String, BTreeMap<String, Vec<String>>>,
     /// Versions made so far (`RotateSecret`, [`FakeAws::new_version`]), for their ids.
     versions_made: usize,
+    /// Key policies as written, by key ARN (a key without one has AWS's default policy).
+    key_policies: HashMap<String, String>,
     /// Every version of a secret (by ARN) and when it was made: the `versions_made` count at
     /// the time, in seconds after the epoch (a secret's first versions: 0).
     version_history: HashMap<String, BTreeMap<String, u64>>,
@@ -77,6 +79,18 @@ impl FakeAws {
         let id = facts.arn.rsplit('/').next().unwrap_or_default().to_owned();
         world.keys.insert((scope.clone(), id), facts.clone());
         world.keys.insert((scope.clone(), facts.arn.clone()), facts);
+    }
+
+    /// The key `arn` has `policy` (JSON text) as its key policy.
+    pub fn put_key_policy(&self, arn: &str, policy: &str) {
+        self.world()
+            .key_policies
+            .insert(arn.to_owned(), policy.to_owned());
+    }
+
+    /// The key policy given to the key `arn`, if one was.
+    pub fn key_policy(&self, arn: &str) -> Option<String> {
+        self.world().key_policies.get(arn).cloned()
     }
 
     pub fn put_alias(&self, scope: &Scope, alias: &str, key_arn: &str) {
