@@ -5,6 +5,7 @@
 // Test support: a setup that fails should panic loudly, where the test is, not return errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bucket;
 pub mod http;
 mod moto;
 mod process;

@@ -17,12 +17,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::config::Credentials;
 use serde_json::{Value, json};
 
+use crate::bucket::TokenBucket;
 use crate::http::header;
 use crate::serve::{Answer, Received, Reply, Server, respond};
 
@@ -113,7 +114,7 @@ impl StandinBuilder {
     /// `AssumeRole` at most `per_second` with bursts of `burst` (a token bucket); over it the
     /// answer is HTTP 400 `Throttling`, as STS answers.
     pub fn sts_rate_limit(mut self, per_second: f64, burst: f64) -> Self {
-        self.sts_rate = Some((per_second, burst.max(1.0)));
+        self.sts_rate = Some((per_second, burst));
         self
     }
 
@@ -137,14 +138,9 @@ impl StandinBuilder {
                 designated_alias: self.designated_alias,
             },
             delay: self.delay,
-            sts_bucket: self.sts_rate.map(|(rate, burst)| {
-                Mutex::new(Bucket {
-                    rate,
-                    burst,
-                    tokens: burst,
-                    refilled: Instant::now(),
-                })
-            }),
+            sts_bucket: self
+                .sts_rate
+                .map(|(rate, burst)| TokenBucket::new(rate, burst)),
             counts: Mutex::default(),
             written: Mutex::default(),
             in_flight: AtomicUsize::new(0),
@@ -274,7 +270,7 @@ impl Standin {
 struct Shared {
     world: World,
     delay: Duration,
-    sts_bucket: Option<Mutex<Bucket>>,
+    sts_bucket: Option<TokenBucket>,
     counts: Mutex<Counts>,
     /// What writes changed, per secret ARN (the rest of the world is generated).
     written: Mutex<HashMap<String, Written>>,
@@ -295,20 +291,7 @@ impl Shared {
 
     /// Takes an `AssumeRole` token; `false` when the bucket is empty.
     fn admit_assume_role(&self) -> bool {
-        let Some(bucket) = &self.sts_bucket else {
-            return true;
-        };
-        let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.sts_bucket.as_ref().is_none_or(TokenBucket::admit)
     }
 }
 
@@ -316,14 +299,6 @@ impl Shared {
 struct Counts {
     by_operation: BTreeMap<String, usize>,
     throttled: usize,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    refilled: Instant,
 }
 
 /// A secret's state changed by writes.
