@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 
 use crate::bucket::TokenBucket;
-use crate::http::{DEFAULT_TIMEOUT, Headers, client, header};
+use crate::http::{DEFAULT_TIMEOUT, Headers, client, form_value, header};
 use crate::serve::{Answer, Connection, Hangup, Received, Reply, Server, respond};
 
 /// What the proxy answers instead of forwarding.
@@ -368,14 +368,6 @@ impl FaultProxy {
     }
 }
 
-/// The value of `name` in a query-protocol (form-encoded) request body, such as `Message` in a
-/// kept `Publish` body (see [`FaultProxy::bodies`]).
-pub fn form_value(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(field, _)| field == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 /// Answers one request: forwarded, or the fault picked for it.
 async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) -> Answer {
     let op = operation(request.path(), &request.headers, &request.body);
@@ -486,14 +478,10 @@ fn operation(path: &str, headers: &Headers, body: &[u8]) -> Operation {
         ("securityhub", "/findings") => Some("GetFindings"),
         _ => None,
     };
-    let body = String::from_utf8_lossy(body);
     let name = rest
-        .or_else(|| {
-            body.split('&')
-                .find_map(|pair| pair.strip_prefix("Action="))
-        })
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| form_value(body, "Action"))
+        .unwrap_or_else(|| "unknown".to_owned());
     Operation { service, name }
 }
 

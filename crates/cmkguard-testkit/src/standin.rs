@@ -24,7 +24,7 @@ use aws_sdk_sts::config::Credentials;
 use serde_json::{Value, json};
 
 use crate::bucket::TokenBucket;
-use crate::http::header;
+use crate::http::{form_value, header};
 use crate::serve::{Answer, Received, Reply, Server, respond};
 
 /// The management account: where base credentials act, and the organization's owner.
@@ -446,7 +446,7 @@ impl Call {
             // JSON 1.1: `TrentService.DescribeKey`, `secretsmanager.ListSecrets`.
             target.rsplit('.').next().unwrap_or(target).to_owned()
         } else if request.method == "POST"
-            && let Some(action) = form(&request.body).remove("Action")
+            && let Some(action) = form_value(&request.body, "Action")
         {
             // Query protocol (STS).
             action
@@ -524,7 +524,7 @@ async fn answer(shared: Arc<Shared>, request: Received) -> Answer {
 fn route(shared: &Shared, call: &Call, request: &Received, id: &str) -> Reply {
     let json = || serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null);
     match (call.service.as_str(), call.operation.as_str()) {
-        ("sts", "AssumeRole") => assume_role(&shared.world, &form(&request.body), id),
+        ("sts", "AssumeRole") => assume_role(&shared.world, &request.body, id),
         ("sts", "GetCallerIdentity") => caller_identity(call, id),
         ("organizations", "ListAccounts") => list_accounts(&shared.world, call, &json(), id),
         ("account", "ListRegions") => list_regions(&json(), id),
@@ -550,15 +550,9 @@ fn route(shared: &Shared, call: &Call, request: &Received, id: &str) -> Reply {
 
 // STS (query protocol: form-encoded requests, XML answers).
 
-fn assume_role(world: &World, params: &HashMap<String, String>, id: &str) -> Reply {
-    let role_arn = params
-        .get("RoleArn")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let session = params
-        .get("RoleSessionName")
-        .map(String::as_str)
-        .unwrap_or("session");
+fn assume_role(world: &World, form: &[u8], id: &str) -> Reply {
+    let role_arn = form_value(form, "RoleArn").unwrap_or_default();
+    let session = form_value(form, "RoleSessionName").unwrap_or_else(|| "session".to_owned());
     // `arn:aws:iam::ACCOUNT:role/NAME`
     let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
     let (account, role) = match parts[..] {
@@ -574,8 +568,7 @@ fn assume_role(world: &World, params: &HashMap<String, String>, id: &str) -> Rep
         let message = format!("not authorized to perform `sts:AssumeRole` on `{role_arn}`");
         return query_error(id, 403, "AccessDenied", &message);
     }
-    let seconds: u64 = params
-        .get("DurationSeconds")
+    let seconds: u64 = form_value(form, "DurationSeconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(3600);
     let expiration = iso8601(now_secs() + seconds);
@@ -590,7 +583,7 @@ fn assume_role(world: &World, params: &HashMap<String, String>, id: &str) -> Rep
              <SessionToken>standin-session-{account}</SessionToken>\
              <Expiration>{expiration}</Expiration></Credentials>\
              <PackedPolicySize>0</PackedPolicySize>",
-            session = xml_escape(session),
+            session = xml_escape(&session),
             role_name = xml_escape(role_name),
         ),
         id,
@@ -980,40 +973,6 @@ fn page_size(input: &Value, max: usize) -> usize {
         .map_or(max, |n| (n as usize).clamp(1, max))
 }
 
-/// A form body (`application/x-www-form-urlencoded`), decoded.
-fn form(body: &[u8]) -> HashMap<String, String> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((url_decode(name), url_decode(value)))
-        })
-        .collect()
-}
-
-fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', high, low]) => hex(*high).zip(hex(*low)),
-            _ => None,
-        };
-        match (bytes[i], escaped) {
-            (_, Some((high, low))) => {
-                out.push((high * 16 + low) as u8);
-                i += 2;
-            }
-            (b'+', None) => out.push(b' '),
-            (b, None) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -1051,14 +1010,6 @@ mod tests {
         assert_eq!(account_of_key("ASIA100000000007STND"), "100000000007");
         assert_eq!(account_of_key("AKIDSTANDIN"), MANAGEMENT_ACCOUNT);
         assert_eq!(account_of_key("ASIA1000STND"), MANAGEMENT_ACCOUNT);
-    }
-
-    #[test]
-    fn forms_decode() {
-        let params = form(b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx&S=a+b%");
-        assert_eq!(params["Action"], "AssumeRole");
-        assert_eq!(params["RoleArn"], "arn:aws:iam::1:role/x");
-        assert_eq!(params["S"], "a b%");
     }
 
     #[test]
