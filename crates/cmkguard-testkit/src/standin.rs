@@ -392,14 +392,10 @@ fn secret_suffix(account: &str, region: &str, index: usize) -> String {
 fn key_id(account: &str, region: &str, kind: &str) -> String {
     let a = fnv(&format!("{kind}/{account}/{region}"));
     let b = fnv(&format!("{region}/{account}/{kind}"));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        0x8000 | ((b >> 48) & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
+    let bits = u128::from(a) << 64 | u128::from(b);
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 fn key_arn(account: &str, region: &str) -> String {
@@ -921,12 +917,9 @@ fn kms_not_found(id: &str, key_id: &str) -> Reply {
     json_error(id, 400, "NotFoundException", &message)
 }
 
+/// A key id: a UUID in its hyphenated form (the only form of 36 characters `uuid` reads).
 fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
 }
 
 // Shared shapes.
