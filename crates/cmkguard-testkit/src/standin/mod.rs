@@ -150,30 +150,13 @@ impl Standin {
     /// credentials (the management account) in `us-east-1`, reading no profile files and no
     /// instance metadata.
     pub fn env(&self) -> Vec<(String, String)> {
-        let path = |name: &str| self.profile.path().join(name).display().to_string();
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY_ID.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "standin-secret".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", path("aws-config")),
-            ("AWS_SHARED_CREDENTIALS_FILE", path("aws-credentials")),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
+        crate::moto::local_env(self.endpoint(), &base_credentials(), self.profile.path())
     }
 
     /// SDK configuration for this server in `region` with base credentials (the management
     /// account). Reads neither the environment nor the profile files.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
-        self.sdk_config_with(
-            Credentials::new(BASE_ACCESS_KEY_ID, "standin-secret", None, None, "standin"),
-            region,
-        )
-        .await
+        self.sdk_config_with(base_credentials(), region).await
     }
 
     /// SDK configuration for this server in `region` with `credentials` (say, `AssumeRole`'s).
@@ -233,4 +216,9 @@ impl Standin {
         let now = self.shared.in_flight.load(Ordering::SeqCst);
         self.shared.peak_in_flight.store(now, Ordering::SeqCst);
     }
+}
+
+/// The base credentials: [`BASE_ACCESS_KEY_ID`], acting in the management account.
+fn base_credentials() -> Credentials {
+    Credentials::new(BASE_ACCESS_KEY_ID, "standin-secret", None, None, "standin")
 }

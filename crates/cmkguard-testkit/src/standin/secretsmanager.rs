@@ -66,8 +66,7 @@ pub(super) fn list_secrets(world: &World, call: &Call, input: &Value, id: &str) 
 }
 
 pub(super) fn describe_secret(world: &World, call: &Call, input: &Value, id: &str) -> Reply {
-    let secret_id = input["SecretId"].as_str().unwrap_or_default();
-    let Some(index) = world.secret_index(&call.account, &call.region, secret_id) else {
+    let Some(index) = secret_named(world, call, input) else {
         return secret_not_found(id);
     };
     let arn = secret_arn(&call.account, &call.region, index);
@@ -80,8 +79,7 @@ pub(super) fn describe_secret(world: &World, call: &Call, input: &Value, id: &st
 /// not give). One secret in [`MOVED_BY_OTHERS`] (index 1, 11, 21, ...) was moved off the AWS
 /// managed key by someone else, so its current version names both keys.
 pub(super) fn list_secret_versions(world: &World, call: &Call, input: &Value, id: &str) -> Reply {
-    let secret_id = input["SecretId"].as_str().unwrap_or_default();
-    let Some(index) = world.secret_index(&call.account, &call.region, secret_id) else {
+    let Some(index) = secret_named(world, call, input) else {
         return secret_not_found(id);
     };
     let (account, region) = (call.account.as_str(), call.region.as_str());
@@ -107,8 +105,7 @@ pub(super) fn list_secret_versions(world: &World, call: &Call, input: &Value, id
 
 /// `TagResource`, `UntagResource`, `UpdateSecret` (only its `KmsKeyId`).
 pub(super) fn write_secret(world: &World, call: &Call, input: &Value, id: &str) -> Reply {
-    let secret_id = input["SecretId"].as_str().unwrap_or_default();
-    let Some(index) = world.secret_index(&call.account, &call.region, secret_id) else {
+    let Some(index) = secret_named(world, call, input) else {
         return secret_not_found(id);
     };
     let arn = secret_arn(&call.account, &call.region, index);
@@ -145,6 +142,12 @@ pub(super) fn write_secret(world: &World, call: &Call, input: &Value, id: &str) 
         }
     };
     json_reply(id, "application/x-amz-json-1.1", &output)
+}
+
+/// The index of the secret `SecretId` names in the caller's account and region.
+fn secret_named(world: &World, call: &Call, input: &Value) -> Option<usize> {
+    let secret_id = input["SecretId"].as_str().unwrap_or_default();
+    world.secret_index(&call.account, &call.region, secret_id)
 }
 
 fn secret_not_found(id: &str) -> Reply {
