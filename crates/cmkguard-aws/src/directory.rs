@@ -2,10 +2,8 @@
 //! crate; EC2's `DescribeRegions` would pull in the largest crate of the SDK) and the active
 //! accounts of an AWS Organization (`organizations:ListAccounts`).
 
-use aws_config::SdkConfig;
 use aws_sdk_account::types::RegionOptStatus;
 use aws_sdk_organizations::types::{AccountState, AccountStatus};
-use cmkguard_core::AwsError;
 use cmkguard_core::ports::{AwsResult, ListAccounts};
 use futures_util::{Stream, StreamExt};
 
@@ -88,17 +86,6 @@ impl AwsPorts {
         let config = self.account_config(account).await?;
         enabled_regions(&aws_sdk_account::Client::new(&config)).await
     }
-}
-
-/// The organization's accounts, asked with the caller's own credentials.
-pub async fn list_organization(config: &SdkConfig) -> AwsResult<Vec<String>> {
-    let accounts = organization_accounts(&aws_sdk_organizations::Client::new(config)).await?;
-    if accounts.is_empty() {
-        return Err(AwsError::Other(
-            "`ListAccounts` found no active account in the organization".into(),
-        ));
-    }
-    Ok(accounts)
 }
 
 impl ListAccounts for AwsPorts {

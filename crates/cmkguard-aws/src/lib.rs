@@ -10,9 +10,7 @@ pub mod retry;
 pub mod securityhub;
 
 pub use cursor::CURSOR_PARAMETER;
-pub use directory::{
-    enabled_regions, list_organization, organization_accounts, organization_pages,
-};
+pub use directory::{enabled_regions, organization_accounts, organization_pages};
 pub use errors::classify;
 pub use ports::{AwsPorts, Clients};
 pub use retry::{RETRY_BUDGET_MS, RetryBudget, retry_budget};

@@ -25,8 +25,8 @@ type KeyRef = (Scope, String);
 
 pub struct KeyCache {
     entries: Mutex<Bounded<KeyRef, (KeyFacts, Instant)>>,
-    /// One lock per key being described, removed when it is done.
-    in_flight: Mutex<HashMap<KeyRef, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per key being looked up, removed when the last lookup of it ends (see [`Gate`]).
+    in_flight: Gates,
 }
 
 impl Default for KeyCache {
@@ -73,25 +73,14 @@ impl KeyCache {
         if let Some(facts) = self.get(scope, key_id) {
             return Ok(facts);
         }
-        let key = (scope.clone(), key_id.to_owned());
-        let gate = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(in_flight.entry(key.clone()).or_default())
-        };
-        let turn = gate.lock().await;
-        let facts = match self.get(scope, key_id) {
+        let gate = Gate::enter(&self.in_flight, (scope.clone(), key_id.to_owned()));
+        let _turn = gate.turn().await;
+        match self.get(scope, key_id) {
             Some(facts) => Ok(facts),
             None => describe()
                 .await
                 .inspect(|facts| self.put(scope, key_id, facts)),
-        };
-        drop(turn);
-        // The last one through removes the gate (the others hold a clone of it while they wait).
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if Arc::strong_count(&gate) == 2 {
-            in_flight.remove(&key);
         }
-        facts
     }
 
     /// How many keys are held, and how many are being described (for tests of the bounds).
@@ -104,6 +93,45 @@ impl KeyCache {
             .unwrap_or_else(|e| e.into_inner())
             .len();
         (entries, in_flight)
+    }
+}
+
+/// The gate of each key being looked up, with how many lookups hold it.
+type Gates = Mutex<HashMap<KeyRef, (Arc<tokio::sync::Mutex<()>>, usize)>>;
+
+/// A lookup's hold on its key's gate. Dropped when the lookup ends, or when it is cancelled
+/// midway (a timeout drops the future), the last hold removes the gate: the map keeps only the
+/// keys being looked up.
+struct Gate<'a> {
+    gates: &'a Gates,
+    key: KeyRef,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Gate<'a> {
+    fn enter(gates: &'a Gates, key: KeyRef) -> Self {
+        let mut map = gates.lock().unwrap_or_else(|e| e.into_inner());
+        let (gate, holders) = map.entry(key.clone()).or_default();
+        *holders += 1;
+        let gate = Arc::clone(gate);
+        Gate { gates, key, gate }
+    }
+
+    /// Waits for the lookups before this one to end.
+    async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.gate.lock().await
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut map = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, holders)) = map.get_mut(&self.key) {
+            *holders -= 1;
+            if *holders == 0 {
+                map.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -133,5 +161,26 @@ mod tests {
                 .get(&Scope::new(format!("{:012}", 0), "us-east-1"), "k")
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_lookup_leaves_no_gate_behind() {
+        let cache = KeyCache::new(8);
+        let scope = Scope::new("111111111111", "us-east-1");
+        let found = || async { Ok(KeyFacts::customer("arn:k", KeyState::Enabled)) };
+        // The first lookup describes and never finishes; the second waits for it at the gate.
+        let mut lookups = Box::pin(futures_util::future::join(
+            cache.get_or_describe(&scope, "k", std::future::pending),
+            cache.get_or_describe(&scope, "k", found),
+        ));
+        let timeout = Duration::from_millis(20);
+        assert!(tokio::time::timeout(timeout, &mut lookups).await.is_err());
+        assert_eq!(cache.sizes(), (0, 1), "both lookups hold one gate");
+        // Cancelled, as a timeout around the lookups cancels them.
+        drop(lookups);
+        assert_eq!(cache.sizes(), (0, 0));
+        let facts = cache.get_or_describe(&scope, "k", found).await.unwrap();
+        assert_eq!(facts.arn, "arn:k");
+        assert_eq!(cache.sizes(), (1, 0));
     }
 }

@@ -1,6 +1,8 @@
 //! The cmkguard engine: what a secret and its key are, what the policy says about them, and what
-//! to do about it. No AWS SDK and no runtime here: AWS is reached through the port traits in
-//! [`ports`], implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature).
+//! to do about it. No AWS SDK here: AWS is reached through the port traits in [`ports`],
+//! implemented by `cmkguard-aws` (and by in-memory fakes under the `test-util` feature). It starts
+//! no runtime but runs on the caller's Tokio one: a sweep's deadline is a Tokio timer, and
+//! concurrent lookups of one key wait on a Tokio lock.
 
 pub mod act;
 pub mod advice;

@@ -110,13 +110,6 @@ pub async fn handle<P: Ports>(
     }
 }
 
-/// The invocation's response: how many records of each verdict.
-pub fn summary(records: &[Record]) -> Value {
-    let mut verdicts = Verdicts::default();
-    records.iter().for_each(|r| verdicts.add(r));
-    verdicts.summary()
-}
-
 /// Records counted by verdict as they are made.
 #[derive(Debug, Default)]
 struct Verdicts {

@@ -178,6 +178,14 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
         .map(|(_, v)| v.as_str())
 }
 
+/// The value of `name` in a form-encoded body (`application/x-www-form-urlencoded`, as query
+/// protocols send), such as `Message` in a `Publish` body the fault proxy kept.
+pub fn form_value(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 pub(crate) fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
@@ -240,6 +248,18 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(err.to_string().contains(&url), "{err}");
         drop(listener);
+    }
+
+    #[test]
+    fn forms_decode() {
+        let body = b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx&S=a+b%";
+        assert_eq!(form_value(body, "Action").as_deref(), Some("AssumeRole"));
+        assert_eq!(
+            form_value(body, "RoleArn").as_deref(),
+            Some("arn:aws:iam::1:role/x")
+        );
+        assert_eq!(form_value(body, "S").as_deref(), Some("a b%"));
+        assert_eq!(form_value(body, "T"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 // Test support: a setup that fails should panic loudly, where the test is, not return errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bucket;
 pub mod http;
 mod moto;
 mod process;
@@ -15,6 +16,7 @@ pub mod standin;
 pub mod versions;
 pub mod world;
 
+pub use http::form_value;
 pub use moto::{
     CARGO_LAMBDA_REQUIREMENT, DEFAULT_ACCOUNT, MOTO_REQUIREMENT, MOTO_SERVER_ENV, Moto,
     TEST_ROLE_NAME, cargo_lambda_binary, moto_server_binary, workspace_root,
@@ -22,7 +24,7 @@ pub use moto::{
 pub use process::{
     FIXTURE_KEY_ARN, Process, event_for, key_event_for, run_with_input, sibling_binary,
 };
-pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When, form_value};
+pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};
 pub use standin::{Standin, StandinBuilder};
 pub use versions::VersionEvent;

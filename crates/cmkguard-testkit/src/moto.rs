@@ -108,34 +108,13 @@ impl Moto {
     /// Environment for a child process (a cmkguard binary) to reach this moto with test
     /// credentials in `us-east-1`, ignoring the host's AWS profile files and instance metadata.
     pub fn env(&self) -> Vec<(String, String)> {
-        let path = |name: &str| self.dir.join(name).display().to_string();
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ACCESS_KEY_ID", TEST_SECRET.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", TEST_SECRET.to_owned()),
-            ("AWS_SESSION_TOKEN", TEST_SECRET.to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", path("aws-config")),
-            ("AWS_SHARED_CREDENTIALS_FILE", path("aws-credentials")),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
+        local_env(self.endpoint(), &test_credentials(), &self.dir)
     }
 
     /// SDK configuration for this moto in `region`, acting in [`DEFAULT_ACCOUNT`]. Reads neither
     /// the environment nor the profile files.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
-        let credentials = Credentials::new(
-            TEST_SECRET,
-            TEST_SECRET,
-            Some(TEST_SECRET.to_owned()),
-            None,
-            "cmkguard-testkit",
-        );
-        self.load_config(credentials, region).await
+        self.load_config(test_credentials(), region).await
     }
 
     /// SDK configuration acting in `account` (moto partitions data per account): credentials from
@@ -467,6 +446,44 @@ fn fresh_temp_dir() -> PathBuf {
         std::env::temp_dir().join(format!("cmkguard-moto-{}-{n}-{nanos}", std::process::id()));
     fs::create_dir_all(&dir).expect("create a temp dir for moto");
     dir
+}
+
+/// The credentials moto's default account takes.
+fn test_credentials() -> Credentials {
+    let token = Some(TEST_SECRET.to_owned());
+    Credentials::new(TEST_SECRET, TEST_SECRET, token, None, "cmkguard-testkit")
+}
+
+/// Environment for a child process (a cmkguard binary) to reach `endpoint` with `credentials` in
+/// `us-east-1`, reading the profile files in `profile` (empty ones, so not the host's) and no
+/// instance metadata.
+pub(crate) fn local_env(
+    endpoint: String,
+    credentials: &Credentials,
+    profile: &Path,
+) -> Vec<(String, String)> {
+    let path = |name: &str| profile.join(name).display().to_string();
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key().to_owned(),
+        ),
+    ];
+    if let Some(token) = credentials.session_token() {
+        env.push(("AWS_SESSION_TOKEN", token.to_owned()));
+    }
+    env.extend([
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", path("aws-config")),
+        ("AWS_SHARED_CREDENTIALS_FILE", path("aws-credentials")),
+    ]);
+    env.into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 /// SDK configuration for a local AWS stand-in (moto, the testkit's [`crate::standin`]) at

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 
-use crate::http::{DEFAULT_TIMEOUT, Headers, client, header};
+use crate::bucket::TokenBucket;
+use crate::http::{DEFAULT_TIMEOUT, Headers, client, form_value, header};
 use crate::serve::{Answer, Connection, Hangup, Received, Reply, Server, respond};
 
 /// What the proxy answers instead of forwarding.
@@ -107,23 +108,12 @@ impl Operation {
     }
 }
 
-/// AWS's request quotas as token buckets, one per group of operations that share a quota:
-/// a request that finds its bucket empty is throttled (`ThrottlingException`), as AWS does.
+/// AWS's request quotas, scaled: [`FaultProxy::rate_limit`] enforces them as token buckets, one
+/// per group of operations that share a quota. A request that finds its bucket empty is throttled
+/// (`ThrottlingException`), as AWS does.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
-    buckets: Vec<Bucket>,
-}
-
-#[derive(Debug, Clone)]
-struct Bucket {
-    name: &'static str,
-    service: &'static str,
-    operations: &'static [&'static str],
-    /// Tokens per second, and the most the bucket holds (the burst).
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    refilled: Instant,
+    scale: f64,
 }
 
 /// AWS's published quotas per account and region (requests per second, burst), by operation
@@ -190,60 +180,37 @@ impl RateLimits {
     /// AWS's published quotas times `scale` (moto answers only ~150 requests/s: a fifth, `0.2`,
     /// makes throttling visible).
     pub fn aws(scale: f64) -> RateLimits {
-        let now = Instant::now();
-        RateLimits {
-            buckets: AWS_QUOTAS
-                .iter()
-                .map(|(name, service, operations, rate, burst)| Bucket {
-                    name,
-                    service,
-                    operations,
-                    rate: rate * scale,
-                    burst: (burst * scale).max(1.0),
-                    tokens: (burst * scale).max(1.0),
-                    refilled: now,
-                })
-                .collect(),
-        }
+        RateLimits { scale }
     }
 
     /// The group of an operation and its rate (requests per second), if it has a quota here.
     pub fn group_of(&self, service: &str, operation: &str) -> Option<(&'static str, f64)> {
-        self.bucket_index(service, operation)
-            .map(|i| (self.buckets[i].name, self.buckets[i].rate))
+        let (name, _, _, rate, _) = AWS_QUOTAS[quota_index(service, operation)?];
+        Some((name, rate * self.scale))
     }
 
-    fn bucket_index(&self, service: &str, operation: &str) -> Option<usize> {
-        self.buckets
+    /// A full bucket per group, in the order of [`AWS_QUOTAS`].
+    fn buckets(&self) -> Vec<TokenBucket> {
+        AWS_QUOTAS
             .iter()
-            .position(|b| b.service == service && b.operations.contains(&operation))
+            .map(|(_, _, _, rate, burst)| TokenBucket::new(rate * self.scale, burst * self.scale))
+            .collect()
     }
+}
 
-    /// Takes a token for the request; `false` when its bucket is empty.
-    fn admit(&mut self, service: &str, operation: &str) -> bool {
-        let Some(i) = self.bucket_index(service, operation) else {
-            return true;
-        };
-        let bucket = &mut self.buckets[i];
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+/// Where the quota of an operation is in [`AWS_QUOTAS`], if it has one.
+fn quota_index(service: &str, operation: &str) -> Option<usize> {
+    AWS_QUOTAS
+        .iter()
+        .position(|(_, s, operations, _, _)| *s == service && operations.contains(&operation))
 }
 
 #[derive(Debug, Default)]
 struct State {
     /// Each rule with its generator state and how many calls it matched so far.
     rules: Vec<(Rule, u64, usize)>,
-    /// Quotas enforced after the rules, when set.
-    limits: Option<RateLimits>,
+    /// The buckets of the quotas enforced after the rules (see [`RateLimits`]); none until set.
+    buckets: Vec<TokenBucket>,
     /// Requests the quotas throttled.
     throttled: usize,
     counts: BTreeMap<String, usize>,
@@ -324,7 +291,7 @@ impl FaultProxy {
 
     /// Enforces `limits` from now on (see [`RateLimits::aws`]).
     pub fn rate_limit(&self, limits: RateLimits) {
-        self.shared.lock().limits = Some(limits);
+        self.shared.lock().buckets = limits.buckets();
     }
 
     /// Requests the rate limits throttled so far.
@@ -405,14 +372,6 @@ impl FaultProxy {
     }
 }
 
-/// The value of `name` in a query-protocol (form-encoded) request body, such as `Message` in a
-/// kept `Publish` body (see [`FaultProxy::bodies`]).
-pub fn form_value(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(field, _)| field == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 /// Answers one request: forwarded, or the fault picked for it.
 async fn answer(shared: Arc<Shared>, request: Received, connection: Connection) -> Answer {
     let op = operation(request.path(), &request.headers, &request.body);
@@ -484,8 +443,8 @@ fn decide(shared: &Shared, op: &Operation, body: &[u8]) -> Option<Fault> {
         }
     }
     if fault.is_none()
-        && let Some(limits) = state.limits.as_mut()
-        && !limits.admit(&op.service, &op.name)
+        && let Some(bucket) = quota_index(&op.service, &op.name).and_then(|i| state.buckets.get(i))
+        && !bucket.admit()
     {
         fault = Some(Fault::Throttle);
         state.throttled += 1;
@@ -524,14 +483,10 @@ fn operation(path: &str, headers: &Headers, body: &[u8]) -> Operation {
         ("securityhub", "/findings") => Some("GetFindings"),
         _ => None,
     };
-    let body = String::from_utf8_lossy(body);
     let name = rest
-        .or_else(|| {
-            body.split('&')
-                .find_map(|pair| pair.strip_prefix("Action="))
-        })
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| form_value(body, "Action"))
+        .unwrap_or_else(|| "unknown".to_owned());
     Operation { service, name }
 }
 

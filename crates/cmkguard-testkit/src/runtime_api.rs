@@ -364,15 +364,10 @@ fn random_u64() -> u64 {
 
 /// A random version-4 UUID, as Lambda's request ids are.
 fn random_uuid() -> String {
-    let (a, b) = (random_u64(), random_u64());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        0x8000 | ((b >> 48) & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
+    let bits = u128::from(random_u64()) << 64 | u128::from(random_u64());
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 /// An X-Ray trace header like Lambda's: `Root=1-<epoch hex>-<96 random bits>;Parent=...;Sampled=0`.
