@@ -170,15 +170,27 @@ async fn a_finding_per_secret_failed_then_passed_when_a_person_fixes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn re_encrypted_by_the_guard_is_passed_and_says_so() {
+async fn re_encrypted_by_the_guard_stays_failed_at_low_and_says_what_is_left() {
     let (moto, setup, made) = with_securityhub("cloudformation-secret-is-remediated").await;
     let run = deliver(&moto, &setup);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(outcome(&run, "remediate").as_deref(), Some("done"));
     assert_eq!(outcome(&run, "securityhub").as_deref(), Some("done"));
     let finding = the_finding(&moto, OWN_ACCOUNT, &made);
-    assert_eq!(finding["Compliance"]["Status"], "PASSED");
-    assert_eq!(finding["Severity"]["Label"], "INFORMATIONAL");
+    // The move is finished only by a new version: FAILED at LOW until then.
+    assert_eq!(finding["Compliance"]["Status"], "FAILED");
+    assert_eq!(finding["Severity"]["Label"], "LOW");
+    assert_eq!(
+        finding["ProductFields"]["cmkguard/reason"],
+        "previous-key-decrypts"
+    );
+    assert!(
+        finding["Description"]
+            .as_str()
+            .unwrap()
+            .contains("until a new version is current"),
+        "{finding:?}"
+    );
     assert!(
         finding["Title"]
             .as_str()

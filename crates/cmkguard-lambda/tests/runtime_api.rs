@@ -42,8 +42,10 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
     let results = api.wait_for(2, Duration::from_secs(60));
     let (stdout, stderr) = function.stop();
     assert_eq!(results.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
-    // The first delivery re-encrypts; the second finds the secret on the right key.
-    for (result, verdict) in results.iter().zip(["non_compliant", "compliant"]) {
+    // The first delivery re-encrypts; the second finds the secret on the right key, its current
+    // version still readable through the previous key (`previous-key-decrypts`, said by the
+    // first delivery's notification: nothing more is done).
+    for (result, verdict) in results.iter().zip(["non_compliant", "non_compliant"]) {
         let Outcome::Response(body) = &result.outcome else {
             panic!("not a response: {result:?}\n{stderr}")
         };
@@ -73,7 +75,8 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
     assert_eq!(emf.len(), 2, "{stdout}");
     assert_eq!(emf[0]["decisions.non_compliant"], 1);
     assert_eq!(emf[0]["actions.remediate.done"], 1);
-    assert_eq!(emf[1]["decisions.compliant"], 1);
+    assert_eq!(emf[1]["decisions.non_compliant"], 1);
+    assert_eq!(records[1]["reason"], "previous-key-decrypts", "{stdout}");
     assert!(
         emf.iter()
             .all(|l| l.get("verdict").is_none() && l["handling_time"].is_number())
