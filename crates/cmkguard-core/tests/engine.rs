@@ -6,7 +6,8 @@
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
 use cmkguard_core::{
-    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Reason, Verdict,
+    AwsError, Config, Guard, GuardError, KeyFacts, KeyManager, KeyState, Outcome, Reason, Record,
+    Verdict,
 };
 use serde_json::{Value, json};
 
@@ -16,6 +17,18 @@ use common::{REGION, arn, cmk, event, scope, secret};
 
 fn config(actions: &str) -> Config {
     common::config(actions, &[])
+}
+
+/// The CloudTrail event `name` on `app/db`, delivered to `guard`.
+async fn deliver(guard: &Guard<FakeAws>, name: &str) -> Result<Vec<Record>, GuardError> {
+    guard.handle(&event(name, &arn("app/db")), &ctx()).await
+}
+
+/// [`world`] with `app/db` on the default key.
+fn world_with_secret() -> FakeAws {
+    let fake = world();
+    fake.put_secret(&scope(), secret("app/db", None));
+    fake
 }
 
 fn world() -> FakeAws {
@@ -28,14 +41,10 @@ fn world() -> FakeAws {
 
 #[tokio::test]
 async fn the_guards_own_writes_converge_with_no_further_write() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     let guard = Guard::new(config("tag,notify,remediate"), fake);
 
-    let first = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let first = deliver(&guard, "CreateSecret").await.unwrap();
     assert_eq!(first[0].verdict, Verdict::NonCompliant);
     assert_eq!(guard.ports().count("UpdateSecret"), 1);
     let writes = guard.ports().writes();
@@ -66,18 +75,14 @@ async fn the_guards_own_writes_converge_with_no_further_write() {
 
 #[tokio::test]
 async fn a_transient_failure_is_retryable_and_the_redelivery_converges() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     fake.fail(
         "TagResource",
         AwsError::Transient("ThrottlingException: rate exceeded".into()),
     );
     let guard = Guard::new(config("tag,remediate"), fake);
 
-    let err = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap_err();
+    let err = deliver(&guard, "CreateSecret").await.unwrap_err();
     let GuardError::Transient { records, .. } = &err else {
         panic!("not transient: {err}")
     };
@@ -86,10 +91,7 @@ async fn a_transient_failure_is_retryable_and_the_redelivery_converges() {
     assert_eq!(guard.ports().count("UpdateSecret"), 0);
 
     guard.ports().heal("TagResource");
-    let records = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let records = deliver(&guard, "CreateSecret").await.unwrap();
     assert_eq!(records[0].verdict, Verdict::NonCompliant);
     assert_eq!(
         outcomes(&records[0]),
@@ -111,16 +113,12 @@ fn outcomes(record: &cmkguard_core::Record) -> Vec<(&'static str, Outcome)> {
 #[tokio::test]
 async fn a_retry_after_a_partial_failure_finishes_the_remediation_once() {
     for failing in ["TagResource", "Publish"] {
-        let fake = world();
-        fake.put_secret(&scope(), secret("app/db", None));
+        let fake = world_with_secret();
         // The intent mark passes; the next tag (or the publish) fails.
         let passes = usize::from(failing == "TagResource");
         fake.fail_after(failing, passes, AwsError::Transient("HTTP 503".into()));
         let guard = Guard::new(config("tag,notify,remediate"), fake);
-        let err = guard
-            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-            .await
-            .unwrap_err();
+        let err = deliver(&guard, "CreateSecret").await.unwrap_err();
         assert!(
             matches!(err, GuardError::Transient { .. }),
             "{failing}: {err}"
@@ -130,10 +128,7 @@ async fn a_retry_after_a_partial_failure_finishes_the_remediation_once() {
         assert_eq!(after.tags["cmkguard:status"], "remediating", "{failing}");
 
         guard.ports().heal(failing);
-        let records = guard
-            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-            .await
-            .unwrap();
+        let records = deliver(&guard, "CreateSecret").await.unwrap();
         assert_eq!(records[0].verdict, Verdict::NonCompliant, "{failing}");
         assert_eq!(
             outcomes(&records[0]),
@@ -149,10 +144,7 @@ async fn a_retry_after_a_partial_failure_finishes_the_remediation_once() {
         assert_eq!(after.tags["cmkguard:previous-key"], "aws/secretsmanager");
         // A third delivery, and the events of the guard's own writes: nothing more.
         let writes = guard.ports().writes();
-        let records = guard
-            .handle(&event("UpdateSecret", &arn("app/db")), &ctx())
-            .await
-            .unwrap();
+        let records = deliver(&guard, "UpdateSecret").await.unwrap();
         // What is left of the move (the current version is still under the previous key) was
         // said by the move's own notification: nothing more is written or sent.
         assert_eq!(
@@ -169,14 +161,10 @@ async fn a_retry_after_a_partial_failure_finishes_the_remediation_once() {
 /// `notify` alone keeps the mark: three deliveries and two sweeps, one message.
 #[tokio::test]
 async fn notify_alone_notifies_once_across_deliveries_and_sweeps() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     let guard = Guard::new(config("notify"), fake);
     for _ in 0..3 {
-        guard
-            .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-            .await
-            .unwrap();
+        deliver(&guard, "CreateSecret").await.unwrap();
     }
     let sweep = serde_json::json!({
         "id": "sweep-1", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -192,44 +180,32 @@ async fn notify_alone_notifies_once_across_deliveries_and_sweeps() {
 
 #[tokio::test]
 async fn a_transient_describe_is_an_error_for_lambda_to_retry() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     fake.fail("DescribeSecret", AwsError::Transient("HTTP 503".into()));
     let guard = Guard::new(config("tag"), fake);
-    let err = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap_err();
+    let err = deliver(&guard, "CreateSecret").await.unwrap_err();
     assert!(matches!(err, GuardError::Transient { .. }), "{err}");
     assert_eq!(guard.ports().writes(), 0);
 }
 
 #[tokio::test]
 async fn permanent_failures_are_verdicts() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     fake.fail(
         "DescribeSecret",
         AwsError::AccessDenied("not allowed".into()),
     );
     let guard = Guard::new(config("tag"), fake);
-    let records = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let records = deliver(&guard, "CreateSecret").await.unwrap();
     assert_eq!(
         (records[0].verdict, records[0].reason.as_str()),
         (Verdict::Error, "access-denied")
     );
 
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     fake.fail("TagResource", AwsError::AccessDenied("no tagging".into()));
     let guard = Guard::new(config("tag,notify"), fake);
-    let records = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let records = deliver(&guard, "CreateSecret").await.unwrap();
     let outcomes: Vec<_> = records[0]
         .actions
         .iter()
@@ -245,14 +221,10 @@ async fn permanent_failures_are_verdicts() {
     assert_eq!(guard.ports().published().len(), 0);
 
     // A permanent failure to publish keeps the mark: the record and the metric tell of it.
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     fake.fail("Publish", AwsError::AccessDenied("no publishing".into()));
     let guard = Guard::new(config("tag,notify"), fake);
-    let records = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let records = deliver(&guard, "CreateSecret").await.unwrap();
     assert_eq!(
         records[0]
             .actions
@@ -421,13 +393,9 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn the_notification_is_the_record_with_filterable_attributes() {
-    let fake = world();
-    fake.put_secret(&scope(), secret("app/db", None));
+    let fake = world_with_secret();
     let guard = Guard::new(config("notify"), fake);
-    let records = guard
-        .handle(&event("CreateSecret", &arn("app/db")), &ctx())
-        .await
-        .unwrap();
+    let records = deliver(&guard, "CreateSecret").await.unwrap();
     let published = guard.ports().published();
     assert_eq!(published.len(), 1);
     let message: Value = serde_json::from_str(&published[0].message).unwrap();

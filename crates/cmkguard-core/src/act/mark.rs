@@ -3,7 +3,7 @@
 
 use crate::config::Action;
 use crate::facts::SecretFacts;
-use crate::ports::{Ports, Scope};
+use crate::ports::{AwsError, Ports, Scope};
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
 use crate::tags::{
     MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, ROTATION_REQUESTED_TAG, STATUS_TAG, Status,
@@ -12,8 +12,9 @@ use crate::tags::{
 use super::rotate::rotate;
 use super::{Actor, Mark, Moved, Unfinished, finish, mark_tags, move_to_finish, notification};
 
-/// Marks the secret (`cmkguard:status`), then notifies; each writes only when the state is
-/// not already right (see [`remediate_if_due`] for why the mark comes first).
+/// Marks the secret (`cmkguard:status`), finishes a move's rotation, then notifies; each writes
+/// only when the state is not already right (see [`remediate_if_due`] for why the mark comes
+/// first).
 pub(crate) async fn mark_and_notify<P: Ports>(
     actor: &Actor<'_, P>,
     scope: &Scope,
@@ -22,24 +23,64 @@ pub(crate) async fn mark_and_notify<P: Ports>(
     moved: Option<&Moved>,
 ) -> Result<(), Unfinished> {
     let mark = Mark::of(facts);
-    let (status_now, reason_now) = (mark.status, mark.reason);
-    let flagged = matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed);
-    // `notify` and `securityhub` keep the mark too: it is how a redelivery knows the
-    // finding was reported. Its writes are `tag` actions, or (without `tag`) `notify` or
-    // `securityhub` ones; a move's own mark (its version) is kept by `remediate` alone too.
-    let mark_action = [Action::Tag, Action::Notify, Action::SecurityHub]
+    let marked = write_mark(actor, scope, facts, record, moved).await?;
+
+    // Before the notification, so that it says what became of the rotation.
+    if let Some(version) = move_to_finish(&mark, record, facts, moved)
+        && actor.config.acts(Action::Rotate)
+    {
+        let action = rotate(actor, scope, facts, &version).await;
+        if action.is_err() && moved.is_some() {
+            // The retry must finish the move's report (its notification): take the mark back.
+            unmark(actor, scope, facts, true, mark.status, mark.reason).await;
+        }
+        finish(record, Action::Rotate, action)?;
+    }
+
+    // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
+    if is_flagged(record) && actor.config.acts(Action::Notify) {
+        let action = notify(actor, scope, facts, record, moved, marked).await;
+        finish(record, Action::Notify, action)?;
+    }
+    Ok(())
+}
+
+fn is_flagged(record: &Record) -> bool {
+    matches!(record.verdict, Verdict::NonCompliant | Verdict::Managed)
+}
+
+/// What the mark's writes are recorded as: `tag`, or (without `tag`) `notify` or `securityhub`,
+/// which keep the mark too (it is how a redelivery knows the finding was reported); a move's own
+/// mark (its version) is kept by `remediate` alone too. `None`: nothing keeps the mark.
+fn mark_action<P: Ports>(
+    actor: &Actor<'_, P>,
+    mark: &Mark<'_>,
+    moved: Option<&Moved>,
+) -> Option<Action> {
+    [Action::Tag, Action::Notify, Action::SecurityHub]
         .into_iter()
         .find(|a| actor.config.acts(*a))
         .or_else(|| {
             let move_mark = moved.is_some() || mark.move_open();
             (move_mark && actor.config.acts(Action::Remediate)).then_some(Action::Remediate)
-        });
-    let marks = mark_action.is_some();
-    let mark_action = mark_action.unwrap_or(Action::Tag);
-    let already_reported = mark.reports(record, moved);
+        })
+}
 
-    let mut marked = already_reported;
-    if flagged && marks {
+/// Writes the mark the record calls for, or takes an open one away; returns whether the finding
+/// is marked (so that it may be notified).
+async fn write_mark<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &mut Record,
+    moved: Option<&Moved>,
+) -> Result<bool, Unfinished> {
+    let mark = Mark::of(facts);
+    let already_reported = mark.reports(record, moved);
+    let Some(mark_action) = mark_action(actor, &mark, moved) else {
+        return Ok(already_reported);
+    };
+    if is_flagged(record) {
         let (tags, said) = mark_tags(&mark, record, facts, moved);
         let action = if already_reported {
             Ok(ActionRecord::new(
@@ -64,90 +105,96 @@ pub(crate) async fn mark_and_notify<P: Ports>(
             }
             action => finish(record, mark_action, action)?,
         };
-        marked = matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported;
-    } else if !flagged && marks && mark.move_open() {
+        return Ok(matches!(action.outcome, Outcome::Done | Outcome::DryRun) || already_reported);
+    }
+    let (keys, was) = if mark.move_open() {
         // A new version is current: the move is finished (`remediated` and the previous key
         // stay as history; without the reason, the mark reads as a finished move).
-        let keys = [
+        let keys = vec![
             MOVED_VERSION_TAG.to_owned(),
             ROTATION_REQUESTED_TAG.to_owned(),
             REASON_TAG.to_owned(),
         ];
-        let was = mark.moved_version.unwrap_or_default();
-        let action = actor
-            .write(
-                mark_action,
-                format!("removed `{MOVED_VERSION_TAG}={was}`: a new version is current"),
-                || actor.ports.untag_secret(scope, &facts.arn, &keys),
-            )
-            .await;
-        finish(record, mark_action, action)?;
-    } else if !flagged && marks && mark.is_open() {
+        let was = format!(
+            "`{MOVED_VERSION_TAG}={}`: a new version is current",
+            mark.moved_version.unwrap_or_default()
+        );
+        (keys, was)
+    } else if mark.is_open() {
         // Compliant now: the finding is over (a `remediated` mark stays as history), and an
         // intent that did not come to pass (someone else fixed the secret) is withdrawn.
         let mut keys = vec![STATUS_TAG.to_owned(), REASON_TAG.to_owned()];
-        if status_now == Some(Status::Remediating) {
+        if mark.status == Some(Status::Remediating) {
             keys.push(PREVIOUS_KEY_TAG.to_owned());
         }
-        let was = status_now.map_or("", Status::as_str);
-        let action = actor
-            .write(mark_action, format!("removed `{STATUS_TAG}={was}`"), || {
-                actor.ports.untag_secret(scope, &facts.arn, &keys)
-            })
-            .await;
-        finish(record, mark_action, action)?;
-    }
+        let was = format!("`{STATUS_TAG}={}`", mark.status.map_or("", Status::as_str));
+        (keys, was)
+    } else {
+        return Ok(already_reported);
+    };
+    let action = actor
+        .write(mark_action, format!("removed {was}"), || {
+            actor.ports.untag_secret(scope, &facts.arn, &keys)
+        })
+        .await;
+    finish(record, mark_action, action)?;
+    Ok(already_reported)
+}
 
-    // Before the notification, so that it says what became of the rotation.
-    if let Some(version) = move_to_finish(&mark, record, facts, moved)
-        && actor.config.acts(Action::Rotate)
-    {
-        let action = rotate(actor, scope, facts, &version).await;
-        if action.is_err() && moved.is_some() {
-            // The retry must finish the move's report (its notification): take the mark back.
-            unmark(actor, scope, facts, true, status_now, reason_now).await;
-        }
-        finish(record, Action::Rotate, action)?;
+/// Publishes the record's notification, unless the mark says it was sent (or could not be
+/// written); a failed publish takes the mark back, so the retry sends it.
+async fn notify<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &Record,
+    moved: Option<&Moved>,
+    marked: bool,
+) -> Result<ActionRecord, AwsError> {
+    let mark = Mark::of(facts);
+    if mark.reports(record, moved) {
+        return Ok(ActionRecord::new(
+            Action::Notify,
+            Outcome::Skipped,
+            format!(
+                "already reported (the secret is marked `{STATUS_TAG}={}`)",
+                mark.status.map_or("", Status::as_str)
+            ),
+        ));
     }
-
-    // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
-    if flagged && actor.config.acts(Action::Notify) {
-        let action = match &actor.config.sns_topic_arn {
-            _ if already_reported => Ok(ActionRecord::new(
-                Action::Notify,
-                Outcome::Skipped,
-                format!(
-                    "already reported (the secret is marked `{STATUS_TAG}={}`)",
-                    mark.status.map_or("", Status::as_str)
-                ),
-            )),
-            _ if !marked => Ok(ActionRecord::new(
-                Action::Notify,
-                Outcome::Failed,
-                "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
-            )),
-            Some(topic) => {
-                let notification = notification(topic, record, actor.config);
-                let sent = actor
-                    .write(Action::Notify, format!("published to `{topic}`"), || {
-                        actor.ports.publish(&notification)
-                    })
-                    .await;
-                if sent.is_err() {
-                    // The retry must send it: take the mark back (best effort).
-                    unmark(actor, scope, facts, moved.is_some(), status_now, reason_now).await;
-                }
-                sent
-            }
-            None => Ok(ActionRecord::new(
-                Action::Notify,
-                Outcome::Failed,
-                "no topic configured",
-            )),
-        };
-        finish(record, Action::Notify, action)?;
+    if !marked {
+        return Ok(ActionRecord::new(
+            Action::Notify,
+            Outcome::Failed,
+            "not published: the secret could not be marked, and the mark is what keeps a finding from being notified twice",
+        ));
     }
-    Ok(())
+    let Some(topic) = &actor.config.sns_topic_arn else {
+        return Ok(ActionRecord::new(
+            Action::Notify,
+            Outcome::Failed,
+            "no topic configured",
+        ));
+    };
+    let notification = notification(topic, record, actor.config);
+    let sent = actor
+        .write(Action::Notify, format!("published to `{topic}`"), || {
+            actor.ports.publish(&notification)
+        })
+        .await;
+    if sent.is_err() {
+        // The retry must send it: take the mark back (best effort).
+        unmark(
+            actor,
+            scope,
+            facts,
+            moved.is_some(),
+            mark.status,
+            mark.reason,
+        )
+        .await;
+    }
+    sent
 }
 
 /// Puts the mark back as it was before this delivery (a re-encryption back to `remediating`,

@@ -1,7 +1,7 @@
 //! The re-encryption, announced on the secret before it is made.
 
 use crate::config::Action;
-use crate::facts::{KeyState, SecretFacts};
+use crate::facts::{KeyFacts, KeyState, SecretFacts};
 use crate::ports::{AwsError, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
@@ -91,72 +91,21 @@ pub(crate) async fn remediate_if_due<P: Ports>(
     Ok(moved)
 }
 
+/// Re-encrypts the secret with the designated key of its region, when it may and can be: the
+/// intent marked on the secret first, the change verified after.
 pub(crate) async fn remediate<P: Ports>(
     actor: &Actor<'_, P>,
     scope: &Scope,
     facts: &SecretFacts,
     record: &Record,
 ) -> Result<Remediation, AwsError> {
-    let skipped = |detail: String| {
-        Remediation::of(ActionRecord::new(
-            Action::Remediate,
-            Outcome::Skipped,
-            detail,
-        ))
+    let target = match designated_target(actor, scope, facts, record).await? {
+        Ok(target) => target,
+        Err(why_not) => return Remediation::of(why_not),
     };
     // `failed` means an attempted write failed: a dry run attempts none, so it says why the
     // re-encryption would not go through instead.
-    let failed = |detail: String| {
-        Remediation::of(if actor.config.dry_run {
-            ActionRecord::would_fail(Action::Remediate, detail)
-        } else {
-            ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
-        })
-    };
-    if !actor.config.remediate_accounts.contains(&scope.account) {
-        return skipped(format!(
-            "account `{}` is not in `CMKGUARD_REMEDIATE_ACCOUNTS`",
-            scope.account
-        ));
-    }
-    if let Some(service) = &facts.owning_service {
-        return skipped(format!("managed by `{service}`: never re-encrypted"));
-    }
-    if record.reason.is_replica() {
-        return skipped("replicas are not re-encrypted; the primary's key is right".into());
-    }
-    if matches!(
-        record.reason,
-        Reason::KeyDisabled | Reason::KeyPendingDeletion
-    ) {
-        return skipped(
-            "not attempted: re-encryption needs Secrets Manager to decrypt with the current key, and KMS refuses a key that is disabled or pending deletion; enable the key instead (`CancelKeyDeletion`, then `EnableKey`)".into(),
-        );
-    }
-    let alias = &actor.config.key_alias;
-    let target = match actor.designated_key(scope).await {
-        Ok(Some(target)) => target,
-        Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
-        Err(e @ AwsError::Transient(_)) => return Err(e),
-        Err(e) => {
-            return failed(format!(
-                "cannot resolve alias `{alias}` in `{}`: {e}",
-                scope.region
-            ));
-        }
-    };
-    if target.manager != crate::facts::KeyManager::Customer || target.state != KeyState::Enabled {
-        return failed(format!(
-            "alias `{alias}` points to `{}`, which is not an enabled customer managed key",
-            target.arn
-        ));
-    }
-    if record.is_on_key(&target.arn) {
-        return failed(format!(
-            "the secret is already on `{}`, the key of `{alias}`, and that key is the problem",
-            target.arn
-        ));
-    }
+    let failed = |detail: String| Remediation::of(failed(actor, detail));
     if actor.config.dry_run {
         return Remediation::of(ActionRecord::new(
             Action::Remediate,
@@ -216,4 +165,79 @@ pub(crate) async fn remediate<P: Ports>(
             .current_version
             .or_else(|| facts.current_version.clone()),
     })
+}
+
+/// A remediation that could not go through: `failed`, or in a dry run (which attempts nothing)
+/// the planned action with why it would not.
+fn failed<P: Ports>(actor: &Actor<'_, P>, detail: String) -> ActionRecord {
+    if actor.config.dry_run {
+        ActionRecord::would_fail(Action::Remediate, detail)
+    } else {
+        ActionRecord::new(Action::Remediate, Outcome::Failed, detail)
+    }
+}
+
+/// The key to move the secret to, or the action that says why there is none: the account has
+/// not opted in, the secret is managed or the finding is a replica's, the key cannot decrypt
+/// (nothing can be re-encrypted from it), the designated key is missing, unusable, or the one the
+/// secret is on.
+async fn designated_target<P: Ports>(
+    actor: &Actor<'_, P>,
+    scope: &Scope,
+    facts: &SecretFacts,
+    record: &Record,
+) -> Result<Result<KeyFacts, ActionRecord>, AwsError> {
+    let skipped = |detail: String| {
+        Ok(Err(ActionRecord::new(
+            Action::Remediate,
+            Outcome::Skipped,
+            detail,
+        )))
+    };
+    let failed = |detail: String| Ok(Err(failed(actor, detail)));
+    if !actor.config.remediate_accounts.contains(&scope.account) {
+        return skipped(format!(
+            "account `{}` is not in `CMKGUARD_REMEDIATE_ACCOUNTS`",
+            scope.account
+        ));
+    }
+    if let Some(service) = &facts.owning_service {
+        return skipped(format!("managed by `{service}`: never re-encrypted"));
+    }
+    if record.reason.is_replica() {
+        return skipped("replicas are not re-encrypted; the primary's key is right".into());
+    }
+    if matches!(
+        record.reason,
+        Reason::KeyDisabled | Reason::KeyPendingDeletion
+    ) {
+        return skipped(
+            "not attempted: re-encryption needs Secrets Manager to decrypt with the current key, and KMS refuses a key that is disabled or pending deletion; enable the key instead (`CancelKeyDeletion`, then `EnableKey`)".into(),
+        );
+    }
+    let alias = &actor.config.key_alias;
+    let target = match actor.designated_key(scope).await {
+        Ok(Some(target)) => target,
+        Ok(None) => return failed(format!("alias `{alias}` not found in `{}`", scope.region)),
+        Err(e @ AwsError::Transient(_)) => return Err(e),
+        Err(e) => {
+            return failed(format!(
+                "cannot resolve alias `{alias}` in `{}`: {e}",
+                scope.region
+            ));
+        }
+    };
+    if target.manager != crate::facts::KeyManager::Customer || target.state != KeyState::Enabled {
+        return failed(format!(
+            "alias `{alias}` points to `{}`, which is not an enabled customer managed key",
+            target.arn
+        ));
+    }
+    if record.is_on_key(&target.arn) {
+        return failed(format!(
+            "the secret is already on `{}`, the key of `{alias}`, and that key is the problem",
+            target.arn
+        ));
+    }
+    Ok(Ok(target))
 }

@@ -115,20 +115,7 @@ impl FakeAws {
     /// A new value for the secret (as `PutSecretValue`): a new version takes `AWSCURRENT`, under
     /// the secret's key alone. Returns its id.
     pub fn new_version(&self, scope: &Scope, arn: &str) -> Option<String> {
-        let mut world = self.world();
-        world.versions_made += 1;
-        let made = world.versions_made;
-        let id = format!("version-{made}");
-        let facts = find(&mut world, scope, arn)?;
-        facts.current_version = Some(id.clone());
-        facts.pending_version = None;
-        let arn = facts.arn.clone();
-        world
-            .version_history
-            .entry(arn)
-            .or_default()
-            .insert(id.clone(), made as u64);
-        Some(id)
+        new_current(&mut self.world(), scope, arn, "version")
     }
 
     /// The organization's accounts, as `ListAccounts` answers.
@@ -246,6 +233,23 @@ fn find<'a>(world: &'a mut World, scope: &Scope, id: &str) -> Option<&'a mut Sec
         let partial = arn.len() == id.len() + 7 && arn.starts_with(id) && id.starts_with("arn:");
         (s == scope && (arn == id || facts.name == id || partial)).then_some(facts)
     })
+}
+
+/// A new version of the secret `arn` takes `AWSCURRENT`, dated after every version before it.
+fn new_current(world: &mut World, scope: &Scope, arn: &str, prefix: &str) -> Option<String> {
+    world.versions_made += 1;
+    let made = world.versions_made;
+    let id = format!("{prefix}-{made}");
+    let facts = find(world, scope, arn)?;
+    facts.current_version = Some(id.clone());
+    facts.pending_version = None;
+    let arn = facts.arn.clone();
+    world
+        .version_history
+        .entry(arn)
+        .or_default()
+        .insert(id.clone(), made as u64);
+    Some(id)
 }
 
 fn key_of(world: &World, scope: &Scope, key_id: &str) -> Option<KeyFacts> {
@@ -383,9 +387,6 @@ impl RotateSecret for FakeAws {
     async fn rotate_secret(&self, scope: &Scope, arn: &str) -> AwsResult<()> {
         self.take_time("RotateSecret").await;
         let mut world = self.enter("RotateSecret")?;
-        world.versions_made += 1;
-        let made = world.versions_made;
-        let id = format!("rotated-{made}");
         let facts =
             find(&mut world, scope, arn).ok_or_else(|| AwsError::NotFound(arn.to_owned()))?;
         if !facts.rotation_enabled {
@@ -393,14 +394,7 @@ impl RotateSecret for FakeAws {
                 "InvalidRequestException: no rotation function is configured".into(),
             ));
         }
-        facts.current_version = Some(id.clone());
-        facts.pending_version = None;
-        let arn = facts.arn.clone();
-        world
-            .version_history
-            .entry(arn)
-            .or_default()
-            .insert(id, made as u64);
+        new_current(&mut world, scope, arn, "rotated");
         Ok(())
     }
 }
