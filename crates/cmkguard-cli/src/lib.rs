@@ -5,13 +5,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod audit;
+pub mod exit;
+mod order;
 pub mod output;
+mod progress;
 pub mod report;
+mod scopes;
+mod sink;
+mod sweep;
+pub mod tally;
 
 use clap::{Args, Parser, Subcommand};
 use cmkguard_aws::AwsPorts;
 use cmkguard_core::config::{self, Config};
 use cmkguard_core::{Context, Guard, GuardError, Record, SecretRef, Verdict};
+
+use exit::Failure;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,13 +108,6 @@ impl Overrides {
     }
 }
 
-/// Exit codes of the contract.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FINDING: u8 = 1;
-    pub const ERROR: u8 = 2;
-}
-
 /// Runs one command; records go to `out`, one line of explanation for people to `err`.
 pub async fn run(
     cli: Cli,
@@ -123,9 +125,6 @@ pub async fn run(
     ExitCode::from(code)
 }
 
-/// An exit code and one line for people.
-pub(crate) type Failure = (u8, String);
-
 async fn run_inner(
     cli: Cli,
     input: &mut impl Read,
@@ -139,9 +138,9 @@ async fn run_inner(
     // The SDK's own variables are checked at start too, before any input is read.
     cmkguard_aws::attempt_timeout(|name| std::env::var(name).ok())
         .map_err(|e| (exit::ERROR, e.to_string()))?;
-    retry_budget()?;
+    let retry_budget = retry_budget()?;
     match cli.command {
-        Command::Audit(args) => audit::run(config, args, out, err).await,
+        Command::Audit(args) => audit::run(config, args, retry_budget, out, err).await,
         Command::HandleEvent { file } => {
             let bytes = read_input(file.as_deref(), input)?;
             // Unreadable input stops here, before any AWS call.
@@ -149,7 +148,7 @@ async fn run_inner(
                 .map_err(|e| (exit::ERROR, format!("unreadable event: {e}")))?;
             cmkguard_core::event::read(&event).map_err(|e| (exit::ERROR, e.to_string()))?;
 
-            let (guard, ctx) = connect(config).await?;
+            let (guard, ctx) = connect(config, retry_budget).await?;
             match guard.handle(&event, &ctx).await {
                 Ok(records) => {
                     write_records(out, &records)?;
@@ -166,7 +165,7 @@ async fn run_inner(
             }
         }
         Command::Check { secret_id, region } => {
-            let (guard, ctx) = connect(config).await?;
+            let (guard, ctx) = connect(config, retry_budget).await?;
             let arn = cmkguard_core::arn::Arn::secret(&secret_id);
             if secret_id.starts_with("arn:") && arn.is_none() {
                 return Err((
@@ -238,20 +237,22 @@ fn read_all(reader: &mut impl Read, what: &str) -> Result<Vec<u8>, Failure> {
 
 fn write_records(out: &mut impl Write, records: &[Record]) -> Result<(), Failure> {
     for record in records {
-        writeln!(out, "{}", record.to_json_line())
-            .map_err(|e| (exit::ERROR, format!("cannot write output: {e}")))?;
+        writeln!(out, "{}", record.to_json_line()).map_err(exit::write_failed)?;
     }
     Ok(())
 }
 
 /// How long each AWS call retries a transient failure (`CMKGUARD_RETRY_BUDGET_MS`).
-pub(crate) fn retry_budget() -> Result<std::time::Duration, Failure> {
+fn retry_budget() -> Result<std::time::Duration, Failure> {
     cmkguard_aws::retry_budget(|name| std::env::var(name).ok())
         .map_err(|e| (exit::ERROR, e.to_string()))
 }
 
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
-async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> {
+async fn connect(
+    config: Config,
+    retry_budget: std::time::Duration,
+) -> Result<(Guard<AwsPorts>, Context), Failure> {
     let sdk = cmkguard_aws::sdk_config()
         .await
         .map_err(|e| (exit::ERROR, e.to_string()))?;
@@ -268,7 +269,7 @@ async fn connect(config: Config) -> Result<(Guard<AwsPorts>, Context), Failure> 
         )
     })?;
     let ports = AwsPorts::new(sdk, own_account.clone(), config.assume_role_name.clone())
-        .with_retry_budget(retry_budget()?);
+        .with_retry_budget(retry_budget);
     let ctx = Context {
         own_account,
         region,
