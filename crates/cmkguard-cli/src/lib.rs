@@ -3,6 +3,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 pub mod audit;
 pub mod exit;
@@ -151,70 +152,94 @@ async fn run_inner(
         Command::Audit(args) => audit::run(config, args, retry_budget, out, err).await,
         Command::HandleEvent { file } => {
             let bytes = read_input(file.as_deref(), input)?;
-            // Unreadable input stops here, before any AWS call.
-            let event: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| (exit::ERROR, format!("unreadable event: {e}")))?;
-            cmkguard_core::event::read(&event).map_err(|e| (exit::ERROR, e.to_string()))?;
-
-            let (guard, ctx) = connect(config, retry_budget).await?;
-            match guard.handle(&event, &ctx).await {
-                Ok(records) => {
-                    write_records(out, &records)?;
-                    Ok(if records.iter().any(Record::is_failure) {
-                        exit::FINDING
-                    } else {
-                        exit::OK
-                    })
-                }
-                Err(e) => {
-                    write_records(out, e.records())?;
-                    Err((exit::FINDING, guard_error(&e)))
-                }
-            }
+            handle_event(config, retry_budget, &bytes, out).await
         }
         Command::Check { secret_id, region } => {
-            let (guard, ctx) = connect(config, retry_budget).await?;
-            let arn = cmkguard_core::arn::Arn::secret(&secret_id);
-            if secret_id.starts_with("arn:") && arn.is_none() {
-                return Err((
-                    exit::ERROR,
-                    format!("`{secret_id}` is not a Secrets Manager secret ARN"),
-                ));
-            }
-            let target = SecretRef {
-                account: arn
-                    .as_ref()
-                    .map_or(ctx.own_account.clone(), |a| a.account.to_owned()),
-                region: region
-                    .or(arn.as_ref().map(|a| a.region.to_owned()))
-                    .unwrap_or(ctx.region.clone()),
-                secret_id: secret_id.clone(),
-            };
-            let record = match guard.check(&target, &ctx).await {
-                Ok(record) => record,
-                Err(e) => {
-                    write_records(out, e.records())?;
-                    return Err((exit::ERROR, guard_error(&e)));
-                }
-            };
-            write_records(out, std::slice::from_ref(&record))?;
-            match record.verdict {
-                Verdict::Compliant | Verdict::Exempt => Ok(exit::OK),
-                Verdict::NotFound | Verdict::Error | Verdict::Ignored => {
-                    let _ = writeln!(
-                        err,
-                        "cmkguard: {}: {}",
-                        record.reason,
-                        record
-                            .detail
-                            .as_deref()
-                            .unwrap_or("the secret could not be checked")
-                    );
-                    Ok(exit::ERROR)
-                }
-                Verdict::NonCompliant | Verdict::Managed => Ok(exit::FINDING),
-            }
+            check(config, retry_budget, secret_id, region, out, err).await
         }
+    }
+}
+
+/// `handle-event`: the handler's records, exit 1 when one is a failure or an AWS failure stopped
+/// it.
+async fn handle_event(
+    config: Config,
+    retry_budget: Duration,
+    bytes: &[u8],
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    // Unreadable input stops here, before any AWS call.
+    let event: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| (exit::ERROR, format!("unreadable event: {e}")))?;
+    cmkguard_core::event::read(&event).map_err(|e| (exit::ERROR, e.to_string()))?;
+
+    let (guard, ctx) = connect(config, retry_budget).await?;
+    match guard.handle(&event, &ctx).await {
+        Ok(records) => {
+            write_records(out, &records)?;
+            Ok(if records.iter().any(Record::is_failure) {
+                exit::FINDING
+            } else {
+                exit::OK
+            })
+        }
+        Err(e) => {
+            write_records(out, e.records())?;
+            Err((exit::FINDING, guard_error(&e)))
+        }
+    }
+}
+
+/// `check`: one secret's record; exit 0 when `compliant` or `exempt`, 1 for another finding, 2
+/// when it could not be checked.
+async fn check(
+    config: Config,
+    retry_budget: Duration,
+    secret_id: String,
+    region: Option<String>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<u8, Failure> {
+    let (guard, ctx) = connect(config, retry_budget).await?;
+    let arn = cmkguard_core::arn::Arn::secret(&secret_id);
+    if secret_id.starts_with("arn:") && arn.is_none() {
+        return Err((
+            exit::ERROR,
+            format!("`{secret_id}` is not a Secrets Manager secret ARN"),
+        ));
+    }
+    let target = SecretRef {
+        account: arn
+            .as_ref()
+            .map_or(ctx.own_account.clone(), |a| a.account.to_owned()),
+        region: region
+            .or(arn.as_ref().map(|a| a.region.to_owned()))
+            .unwrap_or(ctx.region.clone()),
+        secret_id: secret_id.clone(),
+    };
+    let record = match guard.check(&target, &ctx).await {
+        Ok(record) => record,
+        Err(e) => {
+            write_records(out, e.records())?;
+            return Err((exit::ERROR, guard_error(&e)));
+        }
+    };
+    write_records(out, std::slice::from_ref(&record))?;
+    match record.verdict {
+        Verdict::Compliant | Verdict::Exempt => Ok(exit::OK),
+        Verdict::NotFound | Verdict::Error | Verdict::Ignored => {
+            let _ = writeln!(
+                err,
+                "cmkguard: {}: {}",
+                record.reason,
+                record
+                    .detail
+                    .as_deref()
+                    .unwrap_or("the secret could not be checked")
+            );
+            Ok(exit::ERROR)
+        }
+        Verdict::NonCompliant | Verdict::Managed => Ok(exit::FINDING),
     }
 }
 
@@ -251,7 +276,7 @@ fn write_records(out: &mut impl Write, records: &[Record]) -> Result<(), Failure
 }
 
 /// How long each AWS call retries a transient failure (`CMKGUARD_RETRY_BUDGET_MS`).
-fn retry_budget() -> Result<std::time::Duration, Failure> {
+fn retry_budget() -> Result<Duration, Failure> {
     cmkguard_aws::retry_budget(|name| std::env::var(name).ok())
         .map_err(|e| (exit::ERROR, e.to_string()))
 }
@@ -259,7 +284,7 @@ fn retry_budget() -> Result<std::time::Duration, Failure> {
 /// Builds the AWS side once: the SDK configuration, the caller's account, the guard.
 async fn connect(
     config: Config,
-    retry_budget: std::time::Duration,
+    retry_budget: Duration,
 ) -> Result<(Guard<AwsPorts>, Context), Failure> {
     let sdk = cmkguard_aws::sdk_config()
         .await
