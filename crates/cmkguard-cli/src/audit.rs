@@ -1,7 +1,7 @@
 //! `cmkguard audit`: every secret of the chosen accounts and regions, through the engine's sweep.
-//! It reads one way: the account-regions as they become known ([`scopes`](crate::scopes)), a
-//! sweep of each that writes what it found into its lane ([`sweep`](crate::sweep)), `--concurrency`
-//! of them at a time, and the sink that writes it all out in order ([`sink`](crate::sink)).
+//! It reads one way: the account-regions as they become known (`scopes`), a sweep of each that
+//! writes what it found into its lane (`sweep`), `--concurrency` of them at a time, and the sink
+//! that writes it all out in order (`order`, `sink`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -98,6 +98,7 @@ pub async fn run(
     };
     let places = scopes::places(guard.ports(), accounts, regions, &progress);
     let work = async {
+        // Owned here: once every sweep has ended, no lane can open and the sink's loop ends.
         let lanes = lanes;
         places
             .then(|place| async { (place, lanes.open().await) })
