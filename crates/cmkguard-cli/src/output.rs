@@ -1,15 +1,14 @@
 //! How `cmkguard audit` prints records: `table` for people, `json` (one audit record per line, as
-//! the Lambda logs them) and `csv` for tools, `html` and `markdown` reports (the `report` module). Records come in a fixed order (accounts, then
-//! regions, as asked; secrets in listing order) whatever order the sweeps finish in.
+//! the Lambda logs them) and `csv` for tools, `html` and `markdown` reports (the `report` module).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use clap::ValueEnum;
 use cmkguard_core::arn::secret_name;
-use cmkguard_core::{Outcome, Reason, Record, Verdict};
+use cmkguard_core::{Reason, Record, Verdict};
 
-use crate::report::{Kind, Report};
+use crate::report::{self, Kind, Report};
+use crate::tally::{Tally, is_finding};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -49,87 +48,6 @@ pub const CSV_HEADER: [&str; 10] = [
     "actions",
     "detail",
 ];
-
-/// Counts by verdict: in total, and per account and region for the places with findings only
-/// (an organization's thousands of clean account-regions are counted, not listed).
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub totals: BTreeMap<Verdict, usize>,
-    /// Per account and region: while it is being audited, and afterwards when it has findings.
-    pub counts: BTreeMap<(String, String), BTreeMap<Verdict, usize>>,
-    /// Account-regions audited, and in how many accounts.
-    pub places: usize,
-    accounts: std::collections::HashSet<String>,
-    /// A record is `error` or one of its actions `failed`.
-    pub failures: usize,
-    /// Planned actions of a dry run that would not go through, per account and region: why, and
-    /// for how many secrets.
-    pub would_fail: BTreeMap<(String, String), BTreeMap<String, usize>>,
-}
-
-/// A finding: what the summary lists a place for.
-pub(crate) fn is_finding(verdict: Verdict) -> bool {
-    !matches!(verdict, Verdict::Compliant | Verdict::Exempt)
-}
-
-impl Tally {
-    pub fn add(&mut self, record: &Record) {
-        let place = (
-            record.account.clone().unwrap_or_default(),
-            record.region.clone().unwrap_or_default(),
-        );
-        *self.totals.entry(record.verdict).or_default() += 1;
-        *self
-            .counts
-            .entry(place.clone())
-            .or_default()
-            .entry(record.verdict)
-            .or_default() += 1;
-        self.failures += usize::from(record.is_failure());
-        for action in &record.actions {
-            if action.outcome != Outcome::DryRun {
-                continue;
-            }
-            if let Some(why) = &action.would_fail {
-                *self
-                    .would_fail
-                    .entry(place.clone())
-                    .or_default()
-                    .entry(format!("{}: {why}", action.action.as_str()))
-                    .or_default() += 1;
-            }
-        }
-    }
-
-    /// An account and region is done: counted, and kept for the summary when it has findings.
-    pub fn place(&mut self, account: &str, region: &str) {
-        self.places += 1;
-        if !self.accounts.contains(account) {
-            self.accounts.insert(account.to_owned());
-        }
-        let place = (account.to_owned(), region.to_owned());
-        let clean = self
-            .counts
-            .get(&place)
-            .is_none_or(|counts| !counts.iter().any(|(v, n)| is_finding(*v) && *n > 0));
-        if clean {
-            self.counts.remove(&place);
-        }
-    }
-
-    pub fn count(&self, verdict: Verdict) -> usize {
-        self.totals.get(&verdict).copied().unwrap_or(0)
-    }
-
-    pub fn total(&self) -> usize {
-        self.totals.values().sum()
-    }
-
-    /// Accounts audited.
-    pub fn accounts(&self) -> usize {
-        self.accounts.len()
-    }
-}
 
 /// Writes records in one format.
 pub struct Printer<W: Write> {
@@ -237,80 +155,89 @@ impl<W: Write> Printer<W> {
                 return out.flush();
             }
         };
-        let header = [
-            "ACCOUNT", "REGION", "SECRET", "VERDICT", "REASON", "KEY", "ACTIONS",
-        ];
-        if rows.is_empty() {
-            writeln!(out, "Every secret is compliant or exempt.")?;
-        } else {
-            write_columns(&mut out, &header, &rows)?;
-            // What to do, once per reason found (not per row: readable at 1,000 accounts).
-            let reasons: std::collections::BTreeSet<&str> =
-                rows.iter().map(|row| row[4].as_str()).collect();
-            writeln!(out)?;
-            writeln!(out, "What to do:")?;
-            for reason in reasons.into_iter().filter_map(Reason::parse) {
-                writeln!(out, "  {reason}: {}", crate::report::advice(reason))?;
-            }
-        }
+        write_findings(&mut out, &rows)?;
         writeln!(out)?;
-        // Totals first, then only the account-regions with findings: readable at 1,000 accounts.
-        let mut header = vec!["ACCOUNT".to_owned(), "REGION".to_owned()];
-        header.extend(VERDICTS.iter().map(|v| v.as_str().to_uppercase()));
-        header.push("TOTAL".to_owned());
-        let mut total = vec!["total".to_owned(), String::new()];
-        total.extend(VERDICTS.iter().map(|v| tally.count(*v).to_string()));
-        total.push(tally.total().to_string());
-        let mut rows = vec![total];
-        rows.extend(tally.counts.iter().map(|((account, region), counts)| {
-            let mut row = vec![account.clone(), region.clone()];
-            row.extend(
-                VERDICTS
-                    .iter()
-                    .map(|v| counts.get(v).copied().unwrap_or(0).to_string()),
-            );
-            row.push(counts.values().sum::<usize>().to_string());
-            row
-        }));
-        write_columns(&mut out, &header, &rows)?;
-        let plural =
-            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        let listed = tally.counts.len();
-        writeln!(
-            out,
-            "{} in {} audited, {}.",
-            plural(tally.places, "account-region", "account-regions"),
-            plural(tally.accounts.len(), "account", "accounts"),
-            match listed {
-                0 => "none with findings".to_owned(),
-                n if n == tally.places => "each with findings, each listed".to_owned(),
-                n => format!("the {n} with findings listed"),
-            }
-        )?;
-        let flagged =
-            tally.total() - tally.count(Verdict::Compliant) - tally.count(Verdict::Exempt);
-        writeln!(out)?;
-        writeln!(
-            out,
-            "{flagged} of {} secrets are not compliant or exempt.{}",
-            tally.total(),
-            if applied {
-                ""
-            } else {
-                " Nothing was changed: pass `--apply` to run the actions listed as `dry_run`."
-            }
-        )?;
-        if !tally.would_fail.is_empty() {
-            writeln!(out)?;
-            writeln!(out, "Planned actions that would not go through:")?;
-            for ((account, region), reasons) in &tally.would_fail {
-                for (why, n) in reasons {
-                    writeln!(out, "  {account} {region}: {why} ({n} secrets)")?;
-                }
-            }
-        }
+        write_summary(&mut out, tally, applied)?;
         out.flush()
     }
+}
+
+/// The table's findings, then what to do about them.
+fn write_findings(out: &mut impl Write, rows: &[[String; 7]]) -> io::Result<()> {
+    let header = [
+        "ACCOUNT", "REGION", "SECRET", "VERDICT", "REASON", "KEY", "ACTIONS",
+    ];
+    if rows.is_empty() {
+        return writeln!(out, "Every secret is compliant or exempt.");
+    }
+    write_columns(out, &header, rows)?;
+    // What to do, once per reason found (not per row: readable at 1,000 accounts).
+    let reasons: std::collections::BTreeSet<&str> =
+        rows.iter().map(|row| row[4].as_str()).collect();
+    writeln!(out)?;
+    writeln!(out, "What to do:")?;
+    for reason in reasons.into_iter().filter_map(Reason::parse) {
+        writeln!(out, "  {reason}: {}", report::advice(reason))?;
+    }
+    Ok(())
+}
+
+/// The table's summary: totals first, then only the account-regions with findings (readable at
+/// 1,000 accounts), then the planned actions that would not go through.
+fn write_summary(out: &mut impl Write, tally: &Tally, applied: bool) -> io::Result<()> {
+    let mut header = vec!["ACCOUNT".to_owned(), "REGION".to_owned()];
+    header.extend(VERDICTS.iter().map(|v| v.as_str().to_uppercase()));
+    header.push("TOTAL".to_owned());
+    let mut total = vec!["total".to_owned(), String::new()];
+    total.extend(VERDICTS.iter().map(|v| tally.count(*v).to_string()));
+    total.push(tally.total().to_string());
+    let mut rows = vec![total];
+    rows.extend(tally.counts.iter().map(|((account, region), counts)| {
+        let mut row = vec![account.clone(), region.clone()];
+        row.extend(
+            VERDICTS
+                .iter()
+                .map(|v| counts.get(v).copied().unwrap_or(0).to_string()),
+        );
+        row.push(counts.values().sum::<usize>().to_string());
+        row
+    }));
+    write_columns(out, &header, &rows)?;
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    writeln!(
+        out,
+        "{} in {} audited, {}.",
+        plural(tally.places, "account-region", "account-regions"),
+        plural(tally.accounts(), "account", "accounts"),
+        match tally.counts.len() {
+            0 => "none with findings".to_owned(),
+            n if n == tally.places => "each with findings, each listed".to_owned(),
+            n => format!("the {n} with findings listed"),
+        }
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} of {} secrets are not compliant or exempt.{}",
+        tally.flagged(),
+        tally.total(),
+        if applied {
+            ""
+        } else {
+            " Nothing was changed: pass `--apply` to run the actions listed as `dry_run`."
+        }
+    )?;
+    if !tally.would_fail.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Planned actions that would not go through:")?;
+        for ((account, region), reasons) in &tally.would_fail {
+            for (why, n) in reasons {
+                writeln!(out, "  {account} {region}: {why} ({n} secrets)")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn key_manager(record: &Record) -> &'static str {
@@ -335,7 +262,6 @@ fn actions(record: &Record) -> String {
     }
 }
 
-/// Left-aligned columns two spaces apart, without borders or wrapping; no trailing spaces.
 /// Left-aligned columns two spaces apart under `header`, no borders, lines without trailing spaces.
 pub fn write_columns<S: AsRef<str>>(
     out: &mut impl Write,
@@ -356,66 +282,6 @@ pub fn write_columns<S: AsRef<str>>(
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
-}
-
-/// Holds back the records of a scope until every scope before it is done, so the output has the
-/// same order whatever order the sweeps finish in (a scope's records stream once it is first).
-/// Only the scopes from the first unfinished one on are held; the caller bounds how far ahead
-/// of it scopes may start ([`InOrder::head`]).
-#[derive(Debug, Default)]
-pub struct InOrder {
-    /// The index of the first scope not done.
-    head: usize,
-    /// Scopes `head`, `head + 1`, ...: done, and their records held back.
-    window: std::collections::VecDeque<(bool, Vec<Record>)>,
-}
-
-impl InOrder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The first scope not done: scopes far ahead of it should wait, or their records pile up.
-    pub fn head(&self) -> usize {
-        self.head
-    }
-
-    fn slot(&mut self, scope: usize) -> &mut (bool, Vec<Record>) {
-        let offset = scope.saturating_sub(self.head);
-        while self.window.len() <= offset {
-            self.window.push_back((false, Vec::new()));
-        }
-        &mut self.window[offset]
-    }
-
-    /// The records that can be written now.
-    pub fn record(&mut self, scope: usize, record: Record) -> Vec<Record> {
-        if scope == self.head {
-            vec![record]
-        } else {
-            self.slot(scope).1.push(record);
-            Vec::new()
-        }
-    }
-
-    /// Marks a scope done; returns the held records that can be written now.
-    pub fn scope_done(&mut self, scope: usize) -> Vec<Record> {
-        self.slot(scope).0 = true;
-        let mut ready = Vec::new();
-        while self.window.front().is_some_and(|(done, _)| *done) {
-            self.window.pop_front();
-            self.head += 1;
-            if let Some((_, held)) = self.window.front_mut() {
-                ready.append(held);
-            }
-        }
-        ready
-    }
-
-    /// Scopes started and not yet written out.
-    pub fn held_scopes(&self) -> usize {
-        self.window.len()
-    }
 }
 
 #[cfg(test)]
@@ -475,23 +341,5 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "ONE        TWO     THREE\na          longer  x\nwide cell\n"
         );
-    }
-
-    #[test]
-    fn records_come_out_in_scope_order() {
-        let names = |v: Vec<Record>| -> Vec<String> {
-            v.into_iter().filter_map(|r| r.secret_arn).collect()
-        };
-        let mut order = InOrder::new();
-        assert!(order.record(2, record("c1")).is_empty());
-        assert!(order.record(1, record("b1")).is_empty());
-        assert_eq!(names(order.record(0, record("a1"))), ["a1"]);
-        assert!(order.scope_done(2).is_empty());
-        assert_eq!(names(order.scope_done(0)), ["b1"]);
-        assert_eq!(names(order.record(1, record("b2"))), ["b2"]);
-        assert_eq!(names(order.scope_done(1)), ["c1"]);
-        // Everything was written: nothing is held.
-        assert_eq!((order.head(), order.held_scopes()), (3, 0));
-        assert_eq!(names(order.record(3, record("d1"))), ["d1"]);
     }
 }

@@ -13,7 +13,7 @@ use cmkguard_core::arn::secret_name;
 use cmkguard_core::finding::Severity;
 use cmkguard_core::{Reason, Record, Verdict};
 
-use crate::output::{Tally, is_finding};
+use crate::tally::{Tally, is_finding};
 
 /// Which document [`Report::finish`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

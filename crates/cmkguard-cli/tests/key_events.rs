@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use cmkguard_testkit::{DEFAULT_ACCOUNT, FaultProxy, Moto, key_event_for};
 use serde_json::Value;
 
@@ -126,8 +127,8 @@ async fn key_events_flag_exactly_the_secrets_on_the_key_once() {
         .await
         .unwrap();
     // To the second, as the guard writes it.
-    let date = aws_smithy_types::DateTime::from_secs(scheduled.deletion_date().unwrap().secs())
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
+    let date = DateTime::from_secs(scheduled.deletion_date().unwrap().secs())
+        .fmt(DateTimeFormat::DateTime)
         .unwrap();
     let pending = deliver("ScheduleKeyDeletion-key-arn.json");
     assert_eq!(arns(&pending), world.on_key);

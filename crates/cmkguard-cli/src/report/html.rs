@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
 use super::{Row, Summary};
@@ -68,10 +70,7 @@ fn head(out: &mut impl Write) -> io::Result<()> {
 
 /// `sha256-...`: a CSP source for an inline element with exactly this text.
 fn hash(text: &str) -> String {
-    format!(
-        "sha256-{}",
-        aws_smithy_types::base64::encode(Sha256::digest(text.as_bytes()))
-    )
+    format!("sha256-{}", BASE64.encode(Sha256::digest(text.as_bytes())))
 }
 
 fn cards(out: &mut impl Write, summary: &Summary) -> io::Result<()> {

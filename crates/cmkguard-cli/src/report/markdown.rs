@@ -129,7 +129,7 @@ mod tests {
     use super::super::tests::finding;
     use super::super::{Kind, Report};
     use super::*;
-    use crate::output::Tally;
+    use crate::tally::Tally;
     use cmkguard_core::Reason;
 
     #[test]
