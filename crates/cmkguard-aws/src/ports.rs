@@ -55,6 +55,7 @@ pub const SCOPES_KEPT: usize = 64;
 /// The AWS implementation of every port. Clients are made lazily per account and region, and the
 /// ones used last are kept; another account's credentials come from assuming `assume_role_name`
 /// there, once per account (see [`crate::accounts`]).
+// Long: every port of the engine with the SDK, each one try and its retry in a block of its own.
 pub struct AwsPorts {
     base: SdkConfig,
     own_account: String,

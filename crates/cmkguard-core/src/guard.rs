@@ -42,6 +42,8 @@ pub(crate) struct Decided {
     finished: bool,
 }
 
+// Long: the engine's one entry point, its blocks by layer: dispatch.rs (events, sweeps, key
+// events) and guard.rs (one secret's decision); the acting is in act/, outside the type.
 pub struct Guard<P> {
     config: Config,
     ports: P,

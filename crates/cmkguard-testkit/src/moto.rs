@@ -53,6 +53,7 @@ main(sys.argv[1:])
 /// # let _ = kms;
 /// # }
 /// ```
+// Long: the moto server and the worlds the tests build in it (keys, secrets, versions, topics).
 #[derive(Debug)]
 pub struct Moto {
     child: Child,

@@ -98,6 +98,7 @@ pub struct KeyWithSecrets {
     pub kms: aws_sdk_kms::Client,
 }
 
+// Long: the worlds the tests build in moto, each a few calls, kept together.
 impl Moto {
     /// In `account` and `region`: the designated key, a key `alias/app` with three secrets on it
     /// (by key id, key ARN and alias), a secret on another key, one on the default key, and

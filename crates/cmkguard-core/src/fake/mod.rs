@@ -46,6 +46,7 @@ struct World {
     version_history: HashMap<String, BTreeMap<String, u64>>,
 }
 
+// Long: every port in memory, and the controls the engine's tests need (faults, delays, counts).
 #[derive(Default)]
 pub struct FakeAws {
     world: Mutex<World>,
