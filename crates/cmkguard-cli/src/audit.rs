@@ -112,7 +112,8 @@ pub async fn run(
             sink.write(found);
         }
     };
-    futures_util::future::join(work, write).await;
+    // The sink first: what is ready is written before more is swept.
+    futures_util::future::join(write, work).await;
     progress.clear();
     sink.finish(args.apply, err)
 }

@@ -43,7 +43,8 @@ impl<W: Write> Sink<W> {
                     self.broken = Some(e);
                 }
             }
-            Found::Done(scope, report) => {
+            Found::Done(done) => {
+                let (scope, report) = *done;
                 self.tally.place(&scope.account, &scope.region);
                 if let End::Transient(message) = &report.end {
                     self.stopped.push(format!(

@@ -10,11 +10,12 @@ use crate::order::Lane;
 use crate::progress::Progress;
 use crate::scopes::Place;
 
-/// What the sweeps found, in output order.
+/// What the sweeps found, in output order. Boxed: each lane's queue makes room for 32 at once
+/// when it opens, and most account-regions have a few secrets or none.
 pub enum Found {
-    Record(Record),
+    Record(Box<Record>),
     /// An account-region was swept (to its end, or as far as it went).
-    Done(Scope, ScopeReport),
+    Done(Box<(Scope, ScopeReport)>),
     /// An account (or the organization) that could not be listed.
     Unlisted(String),
 }
@@ -36,7 +37,7 @@ impl Sweeper<'_> {
         };
         let mut found = |record| {
             self.progress.secret();
-            lane.send(Found::Record(record));
+            lane.send(Found::Record(Box::new(record)));
         };
         let parallel = Limits::default().secrets;
         let report = sweep_scope(
@@ -44,6 +45,6 @@ impl Sweeper<'_> {
         )
         .await;
         self.progress.scope_done();
-        lane.send(Found::Done(scope, report));
+        lane.send(Found::Done(Box::new((scope, report))));
     }
 }
