@@ -3,6 +3,7 @@ guard's permissions, the function's configuration, and the resources moto cannot
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -35,55 +36,38 @@ from policyeval import Request, iam_allows
 # The secret's value, and the wildcards that would include it or any other call.
 FORBIDDEN_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:*", "kms:*", "*")
 
-# Exactly what the guard calls (CONTRACT.md, issue 4), per role.
-GUARD_ACTIONS = {
-    "secretsmanager:DescribeSecret",
-    "secretsmanager:ListSecrets",
-    "secretsmanager:ListSecretVersionIds",  # always (whatever CheckVersions), see below
-    "secretsmanager:TagResource",
-    "secretsmanager:UntagResource",
-    "secretsmanager:UpdateSecret",  # only with EnableRemediation=true, see below
-    "secretsmanager:RotateSecret",  # only with EnableRotation=true, see below
-    "lambda:InvokeFunction",  # RotateSecret requires it on the rotation function
-    "kms:DescribeKey",
-    "kms:ListAliases",
-    "sns:Publish",
+# Exactly what the guard calls, per role: the IAM actions of the engine's ports
+# (crates/cmkguard-core/src/iam.json, checked against the ports by the engine's tests), so a new
+# port's actions are expected here without being listed; the tests below check which template
+# condition turns each on.
+_PORTS = json.loads((ROOT / "crates" / "cmkguard-core" / "src" / "iam.json").read_text())["ports"]
+
+
+def _port_actions(role: str) -> set[str]:
+    return {action for port in _PORTS.values() if role in port["roles"] for action in port["actions"]}
+
+
+GUARD_ACTIONS = _port_actions("guard") | {
+    # Not a port's: the function's own plumbing, and the member role it assumes.
     "sqs:SendMessage",  # Lambda's dead-letter queue, sent with the function's role
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sts:AssumeRole",  # only with AssumeRoleName set, see below
-    "securityhub:BatchImportFindings",  # only with EnableSecurityHub=true, see below
-    "ssm:GetParameter",  # the sweep cursor, only with SweepAccounts set, see below
-    "ssm:PutParameter",
-    "organizations:ListAccounts",  # only with SweepAccounts=organization, see below
+    "kms:ListAliases",  # granted, though the guard resolves aliases with DescribeKey
 }
-MEMBER_ACTIONS = {
-    "secretsmanager:DescribeSecret",
-    "secretsmanager:ListSecrets",
-    "secretsmanager:ListSecretVersionIds",
-    "secretsmanager:TagResource",
-    "secretsmanager:UntagResource",
-    "secretsmanager:UpdateSecret",
-    "secretsmanager:RotateSecret",
-    "lambda:InvokeFunction",
-    "kms:DescribeKey",
-    "kms:ListAliases",
-    "securityhub:BatchImportFindings",
-}
+MEMBER_ACTIONS = _port_actions("member") | {"kms:ListAliases"}
 # The one Security Hub grant (CONTRACT.md "Findings in Security Hub"): the account's own
 # default product, in every region (like the secretsmanager grants: the secret's region).
 SECURITY_HUB_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
-# CONTRACT.md "Tags written on secrets"; previous-key: the key a re-encrypted secret was on;
-# moved-version: the version a move left readable through that key ("Finishing a move");
-# rotation-requested: the moved version for which the guard called RotateSecret (action
-# rotate, crates/cmkguard-core/src/tags.rs).
-GUARD_TAG_KEYS = {
-    "cmkguard:status",
-    "cmkguard:reason",
-    "cmkguard:previous-key",
-    "cmkguard:moved-version",
-    "cmkguard:rotation-requested",
-}
+# CONTRACT.md "Tags written on secrets": every tag key the engine declares
+# (crates/cmkguard-core/src/tags.rs), read from the source so a new tag is expected here too.
+GUARD_TAG_KEYS = set(
+    re.findall(
+        r': &str = "(cmkguard:[a-z-]+)";',
+        (ROOT / "crates" / "cmkguard-core" / "src" / "tags.rs").read_text(),
+    )
+)
+assert GUARD_TAG_KEYS >= {"cmkguard:status", "cmkguard:reason"}, GUARD_TAG_KEYS
 
 ROLES = [("guard.yaml", "GuardRole", GUARD_ACTIONS), ("member.yaml", "MemberRole", MEMBER_ACTIONS)]
 
