@@ -153,7 +153,6 @@ def test_member_role_lets_the_guard_sweep_the_account(aws):
         # The versions' CreatedDate (and, for the guard's CheckVersions, their keys).
         ("secretsmanager:ListSecretVersionIds", secret, {}),
         ("kms:DescribeKey", f"arn:aws:kms:eu-west-1:{MEMBER_ACCOUNT}:key/k", {}),
-        ("kms:ListAliases", "*", {}),
         ("secretsmanager:TagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
         ("secretsmanager:UntagResource", secret, {"aws:TagKeys": ["cmkguard:status", "cmkguard:reason"]}),
         # The remediated mark with the version a move left readable, and its removal.

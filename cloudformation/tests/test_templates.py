@@ -53,9 +53,8 @@ GUARD_ACTIONS = _port_actions("guard") | {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sts:AssumeRole",  # only with AssumeRoleName set, see below
-    "kms:ListAliases",  # granted, though the guard resolves aliases with DescribeKey
 }
-MEMBER_ACTIONS = _port_actions("member") | {"kms:ListAliases"}
+MEMBER_ACTIONS = _port_actions("member")
 # The one Security Hub grant (CONTRACT.md "Findings in Security Hub"): the account's own
 # default product, in every region (like the secretsmanager grants: the secret's region).
 SECURITY_HUB_RESOURCE = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"}
