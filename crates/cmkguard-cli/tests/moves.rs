@@ -142,6 +142,26 @@ impl World {
             .await
     }
 
+    /// A new value written by the test (never by the product), under `labels`; its version id.
+    async fn put_value(&self, value: &str, labels: &[&str]) -> String {
+        self.moto
+            .put_value(DEFAULT_ACCOUNT, REGION, &self.made.arn, value, labels)
+            .await
+    }
+
+    /// `AWSCURRENT` moved onto `version` (`UpdateSecretVersionStage`).
+    async fn move_current_to(&self, version: &str) {
+        self.moto
+            .move_label(
+                DEFAULT_ACCOUNT,
+                REGION,
+                &self.made.arn,
+                "AWSCURRENT",
+                version,
+            )
+            .await
+    }
+
     /// Delivers `CreateSecret` and checks that it moved the secret: on the designated key,
     /// marked `remediated` with the version that was `AWSCURRENT`. The record and that version.
     async fn moved(&self) -> (Value, String) {
@@ -282,16 +302,7 @@ async fn check_after_a_move_says_previous_key_decrypts_and_exits_1() {
 async fn a_new_value_finishes_the_move() {
     let world = World::new("moves/new-value", "tag,notify,remediate").await;
     let (_, moved) = world.moved().await;
-    let new = world
-        .moto
-        .put_value(
-            DEFAULT_ACCOUNT,
-            REGION,
-            &world.made.arn,
-            "CANARY-new-do-not-log",
-            &[],
-        )
-        .await;
+    let new = world.put_value("CANARY-new-do-not-log", &[]).await;
     assert_ne!(new, moved);
     world.proxy.reset_counts();
 
@@ -372,26 +383,10 @@ async fn moving_awscurrent_to_a_new_version_finishes_the_move() {
     let (_, moved) = world.moved().await;
     // A version made after the move under a label of its own, then made current.
     let staged = world
-        .moto
-        .put_value(
-            DEFAULT_ACCOUNT,
-            REGION,
-            &world.made.arn,
-            "CANARY-staged-do-not-log",
-            &["staged"],
-        )
+        .put_value("CANARY-staged-do-not-log", &["staged"])
         .await;
     assert_eq!(world.current_version().await, moved, "still the moved one");
-    world
-        .moto
-        .move_label(
-            DEFAULT_ACCOUNT,
-            REGION,
-            &world.made.arn,
-            "AWSCURRENT",
-            &staged,
-        )
-        .await;
+    world.move_current_to(&staged).await;
     world.proxy.reset_counts();
 
     let record = world.deliver_version_event(VersionEvent::UpdateSecretVersionStage, &staged);
@@ -421,16 +416,7 @@ async fn moving_awscurrent_back_to_a_version_older_than_the_move_does_not_finish
         .expect("an AWSPREVIOUS version")
         .to_owned();
     let (_, moved) = world.moved().await;
-    world
-        .moto
-        .move_label(
-            DEFAULT_ACCOUNT,
-            REGION,
-            &world.made.arn,
-            "AWSCURRENT",
-            &older,
-        )
-        .await;
+    world.move_current_to(&older).await;
     let versions = json!({"ARN": world.made.arn, "Versions": [
         {"VersionId": older, "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9},
         {"VersionId": moved, "VersionStages": ["AWSPREVIOUS"], "CreatedDate": 1.7e9 + 60.0},

@@ -83,6 +83,17 @@ pub fn kms_key_arn(region: &str, account: &str, key_id: &str) -> String {
     )
 }
 
+/// Whether `id` (a key as `KmsKeyIds` or a secret names it: key id, key ARN or alias) is the
+/// key a secret names `secret_key` and `DescribeKey` resolved to `key_arn`: the one place keys
+/// are compared (`DefaultEncryptionKey` and other names match neither).
+pub fn same_key(id: &str, secret_key: Option<&str>, key_arn: Option<&str>) -> bool {
+    Some(id) == secret_key
+        || key_arn.is_some_and(|arn| {
+            id == arn
+                || Arn::kms_key(arn).is_some_and(|a| a.resource.strip_prefix("key/") == Some(id))
+        })
+}
+
 /// Twelve ASCII digits.
 pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())

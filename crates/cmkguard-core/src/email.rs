@@ -51,18 +51,15 @@ pub fn text(record: &Record, config: &Config) -> String {
     out.push_str(&done(record));
 
     let next = if remediated {
-        let secret = record
-            .secret_arn
-            .as_deref()
-            .map_or_else(|| "<ARN>".into(), quote);
-        let moved = advice::of(Reason::PreviousKeyDecrypts);
+        // What is left of the move is the next finding's: say it now, once.
+        let left = Reason::PreviousKeyDecrypts;
         format!(
-            "The guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM). The move is not finished yet. {} {} Command: aws secretsmanager rotate-secret --secret-id {secret}",
-            plain(moved.why),
-            plain(moved.to_do)
+            "The guard re-encrypted the secret with the designated key. Make sure everything that reads the secret may use that key (kms:Decrypt in the key policy or IAM). The move is not finished yet. {} {}",
+            plain(advice::of(left).why),
+            to_do(record, left, &config.key_alias)
         )
     } else {
-        to_do(record, &config.key_alias)
+        to_do(record, record.reason, &config.key_alias)
     };
     out.push_str(&format!("\nWhat to do: {next}\n"));
 
@@ -106,21 +103,21 @@ fn why(reason: Reason, deletion_date: Option<String>) -> String {
     }
 }
 
-/// What to do: the reason's row, then the command that does it for this secret. A managed
+/// What to do about `reason`: its row, then the command that does it for this secret. A managed
 /// secret's key is changed through its owning service.
-fn to_do(record: &Record, key_alias: &str) -> String {
+fn to_do(record: &Record, reason: Reason, key_alias: &str) -> String {
     if record.verdict == Verdict::Managed {
         return "The secret is managed by another service (see the details) and the guard never re-encrypts it: ask the owning service's administrators to put it on a customer managed key through that service (for Amazon RDS, modify the instance's master user secret key).".into();
     }
-    let to_do = plain(advice::of(record.reason).to_do);
-    match command(record, key_alias) {
+    let to_do = plain(advice::of(reason).to_do);
+    match command(record, reason, key_alias) {
         Some(command) => format!("{to_do} {command}"),
         None => to_do.to_owned(),
     }
 }
 
-/// The AWS CLI command that does what the row says, for this secret and key.
-fn command(record: &Record, key_alias: &str) -> Option<String> {
+/// The AWS CLI command that does what `reason`'s row says, for this secret and key.
+fn command(record: &Record, reason: Reason, key_alias: &str) -> Option<String> {
     let secret = record
         .secret_arn
         .as_deref()
@@ -130,7 +127,7 @@ fn command(record: &Record, key_alias: &str) -> Option<String> {
         .as_deref()
         .map_or_else(|| "<key>".into(), quote);
     let alias = quote(key_alias);
-    Some(match record.reason {
+    Some(match reason {
         Reason::AwsManagedKey | Reason::KeyNotAllowed => format!(
             "To move it to the designated key, {alias}: aws secretsmanager update-secret --secret-id {secret} --kms-key-id {alias}; and let everything that reads it use that key (kms:Decrypt)."
         ),
@@ -407,7 +404,7 @@ mod tests {
             record.event_name = Some(format!("{long}\n{{\"verdict\":1}}"));
             let text = text(&record, &config);
             assert!(text.len() < 4_096, "{reason}: {} bytes", text.len());
-            assert!(!why(*reason, None).is_empty() && !to_do(&record, "a").is_empty());
+            assert!(!why(*reason, None).is_empty() && !to_do(&record, *reason, "a").is_empty());
         }
     }
 }

@@ -185,7 +185,7 @@ fn previous_key_decrypts(secret: &SecretFacts, key: &KeyFinding) -> Option<Strin
         ));
     }
     if let Some(versions) = &secret.versions {
-        let own = |id: &str| is_same_key(id, secret.kms_key_id.as_deref(), key.arn());
+        let own = |id: &str| crate::arn::same_key(id, secret.kms_key_id.as_deref(), key.arn());
         return versions
             .iter()
             .filter_map(|v| {
@@ -249,19 +249,6 @@ pub fn needs_version_dates(secret: &SecretFacts) -> bool {
             .as_deref()
             .is_some_and(|c| Some(c) != moved)
         && secret.pending_version.as_deref() != moved
-}
-
-/// Whether `id` (a key as `KmsKeyIds` or a secret names it: key id, key ARN or alias) is the
-/// secret's own key, `secret_key` as the secret names it and `key_arn` as `DescribeKey` resolved it.
-pub fn is_same_key(id: &str, secret_key: Option<&str>, key_arn: Option<&str>) -> bool {
-    if id == DEFAULT_ENCRYPTION_KEY {
-        return false;
-    }
-    Some(id) == secret_key
-        || key_arn.is_some_and(|arn| {
-            id == arn
-                || Arn::kms_key(arn).is_some_and(|a| a.resource.strip_prefix("key/") == Some(id))
-        })
 }
 
 /// What a person must do about a customer managed key that cannot decrypt, when that is the

@@ -161,7 +161,7 @@ impl Record {
     /// Whether the secret is on the key `arn`, however the secret names its key (key id, key
     /// ARN or alias): compared by the ARN its key resolved to, the one place keys are compared.
     pub fn is_on_key(&self, arn: &str) -> bool {
-        self.key_arn.as_deref() == Some(arn) || self.key_id.as_deref() == Some(arn)
+        crate::arn::same_key(arn, self.key_id.as_deref(), self.key_arn.as_deref())
     }
 
     /// The record as one line of JSON.

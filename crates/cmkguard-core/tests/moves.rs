@@ -32,6 +32,20 @@ fn world(rotation: bool) -> FakeAws {
     fake
 }
 
+/// The world's secret as an earlier release left a move: on the designated key, marked
+/// `remediated` with its reason and previous key, no version recorded.
+fn moved_by_an_earlier_release(fake: FakeAws) -> FakeAws {
+    let mut facts = fake.secret(&scope(), &arn(NAME)).unwrap();
+    facts.kms_key_id = Some(cmk("designated"));
+    facts.tags.extend([
+        ("cmkguard:status".into(), "remediated".into()),
+        ("cmkguard:reason".into(), "aws-managed-key".into()),
+        ("cmkguard:previous-key".into(), "aws/secretsmanager".into()),
+    ]);
+    fake.put_secret(&scope(), facts);
+    fake
+}
+
 async fn deliver(guard: &Guard<FakeAws>, name: &str) -> Record {
     let mut records = guard
         .handle(&event(name, &arn(NAME)), &ctx())
@@ -318,16 +332,8 @@ async fn rotate_never_touches_a_secret_without_rotation() {
 async fn rotate_stays_in_the_remediation_accounts() {
     let mut config = config("tag,remediate,rotate", &[]);
     config.remediate_accounts = AccountSet::Some(["111122223333".to_owned()].into());
-    let fake = world(true);
     // An earlier release's move in an account that is not opted in.
-    let mut facts = fake.secret(&scope(), &arn(NAME)).unwrap();
-    facts.kms_key_id = Some(cmk("designated"));
-    facts.tags.extend([
-        ("cmkguard:status".into(), "remediated".into()),
-        ("cmkguard:reason".into(), "aws-managed-key".into()),
-        ("cmkguard:previous-key".into(), "aws/secretsmanager".into()),
-    ]);
-    fake.put_secret(&scope(), facts);
+    let fake = moved_by_an_earlier_release(world(true));
     let guard = Guard::new(config, fake);
     let record = deliver(&guard, "CreateSecret").await;
     assert_eq!(outcome(&record, Action::Rotate), Some(Outcome::Skipped));
@@ -338,15 +344,7 @@ async fn rotate_stays_in_the_remediation_accounts() {
 /// the current version is taken as the moved one, said once, and the next version ends it.
 #[tokio::test]
 async fn an_earlier_releases_move_is_adopted_and_said_once() {
-    let fake = world(false);
-    let mut facts = fake.secret(&scope(), &arn(NAME)).unwrap();
-    facts.kms_key_id = Some(cmk("designated"));
-    facts.tags.extend([
-        ("cmkguard:status".into(), "remediated".into()),
-        ("cmkguard:reason".into(), "aws-managed-key".into()),
-        ("cmkguard:previous-key".into(), "aws/secretsmanager".into()),
-    ]);
-    fake.put_secret(&scope(), facts);
+    let fake = moved_by_an_earlier_release(world(false));
     let guard = Guard::new(config("tag,notify,securityhub", &[]), fake);
     let first = deliver(&guard, "CreateSecret").await;
     assert_eq!(

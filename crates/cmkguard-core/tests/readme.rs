@@ -152,21 +152,13 @@ fn the_iam_list_names_every_port_and_no_other() {
 #[test]
 fn the_tags_table_lists_every_tag_and_status() {
     use cmkguard_core::tags::{self, Status};
-    let readme = readme();
-    let table: Vec<&str> = readme
-        .split("### Tags written on secrets")
-        .nth(1)
-        .expect("a `### Tags written on secrets` section")
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .collect();
+    let table = table_after(&readme(), "### Tags written on secrets");
     let row = |tag: &str| {
         table
             .iter()
-            .find(|row| row.starts_with(&format!("| `{tag}` |")))
+            .find(|row| row[1] == format!("`{tag}`"))
             .unwrap_or_else(|| panic!("README.md's tags table has no row for `{tag}`"))
-            .to_string()
+            .join("|")
     };
     for tag in [
         tags::STATUS_TAG,

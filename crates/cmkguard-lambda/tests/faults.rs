@@ -54,11 +54,7 @@ async fn deliver_twice(rule: Rule) -> TwoDeliveries {
     let results = api.wait_for(2, Duration::from_secs(90));
     proxy.wait_idle(Duration::from_secs(10));
     let (stdout, stderr) = function.stop();
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("verdict").is_some())
-        .collect();
+    let records = cmkguard_testkit::audit_records(&stdout);
     let notifications = moto.receive_all(&queue);
     TwoDeliveries {
         moto,

@@ -45,11 +45,7 @@ async fn disable_key_through_the_lambda_binary() {
         "{:?}: {stderr}",
         results[0]
     );
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("verdict").is_some())
-        .collect();
+    let records = cmkguard_testkit::audit_records(&stdout);
     assert_eq!(arns(&records), world.on_key, "{stdout}");
     assert!(records.iter().all(|r| r["reason"] == "key-disabled"));
 }

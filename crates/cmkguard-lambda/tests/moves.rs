@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use cmkguard_testkit::{DEFAULT_ACCOUNT, Moto, Outcome, Process, RuntimeApi, VersionEvent};
-use serde_json::Value;
 
 const REGION: &str = "us-east-1";
 const MOVED_VERSION: &str = "cmkguard:moved-version";
@@ -70,11 +69,7 @@ async fn a_new_value_finishes_a_move_through_the_runtime_api() {
         assert_eq!(body["verdicts"][verdict], 1, "{body}");
     }
 
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("verdict").is_some())
-        .collect();
+    let records = cmkguard_testkit::audit_records(&stdout);
     assert_eq!(records.len(), 2, "{stdout}");
     assert_eq!(records[0]["reason"], "aws-managed-key", "{}", records[0]);
     assert_eq!(records[1]["event_name"], "PutSecretValue", "{}", records[1]);

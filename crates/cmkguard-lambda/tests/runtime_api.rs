@@ -52,11 +52,7 @@ async fn the_lambda_binary_remediates_a_secret_through_the_runtime_api() {
         assert_eq!(body["verdicts"][verdict], 1, "{body}");
     }
 
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("verdict").is_some())
-        .collect();
+    let records = cmkguard_testkit::audit_records(&stdout);
     assert_eq!(records.len(), 2, "one audit record per delivery: {stdout}");
     // Each record names the invocation that made it and the CloudTrail event it came from.
     for (record, result) in records.iter().zip(&results) {
@@ -163,11 +159,7 @@ async fn a_function_arn_without_an_account_asks_sts_once() {
         assert_eq!(body["verdicts"]["non_compliant"], 1, "{body}");
     }
     assert_eq!(proxy.count("GetCallerIdentity"), 1, "{:?}", proxy.counts());
-    let records: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("verdict").is_some())
-        .collect();
+    let records = cmkguard_testkit::audit_records(&stdout);
     assert_eq!(records.len(), 2, "{stdout}");
     assert!(
         records.iter().all(|r| r["account"] == "123456789012"),

@@ -22,7 +22,8 @@ pub use moto::{
     TEST_ROLE_NAME, cargo_lambda_binary, moto_server_binary, workspace_root,
 };
 pub use process::{
-    FIXTURE_KEY_ARN, Process, event_for, key_event_for, run_with_input, sibling_binary,
+    FIXTURE_KEY_ARN, Process, audit_records, event_for, key_event_for, run_with_input,
+    sibling_binary,
 };
 pub use proxy::{Fault, FaultProxy, RateLimits, Rule, When};
 pub use runtime_api::{DEFAULT_FUNCTION_ARN, DEFAULT_TIMEOUT, Invocation, Outcome, RuntimeApi};

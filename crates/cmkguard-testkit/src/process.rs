@@ -107,6 +107,16 @@ pub fn run_with_input(command: &mut Command, input: &[u8]) -> std::process::Outp
     output
 }
 
+/// The audit records among a function's or the CLI's output lines (log lines that are not
+/// records carry no `verdict`).
+pub fn audit_records(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("verdict").is_some())
+        .collect()
+}
+
 /// The fixture `testdata/events/<file>` with its secret ARN replaced by `arn`.
 pub fn event_for(file: &str, arn: &str) -> Value {
     let path = crate::workspace_root().join("testdata/events").join(file);

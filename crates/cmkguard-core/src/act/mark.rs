@@ -23,7 +23,7 @@ pub(crate) async fn mark_and_notify<P: Ports>(
     moved: Option<&Moved>,
 ) -> Result<(), Unfinished> {
     let mark = Mark::of(facts);
-    let marked = write_mark(actor, scope, facts, record, moved).await?;
+    let marked = write_mark(actor, scope, facts, &mark, record, moved).await?;
 
     // Before the notification, so that it says what became of the rotation.
     if let Some(version) = move_to_finish(&mark, record, facts, moved)
@@ -39,7 +39,7 @@ pub(crate) async fn mark_and_notify<P: Ports>(
 
     // A failed remediation is notified too: `flagged` covers it, as only flagged secrets are remediated.
     if is_flagged(record) && actor.config.acts(Action::Notify) {
-        let action = notify(actor, scope, facts, record, moved, marked).await;
+        let action = notify(actor, scope, facts, &mark, record, moved, marked).await;
         finish(record, Action::Notify, action)?;
     }
     Ok(())
@@ -72,16 +72,16 @@ async fn write_mark<P: Ports>(
     actor: &Actor<'_, P>,
     scope: &Scope,
     facts: &SecretFacts,
+    mark: &Mark<'_>,
     record: &mut Record,
     moved: Option<&Moved>,
 ) -> Result<bool, Unfinished> {
-    let mark = Mark::of(facts);
     let already_reported = mark.reports(record, moved);
-    let Some(mark_action) = mark_action(actor, &mark, moved) else {
+    let Some(mark_action) = mark_action(actor, mark, moved) else {
         return Ok(already_reported);
     };
     if is_flagged(record) {
-        let (tags, said) = mark_tags(&mark, record, facts, moved);
+        let (tags, said) = mark_tags(mark, record, facts, moved);
         let action = if already_reported {
             Ok(ActionRecord::new(
                 mark_action,
@@ -147,11 +147,11 @@ async fn notify<P: Ports>(
     actor: &Actor<'_, P>,
     scope: &Scope,
     facts: &SecretFacts,
+    mark: &Mark<'_>,
     record: &Record,
     moved: Option<&Moved>,
     marked: bool,
 ) -> Result<ActionRecord, AwsError> {
-    let mark = Mark::of(facts);
     if mark.reports(record, moved) {
         return Ok(ActionRecord::new(
             Action::Notify,

@@ -18,12 +18,7 @@ use crate::ports::{AwsError, Notification, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record};
 
-pub use crate::tags::{
-    DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, ROTATION_REQUESTED_TAG,
-    STATUS_TAG, Status,
-};
-
-pub use crate::record::WOULD_FAIL;
+use crate::tags::{MOVED_VERSION_TAG, REASON_TAG, STATUS_TAG, Status};
 
 /// Findings per `BatchImportFindings` request (Security Hub's limit).
 pub const IMPORT_BATCH: usize = 100;

@@ -39,8 +39,6 @@ struct World {
     version_keys: HashMap<String, BTreeMap<String, Vec<String>>>,
     /// Versions made so far (`RotateSecret`, [`FakeAws::new_version`]), for their ids.
     versions_made: usize,
-    /// Key policies as written, by key ARN (a key without one has AWS's default policy).
-    key_policies: HashMap<String, String>,
     /// Every version of a secret (by ARN) and when it was made: the `versions_made` count at
     /// the time, in seconds after the epoch (a secret's first versions: 0).
     version_history: HashMap<String, BTreeMap<String, u64>>,
@@ -82,18 +80,6 @@ impl FakeAws {
         world.keys.insert((scope.clone(), facts.arn.clone()), facts);
     }
 
-    /// The key `arn` has `policy` (JSON text) as its key policy.
-    pub fn put_key_policy(&self, arn: &str, policy: &str) {
-        self.world()
-            .key_policies
-            .insert(arn.to_owned(), policy.to_owned());
-    }
-
-    /// The key policy given to the key `arn`, if one was.
-    pub fn key_policy(&self, arn: &str) -> Option<String> {
-        self.world().key_policies.get(arn).cloned()
-    }
-
     pub fn put_alias(&self, scope: &Scope, alias: &str, key_arn: &str) {
         self.world()
             .aliases
@@ -113,7 +99,7 @@ impl FakeAws {
             );
     }
 
-    /// A new value for the secret (as `PutSecretValue`): a new version takes `AWSCURRENT`, under
+    /// A new value for the secret, as its owner writes one: a new version takes `AWSCURRENT`, under
     /// the secret's key alone. Returns its id.
     pub fn new_version(&self, scope: &Scope, arn: &str) -> Option<String> {
         new_current(&mut self.world(), scope, arn, "version")
