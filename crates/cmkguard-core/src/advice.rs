@@ -70,6 +70,41 @@ pub fn of(reason: Reason) -> Advice {
             "When a secret's key changes, AWS keeps its existing versions encrypted under the previous key as well, so the current value can still be decrypted through that key (for the AWS managed key: by anyone in the account allowed to read secret values) until a new version is current. Only a value written after the move is under the new key alone.",
             "Rotate the secret (`RotateSecret`), or write a new value: until a new version is current, AWS keeps the current one readable through the previous key too. The same value written again is a new version, not a new secret: whoever read it through the previous key still knows it, so change the credential where you can.",
         ),
+        Reason::KeyPolicyPublic => row(
+            "its customer managed key's policy lets anyone decrypt",
+            "A key policy statement allows a decrypting action (`kms:Decrypt`, `kms:ReEncryptFrom`, `kms:CreateGrant` or a wildcard) to `*` with no condition that limits the caller to named accounts or principals: any AWS principal, in any account, may decrypt with the key.",
+            "Narrow the statement the details name: name the principals (or add `aws:PrincipalOrgID` or `kms:CallerAccount` with `kms:ViaService` for Secrets Manager); the guard never changes a key policy.",
+        ),
+        Reason::KeyPolicyOtherAccount => row(
+            "its customer managed key's policy lets another account decrypt",
+            "A key policy statement allows a decrypting action to a principal of another account: that account's IAM policies decide who there can decrypt the secret.",
+            "Remove the other account from the statement the details name, or bind it to Secrets Manager (`kms:ViaService`) if the sharing is meant; the guard never changes a key policy.",
+        ),
+        Reason::KeyPolicyAccountWide => row(
+            "its customer managed key's policy lets every principal of the account decrypt",
+            "A key policy statement allows a decrypting action to `*` limited only by the account (`kms:CallerAccount`, `aws:PrincipalAccount`): the shape of the AWS managed key's policy, so anyone allowed to read the secret's value reads it, as on `aws/secretsmanager`.",
+            "Replace `*` in the statement the details name with the roles that read the secret, bound to Secrets Manager (`kms:ViaService`); the guard never changes a key policy.",
+        ),
+        Reason::KeyPolicyAdminCanDecrypt => row(
+            "one principal may both administer its customer managed key and decrypt with it",
+            "Separation of duties is gone: whoever manages the key (its policy, its deletion) can also read what it protects, and can widen its policy to cover the trace.",
+            "Take the decrypting actions away from the administrator in the statement the details name, or the administrative ones from the reader; the guard never changes a key policy.",
+        ),
+        Reason::KeyPolicyDelegatedToIam => row(
+            "its customer managed key's policy lets any IAM policy of the account decrypt directly",
+            "The account root is allowed a decrypting action with no condition (AWS's default key policy): every IAM policy of the account (`AdministratorAccess`, `PowerUserAccess`, any `kms:*`) can then decrypt directly, outside Secrets Manager.",
+            "In the statement the details name, keep the root's administrative actions (AWS warns that removing them can leave the key unmanageable) and bind its cryptographic use to Secrets Manager (`kms:ViaService` for `secretsmanager.REGION.amazonaws.com` with `kms:CallerAccount`); the guard never changes a key policy.",
+        ),
+        Reason::KeyGrantDecrypt => row(
+            "a grant on its customer managed key allows decryption",
+            "A grant allows `Decrypt` or `ReEncryptFrom` to its grantee, outside the key policy (Secrets Manager itself uses no grants).",
+            "Review the grant the details name and retire or revoke it if it is not needed (`RevokeGrant`); the guard never changes a grant.",
+        ),
+        Reason::KeyPolicyUnreadable => row(
+            "the guard could not review its customer managed key's policy and grants",
+            "Who can decrypt with the key is unknown: it is never counted as a pass.",
+            "Allow the guard `kms:GetKeyPolicy` and `kms:ListGrants` on the key (key policy or IAM), or review the policy by hand if it uses what the guard cannot judge (policy variables).",
+        ),
         Reason::CustomerManagedKey => row(
             "it is on a customer managed key",
             "Nothing is at stake: the secret is on a customer managed key.",

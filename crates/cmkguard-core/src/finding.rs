@@ -67,6 +67,14 @@ impl Severity {
             Reason::AwsManagedKey | Reason::ReplicaAwsManagedKey | Reason::ReplicaKeyProblem => {
                 Severity::Medium
             }
+            // Who can decrypt with the key: anyone at all, or another account, is a leak in
+            // waiting; the account-wide shapes are the AWS managed key's exposure again.
+            Reason::KeyPolicyPublic | Reason::KeyPolicyOtherAccount => Severity::High,
+            Reason::KeyPolicyAccountWide
+            | Reason::KeyPolicyAdminCanDecrypt
+            | Reason::KeyPolicyDelegatedToIam
+            | Reason::KeyGrantDecrypt => Severity::Medium,
+            Reason::KeyPolicyUnreadable => Severity::Low,
             // The value is on the right key, and still readable through the previous one until
             // a new version is current.
             Reason::KeyNotAllowed | Reason::PreviousKeyDecrypts => Severity::Low,

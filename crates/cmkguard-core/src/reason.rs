@@ -42,6 +42,16 @@ reasons! {
     /// On an acceptable key, but a version labelled `AWSCURRENT` or `AWSPENDING` is still
     /// encrypted under the key the secret was on before (a move not yet finished by a new version).
     PreviousKeyDecrypts = "previous-key-decrypts",
+    // non_compliant in `CMKGUARD_KEY_POLICY=enforce`: the key's policy or grants (most severe
+    // first; see `keypolicy::KeyPolicyWord`)
+    KeyPolicyPublic = "key-policy-public",
+    KeyPolicyOtherAccount = "key-policy-other-account",
+    KeyPolicyAccountWide = "key-policy-account-wide",
+    KeyPolicyAdminCanDecrypt = "key-policy-admin-can-decrypt",
+    KeyPolicyDelegatedToIam = "key-policy-delegated-to-iam",
+    KeyGrantDecrypt = "key-grant-decrypt",
+    /// The key's policy or grants could not be read or judged: reported, never enforced.
+    KeyPolicyUnreadable = "key-policy-unreadable",
     // compliant
     CustomerManagedKey = "customer-managed-key",
     /// A key ARN in another account whose `DescribeKey` was denied: customer managed by definition.
