@@ -5,6 +5,7 @@ use std::future::Future;
 
 use crate::facts::{KeyFacts, SecretFacts, SecretVersion};
 use crate::finding::{Finding, RefusedFinding};
+use crate::keypolicy::Grant;
 use crate::reason::Reason;
 
 /// Where a call goes: an account and a region.
@@ -142,6 +143,19 @@ pub trait DescribeKey {
     ) -> impl Future<Output = AwsResult<KeyFacts>> + Send;
 }
 
+/// A key's policy and grants, for the key policy review ([`crate::keypolicy`]).
+pub trait ReadKeyPolicy {
+    /// `GetKeyPolicy` with policy name `default`: the policy document, as JSON text.
+    fn key_policy(&self, scope: &Scope, key_arn: &str)
+    -> impl Future<Output = AwsResult<String>> + Send;
+    /// `ListGrants` (every page).
+    fn key_grants(
+        &self,
+        scope: &Scope,
+        key_arn: &str,
+    ) -> impl Future<Output = AwsResult<Vec<Grant>>> + Send;
+}
+
 pub trait ResolveAlias {
     /// The key an alias points to in the scope's region; `None` when there is no such alias.
     fn resolve_alias(
@@ -204,6 +218,7 @@ ports!(
     ListSecretVersions,
     RotateSecret,
     DescribeKey,
+    ReadKeyPolicy,
     ResolveAlias,
     Publish,
     ImportFindings,
