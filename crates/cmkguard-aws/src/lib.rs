@@ -5,6 +5,7 @@ pub mod accounts;
 mod cursor;
 mod directory;
 mod errors;
+mod keypolicy;
 mod ports;
 pub mod retry;
 pub mod securityhub;

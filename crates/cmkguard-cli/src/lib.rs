@@ -72,6 +72,9 @@ pub struct Overrides {
     #[arg(long, global = true, env = config::CHECK_VERSIONS, value_name = "BOOL",
           num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub check_versions: Option<String>,
+    /// Review each customer managed key's policy and grants: `off`, `report` or `enforce`
+    #[arg(long, global = true, env = config::KEY_POLICY, value_name = "MODE")]
+    pub key_policy: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +109,7 @@ impl Overrides {
             config::DRY_RUN => &self.dry_run,
             config::ASSUME_ROLE_NAME => &self.assume_role_name,
             config::CHECK_VERSIONS => &self.check_versions,
+            config::KEY_POLICY => &self.key_policy,
             _ => return std::env::var(variable).ok(),
         };
         flag.clone()

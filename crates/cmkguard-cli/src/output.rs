@@ -301,6 +301,7 @@ mod tests {
             key_arn: None,
             deletion_date: None,
             key_manager: None,
+            key_policy: None,
             verdict: Verdict::Compliant,
             reason: cmkguard_core::Reason::CustomerManagedKey,
             detail: None,

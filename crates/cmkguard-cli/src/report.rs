@@ -255,6 +255,7 @@ mod tests {
             key_arn: None,
             deletion_date: None,
             key_manager: Some(KeyManager::Aws),
+            key_policy: None,
             verdict: Verdict::NonCompliant,
             reason,
             detail: None,

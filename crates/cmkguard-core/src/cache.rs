@@ -1,8 +1,9 @@
-//! Key facts cached in the warm process: whether a key is AWS managed never changes, so that is
-//! kept for good; the state of a customer managed key is kept for a few minutes only. Secrets
-//! decided concurrently share one `DescribeKey` per key: the first caller describes, the others
-//! wait for its answer. Both are bounded: a warm process serving a whole organization keeps the
-//! keys it used last, not every key it has seen.
+//! What the warm process knows about keys: their facts (`DescribeKey`) and the review of their
+//! policy and grants. Whether a key is AWS managed never changes, so that is kept for good; the
+//! rest (a customer managed key's state, its review) is kept for a few minutes only. Secrets
+//! decided concurrently share one read per key: the first caller reads, the others wait for its
+//! answer. Both are bounded: a warm process serving a whole organization keeps the keys it used
+//! last, not every key it has seen.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,9 +12,27 @@ use std::time::{Duration, Instant};
 
 use crate::bounded::Bounded;
 use crate::facts::{KeyFacts, KeyManager};
+use crate::keypolicy::KeyReview;
 use crate::ports::{AwsResult, Scope};
 
-/// How long a customer managed key's state is trusted (the contract allows at most 5 minutes).
+/// What may be cached about a key.
+pub trait Cached: Clone {
+    /// Kept for good (never changes), rather than for [`STATE_TTL`].
+    fn lasts(&self) -> bool {
+        false
+    }
+}
+
+impl Cached for KeyFacts {
+    fn lasts(&self) -> bool {
+        self.manager == KeyManager::Aws
+    }
+}
+
+impl Cached for KeyReview {}
+
+/// How long a customer managed key's state, or its review, is trusted (the contract allows at
+/// most 5 minutes).
 pub const STATE_TTL: Duration = Duration::from_secs(300);
 
 /// How many keys (as a scope names them) a process keeps: an organization's worth of accounts in
@@ -23,19 +42,19 @@ pub const CAPACITY: usize = 2048;
 /// A key as a scope names it.
 type KeyRef = (Scope, String);
 
-pub struct KeyCache {
-    entries: Mutex<Bounded<KeyRef, (KeyFacts, Instant)>>,
+pub struct KeyCache<V = KeyFacts> {
+    entries: Mutex<Bounded<KeyRef, (V, Instant)>>,
     /// One lock per key being looked up, removed when the last lookup of it ends (see [`Gate`]).
     in_flight: Gates,
 }
 
-impl Default for KeyCache {
+impl<V: Cached> Default for KeyCache<V> {
     fn default() -> Self {
         KeyCache::new(CAPACITY)
     }
 }
 
-impl KeyCache {
+impl<V: Cached> KeyCache<V> {
     pub fn new(capacity: usize) -> Self {
         KeyCache {
             entries: Mutex::new(Bounded::new(capacity)),
@@ -43,19 +62,25 @@ impl KeyCache {
         }
     }
 
-    pub fn get(&self, scope: &Scope, key_id: &str) -> Option<KeyFacts> {
+    pub fn get(&self, scope: &Scope, key_id: &str) -> Option<V> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (facts, at) = entries.get(&(scope.clone(), key_id.to_owned()))?;
-        let fresh = facts.manager == KeyManager::Aws || at.elapsed() < STATE_TTL;
+        let fresh = facts.lasts() || at.elapsed() < STATE_TTL;
         fresh.then(|| facts.clone())
     }
 
-    pub fn put(&self, scope: &Scope, key_id: &str, facts: &KeyFacts) {
+    pub fn put(&self, scope: &Scope, key_id: &str, facts: &V) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.insert(
             (scope.clone(), key_id.to_owned()),
             (facts.clone(), Instant::now()),
         );
+    }
+
+    /// Drops what is held about the key (a key event: it is read again).
+    pub fn forget(&self, scope: &Scope, key_id: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&(scope.clone(), key_id.to_owned()));
     }
 
     /// The cached facts, or those `describe` finds (cached when found); one `describe` at a time
@@ -65,10 +90,10 @@ impl KeyCache {
         scope: &Scope,
         key_id: &str,
         describe: F,
-    ) -> AwsResult<KeyFacts>
+    ) -> AwsResult<V>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = AwsResult<KeyFacts>>,
+        Fut: Future<Output = AwsResult<V>>,
     {
         if let Some(facts) = self.get(scope, key_id) {
             return Ok(facts);
@@ -142,7 +167,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_keeps_the_keys_used_last_and_no_gate_behind() {
-        let cache = KeyCache::new(8);
+        let cache: KeyCache = KeyCache::new(8);
         for account in 0..100u32 {
             let scope = Scope::new(format!("{account:012}"), "us-east-1");
             let facts = cache
@@ -165,7 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_lookup_leaves_no_gate_behind() {
-        let cache = KeyCache::new(8);
+        let cache: KeyCache = KeyCache::new(8);
         let scope = Scope::new("111111111111", "us-east-1");
         let found = || async { Ok(KeyFacts::customer("arn:k", KeyState::Enabled)) };
         // The first lookup describes and never finishes; the second waits for it at the gate.

@@ -14,9 +14,10 @@ pub const DRY_RUN: &str = "CMKGUARD_DRY_RUN";
 pub const ASSUME_ROLE_NAME: &str = "CMKGUARD_ASSUME_ROLE_NAME";
 pub const SWEEP_ACCOUNTS: &str = "CMKGUARD_SWEEP_ACCOUNTS";
 pub const CHECK_VERSIONS: &str = "CMKGUARD_CHECK_VERSIONS";
+pub const KEY_POLICY: &str = "CMKGUARD_KEY_POLICY";
 
 /// Every variable the guard reads, for `--help` texts and tests.
-pub const VARIABLES: [&str; 10] = [
+pub const VARIABLES: [&str; 11] = [
     ACTIONS,
     REMEDIATE_ACCOUNTS,
     KEY_ALIAS,
@@ -27,6 +28,7 @@ pub const VARIABLES: [&str; 10] = [
     ASSUME_ROLE_NAME,
     SWEEP_ACCOUNTS,
     CHECK_VERSIONS,
+    KEY_POLICY,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +71,39 @@ impl Action {
             Action::Rotate => "rotate",
             Action::SecurityHub => "securityhub",
         }
+    }
+}
+
+/// `CMKGUARD_KEY_POLICY`: what the review of a key's policy and grants does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyPolicyMode {
+    /// No key policy is read.
+    Off,
+    /// The record carries the key's findings; the verdict is decided as without them.
+    #[default]
+    Report,
+    /// A finding (other than `key-policy-unreadable`) makes the secret non-compliant, and no
+    /// secret is moved onto a designated key with a finding.
+    Enforce,
+}
+
+impl KeyPolicyMode {
+    pub const ALL: [KeyPolicyMode; 3] = [
+        KeyPolicyMode::Off,
+        KeyPolicyMode::Report,
+        KeyPolicyMode::Enforce,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPolicyMode::Off => "off",
+            KeyPolicyMode::Report => "report",
+            KeyPolicyMode::Enforce => "enforce",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<KeyPolicyMode> {
+        KeyPolicyMode::ALL.into_iter().find(|m| m.as_str() == word)
     }
 }
 
@@ -118,6 +153,8 @@ pub struct Config {
     /// `CMKGUARD_CHECK_VERSIONS`: read each version's keys (`ListSecretVersionIds`) of the
     /// secrets on a customer managed key, to find moves made by others.
     pub check_versions: bool,
+    /// `CMKGUARD_KEY_POLICY`: whether and how keys' policies and grants are reviewed.
+    pub key_policy: KeyPolicyMode,
 }
 
 impl Default for Config {
@@ -133,6 +170,7 @@ impl Default for Config {
             assume_role_name: None,
             sweep_accounts: SweepAccounts::Own,
             check_versions: false,
+            key_policy: KeyPolicyMode::Report,
         }
     }
 }
@@ -226,6 +264,14 @@ impl Config {
         }
         if let Some(value) = get(CHECK_VERSIONS) {
             config.check_versions = parse_bool(CHECK_VERSIONS, &value)?;
+        }
+        if let Some(value) = get(KEY_POLICY) {
+            config.key_policy = KeyPolicyMode::parse(&value).ok_or_else(|| {
+                invalid(
+                    KEY_POLICY,
+                    format!("`{value}` is not `off`, `report` or `enforce`"),
+                )
+            })?;
         }
         if let Some(value) = get(ASSUME_ROLE_NAME) {
             let valid = value.len() <= 64
@@ -388,6 +434,7 @@ mod tests {
         assert_eq!(config.remediate_accounts, AccountSet::None);
         assert!(!config.dry_run);
         assert!(config.allowed_key_arns.is_none());
+        assert_eq!(config.key_policy, KeyPolicyMode::Report);
     }
 
     #[test]
@@ -404,9 +451,15 @@ mod tests {
             (SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:cmkguard"),
             (DRY_RUN, "true"),
             (ASSUME_ROLE_NAME, "cmkguard-member"),
+            (KEY_POLICY, "enforce"),
         ])
         .unwrap();
         assert_eq!(config.actions.len(), 3);
+        assert_eq!(config.key_policy, KeyPolicyMode::Enforce);
+        assert_eq!(
+            read(&[(KEY_POLICY, "off")]).unwrap().key_policy,
+            KeyPolicyMode::Off
+        );
         assert!(config.remediate_accounts.contains("111122223333"));
         assert!(!config.remediate_accounts.contains("444455556666"));
         assert!(config.dry_run);
@@ -489,6 +542,8 @@ mod tests {
                 SNS_TOPIC_ARN,
             ),
             (vec![(DRY_RUN, "yes")], DRY_RUN),
+            (vec![(KEY_POLICY, "Enforce")], KEY_POLICY),
+            (vec![(KEY_POLICY, "strict")], KEY_POLICY),
             (vec![(DRY_RUN, "TRUE"), topic], DRY_RUN),
             (
                 vec![(ASSUME_ROLE_NAME, "role name with spaces")],

@@ -329,8 +329,9 @@ impl<P: Ports> Guard<P> {
 
 // The key's own events.
 impl<P: Ports> Guard<P> {
-    /// A key's own event (`DisableKey`, `EnableKey`, `ScheduleKeyDeletion`, `CancelKeyDeletion`):
-    /// the key's state is read fresh, then every secret of the account and region on that key,
+    /// A key's own event (`DisableKey`, `EnableKey`, `ScheduleKeyDeletion`, `CancelKeyDeletion`,
+    /// and the policy and grant changes `PutKeyPolicy`, `CreateGrant`, `RevokeGrant`,
+    /// `RetireGrant`): the key's state, policy and grants are read fresh, then every secret of the account and region on that key,
     /// and only those, is decided and acted on with it (see [`sweep::sweep_key`]). A key no
     /// secret uses makes no record and no write.
     async fn key_event(
@@ -375,6 +376,14 @@ impl<P: Ports> Guard<P> {
                 return Ok(());
             }
         };
+        if fresh.is_some()
+            && let Err(e) = self.review_key_fresh(&scope, &arn).await
+        {
+            return Err(GuardError::Transient {
+                message: e.to_string(),
+                records: Vec::new(),
+            });
+        }
         let mut decided = 0;
         let report = sweep::sweep_key(self, &scope, &arn, fresh.as_ref(), &meta, ctx, &mut |r| {
             decided += 1;

@@ -24,12 +24,17 @@ pub const HANDLED_EVENTS: [&str; 7] = [
 /// a rotation made a new current version.
 pub const SERVICE_EVENTS: [&str; 1] = ["RotationSucceeded"];
 
-/// The key's own CloudTrail events the guard acts on: each changes whether the key can decrypt.
-pub const KEY_EVENTS: [&str; 4] = [
+/// The key's own CloudTrail events the guard acts on: the first four change whether the key can
+/// decrypt, the last four who may decrypt with it (its policy, its grants).
+pub const KEY_EVENTS: [&str; 8] = [
     "DisableKey",
     "EnableKey",
     "ScheduleKeyDeletion",
     "CancelKeyDeletion",
+    "PutKeyPolicy",
+    "CreateGrant",
+    "RevokeGrant",
+    "RetireGrant",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,6 +10,7 @@ use crate::config::{Action, Config};
 use crate::event::EventMeta;
 use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
+use crate::keypolicy::KeyReview;
 use crate::policy::{self, Decision, KeyFinding, is_foreign_key};
 use crate::ports::{AwsError, Ports, Scope};
 use crate::reason::Reason;
@@ -48,6 +49,7 @@ pub struct Guard<P> {
     config: Config,
     ports: P,
     keys: KeyCache,
+    reviews: KeyCache<KeyReview>,
 }
 
 impl<P: Ports> Guard<P> {
@@ -56,6 +58,7 @@ impl<P: Ports> Guard<P> {
             config,
             ports,
             keys: KeyCache::default(),
+            reviews: KeyCache::default(),
         }
     }
 
@@ -72,6 +75,7 @@ impl<P: Ports> Guard<P> {
             config: &self.config,
             ports: &self.ports,
             keys: &self.keys,
+            reviews: &self.reviews,
         }
     }
 
@@ -97,6 +101,18 @@ impl<P: Ports> Guard<P> {
     /// Decisions about `key_id` in `scope` use `facts` (a key event's fresh read of the key).
     pub(crate) fn remember_key(&self, scope: &Scope, key_id: &str, facts: &KeyFacts) {
         self.keys.put(scope, key_id, facts);
+    }
+
+    /// Decisions about the key `key_arn` use its policy and grants read now (a key event).
+    pub(crate) async fn review_key_fresh(
+        &self,
+        scope: &Scope,
+        key_arn: &str,
+    ) -> Result<(), AwsError> {
+        if self.config.key_policy != crate::config::KeyPolicyMode::Off {
+            self.actor().review_key_fresh(scope, key_arn).await?;
+        }
+        Ok(())
     }
 
     /// The designated key of `scope`'s region (cached).
@@ -192,7 +208,19 @@ impl<P: Ports> Guard<P> {
             }
         }
 
-        let decision = match self.with_versions(scope, &mut facts, &key, &replicas).await {
+        let review = match self.review(scope, &key).await {
+            Ok(review) => review,
+            Err(e) => {
+                let message = e.to_string();
+                let mut record = failed(e);
+                record.key_manager = key.manager();
+                return Err((Unfinished(message), record));
+            }
+        };
+        let decision = match self
+            .with_versions(scope, &mut facts, &key, review.as_ref(), &replicas)
+            .await
+        {
             Ok(decision) => decision,
             Err(e) => {
                 let detail = format!("`ListSecretVersionIds` failed: {e}");
@@ -220,6 +248,7 @@ impl<P: Ports> Guard<P> {
             record.deletion_date = key.deletion_date;
         }
         record.key_manager = key.manager();
+        record.key_policy = review;
         let actor = self.actor();
         let moved = crate::act::remediate_if_due(&actor, scope, &facts, &mut record)
             .await
@@ -282,12 +311,13 @@ impl<P: Ports> Guard<P> {
         scope: &Scope,
         facts: &mut SecretFacts,
         key: &KeyFinding,
+        review: Option<&KeyReview>,
         replicas: &[(String, KeyFinding)],
     ) -> Result<Decision, AwsError> {
         if policy::needs_version_dates(facts) {
             facts.versions = Some(self.ports.list_secret_versions(scope, &facts.arn).await?);
         }
-        let decision = policy::decide(facts, key, replicas, &self.config);
+        let decision = policy::decide(facts, key, review, replicas, &self.config);
         let worth_reading = self.config.check_versions
             && decision.verdict == Verdict::Compliant
             && facts.versions.is_none()
@@ -296,7 +326,19 @@ impl<P: Ports> Guard<P> {
             return Ok(decision);
         }
         facts.versions = Some(self.ports.list_secret_versions(scope, &facts.arn).await?);
-        Ok(policy::decide(facts, key, replicas, &self.config))
+        Ok(policy::decide(facts, key, review, replicas, &self.config))
+    }
+
+    /// The review of a customer managed key's policy and grants, unless `CMKGUARD_KEY_POLICY`
+    /// is `off` (AWS managed keys have no policy of their own to review). Only a transient
+    /// failure is an error.
+    async fn review(&self, scope: &Scope, key: &KeyFinding) -> Result<Option<KeyReview>, AwsError> {
+        let reviewed = self.config.key_policy != crate::config::KeyPolicyMode::Off
+            && key.manager() == Some(crate::facts::KeyManager::Customer);
+        match key.arn() {
+            Some(arn) if reviewed => self.actor().review_key(scope, arn).await.map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// When the key that cannot decrypt is the region's designated key (known when it is

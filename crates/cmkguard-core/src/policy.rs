@@ -1,7 +1,8 @@
 //! The policy: from the facts about a secret and its key to a verdict and a reason. Pure.
 
 use crate::arn::Arn;
-use crate::config::Config;
+use crate::config::{Config, KeyPolicyMode};
+use crate::keypolicy::KeyReview;
 use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, SecretFacts};
 use crate::reason::Reason;
 use crate::record::Verdict;
@@ -73,10 +74,13 @@ pub struct Decision {
     pub detail: Option<String>,
 }
 
-/// Precedence: exempt, then managed, then the key checks (the secret's own key before its replicas').
+/// Precedence: exempt, then managed, then the key checks: the secret's own key (its state, the
+/// allow list, then, with `CMKGUARD_KEY_POLICY=enforce`, its policy review `review`), then its
+/// replicas' keys, then whether the previous key still reads it.
 pub fn decide(
     secret: &SecretFacts,
     key: &KeyFinding,
+    review: Option<&KeyReview>,
     replicas: &[(String, KeyFinding)],
     config: &Config,
 ) -> Decision {
@@ -94,6 +98,11 @@ pub fn decide(
     let problem = key
         .problem(config)
         .map(|reason| (reason, key_state_detail(key)))
+        .or_else(|| {
+            let finding = review.filter(|_| config.key_policy == KeyPolicyMode::Enforce)?;
+            let finding = finding.enforced()?;
+            Some((finding.word.reason(), Some(finding.detail.clone())))
+        })
         .or_else(|| {
             replicas.iter().find_map(|(region, finding)| {
                 let reason = match finding.problem(config)? {
@@ -372,7 +381,7 @@ mod tests {
             ),
         ];
         for (finding, verdict, reason) in cases {
-            let decision = decide(&secret(&[], None), &finding, &[], &config);
+            let decision = decide(&secret(&[], None), &finding, None, &[], &config);
             assert_eq!(
                 (decision.verdict, decision.reason),
                 (verdict, reason),
@@ -386,23 +395,23 @@ mod tests {
         let config = Config::default();
         let exempt = secret(&[("cmkguard:exempt", "true")], Some("rds"));
         assert_eq!(
-            decide(&exempt, &KeyFinding::DefaultKey, &[], &config).verdict,
+            decide(&exempt, &KeyFinding::DefaultKey, None, &[], &config).verdict,
             Verdict::Exempt
         );
         let not_exempt = secret(&[("cmkguard:exempt", "false")], None);
         assert_eq!(
-            decide(&not_exempt, &KeyFinding::DefaultKey, &[], &config).verdict,
+            decide(&not_exempt, &KeyFinding::DefaultKey, None, &[], &config).verdict,
             Verdict::NonCompliant
         );
         let managed = secret(&[], Some("rds"));
-        let decision = decide(&managed, &KeyFinding::DefaultKey, &[], &config);
+        let decision = decide(&managed, &KeyFinding::DefaultKey, None, &[], &config);
         assert_eq!(
             (decision.verdict, decision.reason),
             (Verdict::Managed, Reason::AwsManagedKey)
         );
         // A managed secret on a good key is simply compliant.
         assert_eq!(
-            decide(&managed, &customer(KeyState::Enabled), &[], &config).verdict,
+            decide(&managed, &customer(KeyState::Enabled), None, &[], &config).verdict,
             Verdict::Compliant
         );
     }
@@ -418,13 +427,14 @@ mod tests {
         let decision = decide(
             &secret(&[], None),
             &customer(KeyState::Enabled),
+            None,
             &[],
             &config,
         );
         assert_eq!(decision.reason, Reason::KeyNotAllowed);
         let foreign = KeyFinding::ForeignKeyUndescribed { arn: CMK.into() };
         assert_eq!(
-            decide(&secret(&[], None), &foreign, &[], &config).reason,
+            decide(&secret(&[], None), &foreign, None, &[], &config).reason,
             Reason::KeyNotAllowed
         );
     }
@@ -435,6 +445,7 @@ mod tests {
         let decision = decide(
             &secret(&[], None),
             &customer(KeyState::Enabled),
+            None,
             &replicas,
             &Config::default(),
         );

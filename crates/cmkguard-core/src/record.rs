@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::config::Action;
 use crate::event::EventMeta;
 use crate::facts::KeyManager;
+use crate::keypolicy::KeyReview;
 use crate::reason::Reason;
 
 /// Serialized as its `as_str`: each wire string is written once.
@@ -20,6 +21,15 @@ macro_rules! serialize_as_str {
 }
 
 serialize_as_str!(Verdict, Outcome);
+
+/// A review as its finding words, most severe first.
+fn review_words<S: serde::Serializer>(
+    review: &Option<KeyReview>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let words = review.as_ref().map(KeyReview::words);
+    words.serialize(serializer)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
@@ -116,6 +126,13 @@ pub struct Record {
     #[serde(skip)]
     pub key_arn: Option<String>,
     pub key_manager: Option<KeyManager>,
+    /// The review of the key's policy and grants, when it ran: its finding words (`[]` when
+    /// none) on the wire, the details for the reports.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "review_words"
+    )]
+    pub key_policy: Option<KeyReview>,
     /// When the key pending deletion is deleted (`DeletionDate`), when that is the finding.
     #[serde(skip)]
     pub deletion_date: Option<std::time::SystemTime>,
@@ -149,6 +166,7 @@ impl Record {
             key_id: None,
             key_arn: None,
             key_manager: None,
+            key_policy: None,
             deletion_date: None,
             verdict,
             reason,

@@ -106,6 +106,7 @@ mod tests {
             key_arn: None,
             deletion_date: None,
             key_manager: None,
+            key_policy: None,
             verdict,
             reason: cmkguard_core::Reason::CustomerManagedKey,
             detail: None,

@@ -12,6 +12,7 @@ pub(crate) use mark::mark_and_notify;
 pub(crate) use remediate::remediate_if_due;
 
 use crate::cache::KeyCache;
+use crate::keypolicy::KeyReview;
 use crate::config::{Action, Config};
 use crate::facts::{KeyFacts, SecretFacts};
 use crate::ports::{AwsError, Notification, Ports, Scope};
@@ -107,15 +108,34 @@ impl Remediation {
     }
 }
 
+/// `GetKeyPolicy` and `ListGrants`, judged: what could not be read (other than transiently) is
+/// the finding `key-policy-unreadable`.
+async fn read_review<P: Ports>(ports: &P, scope: &Scope, key_arn: &str) -> Result<KeyReview, AwsError> {
+    let unreadable = |call: &str, e: AwsError| match e {
+        AwsError::Transient(_) => Err(e),
+        e => Ok(KeyReview::unreadable(format!("`{call}` on `{key_arn}` failed: {e}"))),
+    };
+    let policy = match ports.key_policy(scope, key_arn).await {
+        Ok(policy) => policy,
+        Err(e) => return unreadable("GetKeyPolicy", e),
+    };
+    let grants = match ports.key_grants(scope, key_arn).await {
+        Ok(grants) => grants,
+        Err(e) => return unreadable("ListGrants", e),
+    };
+    Ok(crate::keypolicy::review(key_arn, &policy, &grants))
+}
+
 /// A transient failure that stopped a decision part way; the caller attaches the record.
 pub(crate) struct Unfinished(pub(crate) String);
 
-/// What acting needs: the configuration, the ports, and the key cache (the designated key is
-/// resolved once per warm process).
+/// What acting needs: the configuration, the ports, and the key caches (the designated key is
+/// resolved, and keys' policies reviewed, once per warm process and a few minutes).
 pub(crate) struct Actor<'a, P> {
     pub(crate) config: &'a Config,
     pub(crate) ports: &'a P,
     pub(crate) keys: &'a KeyCache,
+    pub(crate) reviews: &'a KeyCache<KeyReview>,
 }
 
 impl<P: Ports> Actor<'_, P> {
@@ -130,6 +150,42 @@ impl<P: Ports> Actor<'_, P> {
             self.keys.put(scope, alias, target);
         }
         Ok(resolved)
+    }
+
+    /// The review of the key `key_arn`'s policy and grants (cached), read in the key's own
+    /// account and region: another account's key through the role the guard assumes there, or,
+    /// without one, `key-policy-unreadable`. Only a transient failure is an error; any other
+    /// failure to read is the finding `key-policy-unreadable` (never a pass).
+    pub(crate) async fn review_key(&self, scope: &Scope, key_arn: &str) -> Result<KeyReview, AwsError> {
+        let Some(arn) = crate::arn::Arn::kms_key(key_arn) else {
+            return Ok(KeyReview::unreadable(format!(
+                "`{}` is not a key ARN",
+                crate::text::shorten(key_arn)
+            )));
+        };
+        if arn.account != scope.account && self.config.assume_role_name.is_none() {
+            return Ok(KeyReview::unreadable(format!(
+                "key `{key_arn}` is in account `{}`, which the guard cannot read without `CMKGUARD_ASSUME_ROLE_NAME`",
+                arn.account
+            )));
+        }
+        let key_scope = Scope::new(arn.account, arn.region);
+        self.reviews
+            .get_or_describe(&key_scope, key_arn, || read_review(self.ports, &key_scope, key_arn))
+            .await
+    }
+
+    /// Reads the key's policy and grants again (a key event: they may have just changed).
+    pub(crate) async fn review_key_fresh(
+        &self,
+        scope: &Scope,
+        key_arn: &str,
+    ) -> Result<KeyReview, AwsError> {
+        if let Some(arn) = crate::arn::Arn::kms_key(key_arn) {
+            self.reviews
+                .forget(&Scope::new(arn.account, arn.region), key_arn);
+        }
+        self.review_key(scope, key_arn).await
     }
 
     /// Runs a write, or says what it would do in a dry run.

@@ -1,6 +1,6 @@
 //! The re-encryption, announced on the secret before it is made.
 
-use crate::config::Action;
+use crate::config::{Action, KeyPolicyMode};
 use crate::facts::{KeyFacts, KeyState, SecretFacts};
 use crate::ports::{AwsError, Ports, Scope};
 use crate::reason::Reason;
@@ -99,9 +99,13 @@ pub(crate) async fn remediate<P: Ports>(
     facts: &SecretFacts,
     record: &Record,
 ) -> Result<Remediation, AwsError> {
-    let target = match designated_target(actor, scope, facts, record).await? {
+    let (target, key_note) = match designated_target(actor, scope, facts, record).await? {
         Ok(target) => target,
         Err(why_not) => return Remediation::of(why_not),
+    };
+    let with_note = |text: String, facts: &SecretFacts| match &key_note {
+        Some(note) => with_note(format!("{text}; {note}"), facts),
+        None => with_note(text, facts),
     };
     // `failed` means an attempted write failed: a dry run attempts none, so it says why the
     // re-encryption would not go through instead.
@@ -177,16 +181,17 @@ fn failed<P: Ports>(actor: &Actor<'_, P>, detail: String) -> ActionRecord {
     }
 }
 
-/// The key to move the secret to, or the action that says why there is none: the account has
-/// not opted in, the secret is managed or the finding is a replica's, the key cannot decrypt
-/// (nothing can be re-encrypted from it), the designated key is missing, unusable, or the one the
-/// secret is on.
+/// The key to move the secret to (with a note when its own policy review has findings, in
+/// report mode), or the action that says why there is none: the account has not opted in, the
+/// secret is managed or the finding is a replica's, the key cannot decrypt (nothing can be
+/// re-encrypted from it), the designated key is missing, unusable, the one the secret is on, or
+/// (in enforce mode) has a key policy finding itself.
 async fn designated_target<P: Ports>(
     actor: &Actor<'_, P>,
     scope: &Scope,
     facts: &SecretFacts,
     record: &Record,
-) -> Result<Result<KeyFacts, ActionRecord>, AwsError> {
+) -> Result<Result<(KeyFacts, Option<String>), ActionRecord>, AwsError> {
     let skipped = |detail: String| {
         Ok(Err(ActionRecord::new(
             Action::Remediate,
@@ -239,5 +244,29 @@ async fn designated_target<P: Ports>(
             target.arn
         ));
     }
-    Ok(Ok(target))
+    let mode = actor.config.key_policy;
+    if mode == KeyPolicyMode::Off {
+        return Ok(Ok((target, None)));
+    }
+    let review = actor.review_key(scope, &target.arn).await?;
+    let Some(worst) = review.findings.first() else {
+        return Ok(Ok((target, None)));
+    };
+    let findings = format!(
+        "the designated key `{}` has key policy finding(s) {}: {}",
+        target.arn,
+        review
+            .words()
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        worst.detail
+    );
+    if mode == KeyPolicyMode::Enforce {
+        return failed(format!(
+            "not re-encrypted: {findings}; with `CMKGUARD_KEY_POLICY=enforce` no secret is moved onto it"
+        ));
+    }
+    Ok(Ok((target, Some(findings))))
 }

@@ -12,6 +12,10 @@ use crate::ports::{
     RotateSecret, Scope, SecretPage, SweepCursor, TagSecret,
 };
 
+mod keypolicy;
+
+pub use keypolicy::clean_policy;
+
 #[derive(Default)]
 struct World {
     secrets: BTreeMap<(Scope, String), SecretFacts>,
@@ -42,6 +46,11 @@ struct World {
     /// Every version of a secret (by ARN) and when it was made: the `versions_made` count at
     /// the time, in seconds after the epoch (a secret's first versions: 0).
     version_history: HashMap<String, BTreeMap<String, u64>>,
+    /// Key policies by key ARN; a key without one has a policy with no finding
+    /// ([`keypolicy::clean_policy`]).
+    key_policies: HashMap<String, String>,
+    /// Grants by key ARN.
+    grants: HashMap<String, Vec<crate::keypolicy::Grant>>,
 }
 
 // Long: every port in memory, and the controls the engine's tests need (faults, delays, counts).
