@@ -1,5 +1,7 @@
 //! KMS (JSON 1.1): `DescribeKey` on the account-region's AWS managed key, its customer managed
-//! key (by id, ARN or the designated alias), or any key id of the caller's.
+//! key (by id, ARN or the designated alias), or any key id of the caller's; `GetKeyPolicy` (a
+//! policy the review finds nothing in, as the project's key template writes it) and `ListGrants`
+//! (none) on a key of the caller's.
 
 use serde_json::{Value, json};
 
@@ -77,6 +79,23 @@ pub(super) fn describe_key(world: &World, call: &Call, input: &Value, id: &str) 
         }
     });
     json_reply(id, "application/x-amz-json-1.1", &metadata)
+}
+
+pub(super) fn get_key_policy(call: &Call, input: &Value, id: &str) -> Reply {
+    let key_arn = input["KeyId"].as_str().unwrap_or_default();
+    let own = format!(":{}:key/", call.account);
+    if !key_arn.contains(&own) {
+        let message = format!("not authorized to perform `kms:GetKeyPolicy` on `{key_arn}`");
+        return json_error(id, 400, "AccessDeniedException", &message);
+    }
+    let policy = cmkguard_core::fake::clean_policy(key_arn);
+    let reply = json!({"Policy": policy, "PolicyName": "default"});
+    json_reply(id, "application/x-amz-json-1.1", &reply)
+}
+
+pub(super) fn list_grants(id: &str) -> Reply {
+    let reply = json!({"Grants": [], "Truncated": false});
+    json_reply(id, "application/x-amz-json-1.1", &reply)
 }
 
 fn kms_not_found(id: &str, key_id: &str) -> Reply {

@@ -117,6 +117,8 @@ fn route(shared: &Shared, call: &Call, request: &Received, id: &str) -> Reply {
             secretsmanager::write_secret(world, call, &json(), id)
         }
         ("kms", "DescribeKey") => kms::describe_key(world, call, &json(), id),
+        ("kms", "GetKeyPolicy") => kms::get_key_policy(call, &json(), id),
+        ("kms", "ListGrants") => kms::list_grants(id),
         _ => {
             let message = format!("the stand-in does not answer `{}`", call.key());
             if call.service == "sts" {
