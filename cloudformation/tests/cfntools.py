@@ -94,6 +94,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "RemediateAccounts": MEMBER_ACCOUNT,
         "EnableSecurityHub": "true",
         "CheckVersions": "true",
+        "KeyPolicyReview": "enforce",
         "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
