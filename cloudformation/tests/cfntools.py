@@ -39,8 +39,18 @@ HANDLED_EVENT_NAMES = (
 )
 # The Secrets Manager service events (no API call): a rotation that succeeded.
 HANDLED_SERVICE_EVENT_NAMES = ("RotationSucceeded",)
-# The key events (aws.kms, kms.amazonaws.com).
-HANDLED_KMS_EVENT_NAMES = ("DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion")
+# The key events (aws.kms, kms.amazonaws.com): the key state changes, then the changes of
+# who may use the key, its policy and grants (CONTRACT.md "Key policy review").
+HANDLED_KMS_EVENT_NAMES = (
+    "DisableKey",
+    "EnableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "PutKeyPolicy",
+    "CreateGrant",
+    "RevokeGrant",
+    "RetireGrant",
+)
 API_CALL = "AWS API Call via CloudTrail"
 SERVICE_EVENT = "AWS Service Event via CloudTrail"
 # The CloudTrail rules of each template, by what they take: (source, detail-type,
@@ -84,6 +94,7 @@ FULL_PARAMETERS: dict[str, dict[str, str]] = {
         "RemediateAccounts": MEMBER_ACCOUNT,
         "EnableSecurityHub": "true",
         "CheckVersions": "true",
+        "KeyPolicyReview": "enforce",
         "AllowedKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "DryRun": "true",
         "AssumeRoleName": "cmkguard-member",
@@ -231,8 +242,9 @@ def classify_event(path: Path, event: Any) -> str:
     "handled"   a successful CreateSecret/UpdateSecret/ReplicateSecretToRegions/RestoreSecret/
                 PutSecretValue/RotateSecret/UpdateSecretVersionStage CloudTrail call from
                 aws.secretsmanager, the RotationSucceeded service event of aws.secretsmanager,
-                or a successful DisableKey/EnableKey/ScheduleKeyDeletion/CancelKeyDeletion call
-                from aws.kms: one of the CloudTrail rules must deliver it;
+                or a successful DisableKey/EnableKey/ScheduleKeyDeletion/CancelKeyDeletion/
+                PutKeyPolicy/CreateGrant/RevokeGrant/RetireGrant call from aws.kms: one of
+                the CloudTrail rules must deliver it;
     "ignored"   any other event (failed call with errorCode, other service, other call or
                 service event, a call's name as a service event): no rule may deliver it;
     "scheduled" the sweep's Scheduled Event (files ScheduledEvent-*), delivered by the

@@ -34,15 +34,31 @@ from cfntools import (
 from motostacks import create_stack, moto_variant, package
 
 # Real KMS calls that are none of the guard's business: key creation and configuration,
-# aliases, and the cryptographic calls (by far the most frequent KMS events).
+# aliases, reading the policy and grants (the guard's own review), and the cryptographic
+# calls (by far the most frequent KMS events). PutKeyPolicy and the grant calls are the
+# guard's (CONTRACT.md "Key policy review"): not here.
 OTHER_KMS_EVENT_NAMES = (
     "CreateKey",
     "EnableKeyRotation",
-    "PutKeyPolicy",
+    "DisableKeyRotation",
+    "GetKeyPolicy",
+    "ListGrants",
+    "ListRetirableGrants",
     "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "ReEncrypt",
     "CreateAlias",
     "DeleteAlias",
     "UpdateAlias",
+    "TagResource",
+)
+# The key policy and grant events (CONTRACT.md "Key policy review"), one fixture each.
+KEY_POLICY_EVENT_FIXTURES = (
+    "PutKeyPolicy-key-arn.json",
+    "CreateGrant-key-arn.json",
+    "RevokeGrant-key-arn.json",
+    "RetireGrant-key-arn.json",
 )
 # Real Secrets Manager calls that change no key and no current version: reading values
 # (the most frequent by far), metadata, policies, rotation set-up and its cancellation.
@@ -172,7 +188,8 @@ def delivered_by(events, probes, event: dict) -> list[str]:
 
 
 def test_kms_fixtures_are_classified_by_the_contract():
-    # The key events of CONTRACT.md are handled; a failed call is ignored.
+    # The key events of CONTRACT.md (key state, key policy and grants) are handled; a
+    # failed call and a cryptographic call are ignored.
     kinds = {name: kind for kind, fixtures in load_fixtures().items() for name, _ in fixtures}
     for name in (
         "DisableKey-key-arn.json",
@@ -180,9 +197,12 @@ def test_kms_fixtures_are_classified_by_the_contract():
         "EnableKey-key-arn.json",
         "ScheduleKeyDeletion-key-arn.json",
         "CancelKeyDeletion-key-arn.json",
+        *KEY_POLICY_EVENT_FIXTURES,
     ):
         assert kinds[name] == "handled", name
     assert kinds["DisableKey-failed.json"] == "ignored"
+    # Not in testdata/events (every file there runs through the Rust case table).
+    assert kinds["Decrypt-not-handled.json"] == "ignored"
     for name, event in other_events("aws.kms"):
         assert classify_event(ROOT / "testdata" / "events" / "x.json", event) == "ignored", name
 
@@ -232,6 +252,30 @@ def test_rules_deliver_handled_events_once_and_no_other(aws):
             # A handled event exactly once: two rules taking it would invoke the guard twice.
             if len(rules) != (kind == "handled"):
                 wrong.append(f"{name} ({kind}) delivered by {rules or 'no rule'}")
+    assert not wrong, wrong
+
+
+def test_key_policy_and_grant_events_take_the_key_events_path(aws):
+    # PutKeyPolicy, CreateGrant, RevokeGrant, RetireGrant go where DisableKey goes (the KMS
+    # key events rule, once); a Decrypt on the same key, and each of them failed, go nowhere.
+    events, probes = guard_probe(aws)
+    fixtures = {n: e for kind in ("handled", "ignored") for n, e in load_fixtures()[kind]}
+    wrong = []
+    for name in ("DisableKey-key-arn.json", *KEY_POLICY_EVENT_FIXTURES):
+        rules = delivered_by(events, probes, fixtures[name])
+        if rules != ["KmsKeyEventsRule"]:
+            wrong.append(f"{name} delivered by {rules or 'no rule'}")
+        failed = copy.deepcopy(fixtures[name])
+        failed["detail"]["errorCode"] = "AccessDeniedException"
+        failed["detail"]["errorMessage"] = "User is not authorized to perform this operation"
+        failed["detail"]["responseElements"] = None
+        assert classify_event(ROOT / "testdata" / "events" / "x.json", failed) == "ignored"
+        rules = delivered_by(events, probes, failed)
+        if rules:
+            wrong.append(f"{name} failed delivered by {rules}")
+    rules = delivered_by(events, probes, fixtures["Decrypt-not-handled.json"])
+    if rules:
+        wrong.append(f"Decrypt-not-handled.json delivered by {rules}")
     assert not wrong, wrong
 
 

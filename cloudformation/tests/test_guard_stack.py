@@ -78,6 +78,7 @@ def test_everything_on(aws):
         "CMKGUARD_SNS_TOPIC_ARN": out["TopicArn"],
         "CMKGUARD_DRY_RUN": "true",
         "CMKGUARD_CHECK_VERSIONS": "true",
+        "CMKGUARD_KEY_POLICY": "enforce",
         "CMKGUARD_ASSUME_ROLE_NAME": "cmkguard-member",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS": "10000",
         "CMKGUARD_RETRY_BUDGET_MS": "60000",
@@ -90,6 +91,7 @@ def test_everything_on(aws):
     # is in the base policy, with or without CheckVersions.
     granted = live_role_actions(aws)
     assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-guard"]
+    assert {"kms:GetKeyPolicy", "kms:ListGrants"} <= granted["cmkguard-guard"]
     assert granted["cmkguard-remediate"] == {"secretsmanager:UpdateSecret"}
     assert granted["cmkguard-rotate"] == {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
     assert granted["cmkguard-securityhub"] == {"securityhub:BatchImportFindings"}
@@ -195,6 +197,8 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
     # Always granted: the versions' CreatedDate tells whether a moved secret's new
     # AWSCURRENT finishes the move (CheckVersions only sets CMKGUARD_CHECK_VERSIONS).
     assert "secretsmanager:ListSecretVersionIds" in granted["cmkguard-guard"]
+    # Always granted too: KeyPolicyReview only sets CMKGUARD_KEY_POLICY.
+    assert {"kms:GetKeyPolicy", "kms:ListGrants"} <= granted["cmkguard-guard"]
     assert not any(a.lower().startswith(("securityhub:", "ssm:", "organizations:", "lambda:")) for a in everything)
     assert "secretsmanager:RotateSecret" not in everything
 
@@ -208,11 +212,13 @@ def test_defaults_leave_remediation_security_hub_and_other_accounts_off(aws):
         "CMKGUARD_SNS_TOPIC_ARN",
         "CMKGUARD_DRY_RUN",
         "CMKGUARD_CHECK_VERSIONS",
+        "CMKGUARD_KEY_POLICY",
         "CMKGUARD_AWS_ATTEMPT_TIMEOUT_MS",
         "CMKGUARD_RETRY_BUDGET_MS",
     }
     assert (variables["CMKGUARD_ACTIONS"], variables["CMKGUARD_DRY_RUN"]) == ("tag", "false")
     assert variables["CMKGUARD_CHECK_VERSIONS"] == "false"
+    assert variables["CMKGUARD_KEY_POLICY"] == "report"
 
 
 @pytest.mark.parametrize(("actions", "expected"), [("none", "remediate"), ("tag", "tag,remediate"), ("notify", "notify,remediate")])

@@ -347,6 +347,50 @@ def test_operations_key_is_used_only_by_the_services_it_encrypts_for():
         assert not kms_allows(policy, Request(logs, "kms:Decrypt", arn, {"kms:EncryptionContext:aws:logs:arn": group + "-other"}))
 
 
+# The role that reads each key for the key policy review (CONTRACT.md "Key policy review"),
+# as the key policy names it: key.yaml's GuardRoleName (the guard's role in its own account,
+# the member role elsewhere), the guard's role for its operations key.
+KEY_READERS = {
+    ("key.yaml", "SecretsKey"): role_arn(FULL_PARAMETERS["key.yaml"]["GuardRoleName"]),
+    ("guard.yaml", "OperationsKey"): role_arn(f"cmkguard-guard-{REGION}"),
+}
+KEY_POLICY_READS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants")
+
+
+@pytest.mark.parametrize(("variant", "key"), KEY_VARIANTS, ids=lambda x: x.label if isinstance(x, Variant) else x)
+def test_the_guard_reads_every_key_policy_and_changes_none(variant: Variant, key: str):
+    # The guard's reads are allowed by the key policy itself (a statement naming the role,
+    # no IAM needed), directly: the guard calls KMS itself, not through a service. It gets
+    # no administration and no grant from the key policy; on the designated key not even
+    # when IAM allows it kms:* (DenyKeyAdministrationByGuard), and no grant but for an
+    # AWS resource (DenyGrantsNotForAWSResources).
+    assert set(KEY_READERS) == set(KEY_SERVICES)
+    policy, arn = variant.resources[key]["Properties"]["KeyPolicy"], key_arn(variant, key)
+    guard = KEY_READERS[(variant.template, key)]
+    direct = {"kms:CallerAccount": variant.account}
+    for action in KEY_POLICY_READS:
+        assert kms_allows(policy, Request(guard, action, arn, direct), []), (variant.label, action)
+        # Not another account's role of the same name.
+        stranger = guard.replace(f":{variant.account}:", f":{STRANGER}:")
+        assert not kms_allows(policy, Request(stranger, action, arn, {"kms:CallerAccount": STRANGER}), [ALLOW_ALL_KMS])
+    changes = (*ADMIN_WRITE_ACTIONS, "kms:RevokeGrant", "kms:RetireGrant", "kms:CreateGrant")
+    for action in changes:
+        assert not kms_allows(policy, Request(guard, action, arn, direct), []), (variant.label, action)
+    assert not kms_allows(policy, Request(guard, "kms:Decrypt", arn, direct), []), variant.label
+    if (variant.template, key) == ("key.yaml", "SecretsKey"):
+        for action in ADMIN_WRITE_ACTIONS:
+            assert not kms_allows(policy, Request(guard, action, arn, direct), [ALLOW_ALL_KMS]), (variant.label, action)
+        grant = {**direct, "kms:GrantIsForAWSResource": False}
+        assert not kms_allows(policy, Request(guard, "kms:CreateGrant", arn, grant), [ALLOW_ALL_KMS]), variant.label
+    # Read only: the statements that name the guard allow nothing that changes the key.
+    for statement in statements(policy):
+        aws, _ = principals(statement)
+        if statement["Effect"] != "Allow" or guard not in aws:
+            continue
+        for action in as_list(statement["Action"]):
+            assert not any(action_covers(action, a) for a in changes), (variant.label, statement.get("Sid"), action)
+
+
 # ------------------------------------------------------------------ point 5: UpdateSecret
 IAM_TYPES = (
     "AWS::IAM::Role",

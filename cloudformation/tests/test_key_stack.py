@@ -126,6 +126,7 @@ def test_key_alias_and_policy(aws):
         "AllowRotationFunctionsThroughSecretsManager",
         "DenyKeyAdministrationByRotationFunctions",
         "AllowGuardToReEncryptThroughSecretsManager",
+        "AllowGuardToReadTheKeyPolicyAndGrants",
         "DenyKeyAdministrationByGuard",
         "AllowExternalAccountsThroughSecretsManager",
         "DenyGrantsNotForAWSResources",
@@ -137,6 +138,13 @@ def test_key_alias_and_policy(aws):
     assert "Condition" not in by_sid["EnableIAMPoliciesForKeyAdministration"]
     assert principals_of(by_sid["AllowKeyAdministration"]) == [admin]
     assert principals_of(by_sid["AllowGuardToReEncryptThroughSecretsManager"]) == [guard]
+    # The key policy review: the guard reads the key, its policy and grants, directly.
+    assert principals_of(by_sid["AllowGuardToReadTheKeyPolicyAndGrants"]) == [guard]
+    assert set(by_sid["AllowGuardToReadTheKeyPolicyAndGrants"]["Action"]) == {
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:ListGrants",
+    }
     assert reader_a in principals_of(by_sid["AllowSecretReadersThroughSecretsManager"])
     rotation_functions = parameters["RotationFunctionRoleArns"].split(",")
     assert principals_of(by_sid["AllowRotationFunctionsThroughSecretsManager"]) == rotation_functions
@@ -168,6 +176,7 @@ def test_key_alias_and_policy(aws):
     assert allowed(policy, reader_a, "kms:Decrypt", via_iam=False)
     assert not allowed(policy, reader_a, "kms:Encrypt", via_iam=False)
     assert not allowed(policy, guard, "kms:CreateGrant", via_iam=False)
+    assert allowed(policy, guard, "kms:GetKeyPolicy", via_iam=False) and allowed(policy, guard, "kms:ListGrants", via_iam=False)
     assert allowed(policy, rotation, "kms:Decrypt", via_iam=False)
     assert allowed(policy, rotation, "kms:GenerateDataKey", via_iam=False)
     assert not allowed(policy, rotation, "kms:Encrypt", via_iam=False)
@@ -212,6 +221,7 @@ def test_optional_statements_are_absent_without_readers_or_external_accounts(aws
         "AllowKeyAdministration",
         "DenyKeyUseByAdministrators",
         "AllowGuardToReEncryptThroughSecretsManager",
+        "AllowGuardToReadTheKeyPolicyAndGrants",
         "DenyKeyAdministrationByGuard",
         "DenyGrantsNotForAWSResources",
     }

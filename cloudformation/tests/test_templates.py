@@ -363,8 +363,9 @@ def test_environment_mirrors_the_contract_variables():
         "CMKGUARD_RETRY_BUDGET_MS",
         "CMKGUARD_SWEEP_ACCOUNTS",
     }
-    # Described in sections of their own ("Finishing a move"), with a template parameter.
-    sections = {"CMKGUARD_CHECK_VERSIONS"}
+    # Described in sections of their own ("Finishing a move", "Key policy review"), with a
+    # template parameter.
+    sections = {"CMKGUARD_CHECK_VERSIONS", "CMKGUARD_KEY_POLICY"}
     if contract is not None:
         text = contract.read_text()
         # The rows of the contract's configuration table (tuning knobs mentioned in prose are not mirrored).
@@ -410,6 +411,60 @@ def test_check_versions_only_sets_the_variable_and_the_version_listing_is_always
             assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")), variant.label
             assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
             assert not allowed("secretsmanager:GetSecretValue", own), variant.label
+            seen.add(template_name)
+    assert seen == {"guard.yaml", "member.yaml"}
+
+
+def test_key_policy_review_only_sets_the_variable_and_the_key_policy_reading_is_always_granted():
+    # KeyPolicyReview sets CMKGUARD_KEY_POLICY (CONTRACT.md "Key policy review": off,
+    # report or enforce, default report) and nothing else: both roles may always read a
+    # key's policy and grants (iam.json ReadKeyPolicy, no `when`), and never change them.
+    template = load_template("guard.yaml")
+    parameter = template["Parameters"]["KeyPolicyReview"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("report", ["enforce", "off", "report"])
+    contract = ROOT.parent / "shared" / "CONTRACT.md"
+    if contract.exists():
+        [line] = [t for t in contract.read_text().splitlines() if "`CMKGUARD_KEY_POLICY` (" in t]
+        assert set(re.findall(r"`(off|report|enforce)`", line)) == set(parameter["AllowedValues"]), line
+        assert "default `report`" in line, line
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CMKGUARD_KEY_POLICY"] == {"Ref": "KeyPolicyReview"}
+    assert "KeyPolicyReview" not in load_template("member.yaml")["Parameters"]
+    assert "KeyPolicyReview" in {
+        p for g in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"] for p in g["Parameters"]
+    }
+    assert not any("KeyPolicyReview" in json.dumps(c) for c in template["Conditions"].values())
+    for value in ("off", "report", "enforce"):
+        assert parameter_violations(template, {"KeyPolicyReview": value}) == [], value
+    for value in ("", "on", "Report", "true"):
+        assert parameter_violations(template, {"KeyPolicyReview": value}) == ["KeyPolicyReview"], value
+    seen = set()
+    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
+        for variant in variants(template_name, IAM_TYPES):
+            if role not in variant.resources:
+                continue
+            documents = rendered_role_documents(variant.resources, role)
+            account = variant.account
+
+            def allowed(action: str, resource: str) -> bool:
+                return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
+
+            key = f"arn:aws:kms:{REGION}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            for action in ("kms:GetKeyPolicy", "kms:ListGrants"):
+                assert allowed(action, key), (variant.label, action)
+                # Any key a secret may use, as for DescribeKey (a shared key of another account).
+                assert allowed(action, key.replace(f":{account}:", ":999999999999:")), (variant.label, action)
+                # Keys only: not an alias.
+                assert not allowed(action, f"arn:aws:kms:{REGION}:{account}:alias/cmkguard/secrets"), variant.label
+            for action in (
+                "kms:PutKeyPolicy",
+                "kms:CreateGrant",
+                "kms:RevokeGrant",
+                "kms:RetireGrant",
+                "kms:ListRetirableGrants",
+                "kms:Decrypt",
+            ):
+                assert not allowed(action, key), (variant.label, action)
             seen.add(template_name)
     assert seen == {"guard.yaml", "member.yaml"}
 
