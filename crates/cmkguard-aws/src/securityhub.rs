@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_sdk_securityhub::types::{
-    AwsSecretsManagerSecretDetails, AwsSecurityFinding, Compliance, ComplianceStatus,
+    AwsKmsKeyDetails, AwsSecretsManagerSecretDetails, AwsSecurityFinding, Compliance, ComplianceStatus,
     FindingProviderFields, FindingProviderSeverity, Partition, Recommendation, RecordState,
     Remediation, Resource, ResourceDetails, Severity, SeverityLabel,
 };
@@ -14,6 +14,7 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use cmkguard_core::finding::{
     self, FINDING_TYPE, Finding, GENERATOR_ID, PROVIDER_NAME, PROVIDER_VERSION, RefusedFinding,
+    Subject,
 };
 use cmkguard_core::ports::{AwsResult, ImportFindings};
 use cmkguard_core::{AwsError, Scope};
@@ -31,23 +32,52 @@ fn label(severity: finding::Severity) -> SeverityLabel {
     SeverityLabel::from(severity.as_str())
 }
 
-/// The ASFF form of `f`, updated at `now`.
-pub fn asff(f: &Finding, now: SystemTime) -> AwsSecurityFinding {
-    let mut secret = AwsSecretsManagerSecretDetails::builder().name(&f.secret_name);
-    if let Some(key) = &f.kms_key_id {
-        secret = secret.kms_key_id(key);
-    }
-    let resource = Resource::builder()
+/// A secret as a finding's resource; in a key's finding, the secret's name is not known (only
+/// its ARN), so the details give only its key.
+fn secret_resource(f: &Finding, arn: &str, name: Option<&str>, key: Option<&str>) -> Resource {
+    let secret = AwsSecretsManagerSecretDetails::builder()
+        .set_name(name.map(str::to_owned))
+        .set_kms_key_id(key.map(str::to_owned));
+    Resource::builder()
         .r#type("AwsSecretsManagerSecret")
-        .id(&f.secret_arn)
+        .id(arn)
         .partition(Partition::from(f.partition.as_str()))
-        .region(&f.region)
+        .region(arn.split(':').nth(3).unwrap_or(&f.region))
         .details(
             ResourceDetails::builder()
                 .aws_secrets_manager_secret(secret.build())
                 .build(),
         )
-        .build();
+        .build()
+}
+
+/// The ASFF form of `f`, updated at `now`.
+pub fn asff(f: &Finding, now: SystemTime) -> AwsSecurityFinding {
+    let resources = match &f.subject {
+        Subject::Secret {
+            arn,
+            name,
+            kms_key_id,
+        } => vec![secret_resource(f, arn, Some(name), kms_key_id.as_deref())],
+        // The key first, then the secrets that depend on it.
+        Subject::Key { arn, secrets, .. } => {
+            let key = Resource::builder()
+                .r#type("AwsKmsKey")
+                .id(arn)
+                .partition(Partition::from(f.partition.as_str()))
+                .region(&f.region)
+                .details(
+                    ResourceDetails::builder()
+                        .aws_kms_key(AwsKmsKeyDetails::builder().key_manager("CUSTOMER").build())
+                        .build(),
+                )
+                .build();
+            let secrets = secrets
+                .iter()
+                .map(|secret| secret_resource(f, secret, None, Some(arn)));
+            std::iter::once(key).chain(secrets).collect()
+        }
+    };
     let product_fields = HashMap::from([
         ("ProviderName".to_owned(), PROVIDER_NAME.to_owned()),
         ("ProviderVersion".to_owned(), PROVIDER_VERSION.to_owned()),
@@ -93,7 +123,7 @@ pub fn asff(f: &Finding, now: SystemTime) -> AwsSecurityFinding {
                 .build(),
         )
         .set_product_fields(Some(product_fields))
-        .resources(resource)
+        .set_resources(Some(resources))
         .compliance(
             Compliance::builder()
                 .status(ComplianceStatus::from(f.compliance.as_str()))

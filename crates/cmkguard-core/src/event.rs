@@ -24,6 +24,9 @@ pub const HANDLED_EVENTS: [&str; 7] = [
 /// a rotation made a new current version.
 pub const SERVICE_EVENTS: [&str; 1] = ["RotationSucceeded"];
 
+/// The event name the records of a scheduled sweep carry.
+pub const SCHEDULED_EVENT: &str = "ScheduledEvent";
+
 /// The key's own CloudTrail events the guard acts on: the first four change whether the key can
 /// decrypt, the last four who may decrypt with it (its policy, its grants).
 pub const KEY_EVENTS: [&str; 8] = [
@@ -255,7 +258,7 @@ pub fn read(value: &Value) -> Result<Input, EventError> {
     match (envelope.source.as_deref(), envelope.detail_type.as_deref()) {
         (Some("aws.events"), Some("Scheduled Event")) => {
             let meta = EventMeta {
-                event_name: Some("ScheduledEvent".into()),
+                event_name: Some(SCHEDULED_EVENT.into()),
                 ..meta
             };
             return Ok(Input::Scheduled(meta));

@@ -134,6 +134,25 @@ pub enum Change {
     Deleted,
 }
 
+/// What a finding is about (ASFF `Resources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// `AwsSecretsManagerSecret`: one finding per secret.
+    Secret {
+        arn: String,
+        name: String,
+        /// The key the secret is on now; `None` for the default key.
+        kms_key_id: Option<String>,
+    },
+    /// `AwsKmsKey`: one finding per key and key policy finding word, naming the secrets on the
+    /// key (the first [`crate::keyfindings::SECRETS_NAMED`]; `secret_count` in all).
+    Key {
+        arn: String,
+        secrets: Vec<String>,
+        secret_count: usize,
+    },
+}
+
 /// One ASFF finding, as much of it as cmkguard fills in. Never a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -141,10 +160,7 @@ pub struct Finding {
     pub partition: String,
     pub account: String,
     pub region: String,
-    pub secret_arn: String,
-    pub secret_name: String,
-    /// The key the secret is on now; `None` for the default key.
-    pub kms_key_id: Option<String>,
+    pub subject: Subject,
     pub compliance: Compliance,
     pub severity: Severity,
     pub record_state: RecordState,
@@ -182,11 +198,13 @@ impl Finding {
             partition: arn.partition.to_owned(),
             account: arn.account.to_owned(),
             region: arn.region.to_owned(),
-            secret_arn: secret_arn.clone(),
-            secret_name,
-            kms_key_id: re_encrypted_with
-                .map(str::to_owned)
-                .or_else(|| record.key_id.clone()),
+            subject: Subject::Secret {
+                arn: secret_arn.clone(),
+                name: secret_name,
+                kms_key_id: re_encrypted_with
+                    .map(str::to_owned)
+                    .or_else(|| record.key_id.clone()),
+            },
             compliance,
             severity,
             record_state,

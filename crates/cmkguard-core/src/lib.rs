@@ -14,6 +14,7 @@ pub mod event;
 pub mod facts;
 pub mod finding;
 pub mod guard;
+pub mod keyfindings;
 pub mod keypolicy;
 pub mod policy;
 pub mod ports;

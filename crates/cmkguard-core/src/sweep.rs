@@ -19,7 +19,9 @@ use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
 use crate::guard::{Context, Decided, Guard};
 use crate::ports::{AwsError, Ports, Scope};
-use crate::record::{ActionRecord, Record, Verdict};
+use crate::config::{Action, KeyPolicyMode};
+use crate::keyfindings::KeysSeen;
+use crate::record::{ActionRecord, Outcome, Record, Verdict};
 
 use crate::guard::DEADLINE_MARGIN;
 
@@ -238,8 +240,68 @@ impl<'a, P: Ports> Listing<'a, P> {
         }
     }
 
-    /// [`sweep_scope`], or [`sweep_key`] when `on_key` is given.
+    /// [`sweep_scope`], or [`sweep_key`] when `on_key` is given; then, when the listing was
+    /// complete, the Security Hub findings of the keys the secrets are on.
     async fn sweep(
+        &self,
+        on_key: Option<&mut OnKey<'_>>,
+        emit: &mut impl FnMut(Record),
+    ) -> ScopeReport {
+        let mut keys = KeysSeen::default();
+        let mut report = self
+            .sweep_listing(on_key, &mut |record| {
+                keys.see(&record);
+                emit(record);
+            })
+            .await;
+        if report.end == End::Complete
+            && let Err(message) = self.import_key_findings(&keys).await
+        {
+            report.progress.complete = false;
+            report.end = End::Transient(message);
+        }
+        report
+    }
+
+    /// Imports the findings of the keys seen (with `securityhub`, the review on, and not in a
+    /// dry run): a `FAILED` one per key and word; except in the scheduled sweep, which runs
+    /// often, a `PASSED`, archived one per word a key does not have, which closes a finding
+    /// fixed since. A refused import is logged (the next sweep imports it again); a transient
+    /// failure comes back.
+    async fn import_key_findings(&self, keys: &KeysSeen) -> Result<(), String> {
+        let config = self.guard.config();
+        let wanted = config.acts(Action::SecurityHub)
+            && config.key_policy != KeyPolicyMode::Off
+            && !keys.is_empty();
+        if !wanted {
+            return Ok(());
+        }
+        let resolve = self.meta.event_name.as_deref() != Some(crate::event::SCHEDULED_EVENT);
+        for (scope, findings) in keys.findings(resolve) {
+            if config.dry_run {
+                tracing::info!(account = %scope.account, region = %scope.region, findings = findings.len(), "would import the key policy findings");
+                continue;
+            }
+            for (finding, outcome) in findings
+                .iter()
+                .zip(self.guard.import_findings(&scope, &findings).await)
+            {
+                match outcome {
+                    Ok(action) if action.outcome == Outcome::Done => {}
+                    Ok(action) => {
+                        tracing::warn!(finding_id = %finding.id, detail = %action.detail, "key policy finding not imported");
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        if keys.left_out > 0 {
+            tracing::warn!(keys = keys.left_out, "more keys than a sweep keeps: their findings wait for the next sweep");
+        }
+        Ok(())
+    }
+
+    async fn sweep_listing(
         &self,
         mut on_key: Option<&mut OnKey<'_>>,
         emit: &mut impl FnMut(Record),

@@ -5,7 +5,7 @@
 
 use cmkguard_core::fake::FakeAws;
 use cmkguard_core::fake::cases::{KEY_ALIAS, OWN_ACCOUNT, ctx};
-use cmkguard_core::finding::{Compliance, RecordState, Severity};
+use cmkguard_core::finding::{Compliance, RecordState, Severity, Subject};
 use cmkguard_core::{Action, Config, Guard, GuardError, KeyFacts, KeyState, Outcome, Verdict};
 use serde_json::Value;
 
@@ -166,7 +166,7 @@ async fn a_sweep_imports_a_pages_findings_in_one_request() {
         && f.reason == cmkguard_core::Reason::PreviousKeyDecrypts
         && f.description.contains("cmkguard re-encrypted")
         && f.description.contains("until a new version is current")
-        && f.kms_key_id.as_deref() == Some(cmk("designated").as_str())));
+        && matches!(&f.subject, Subject::Secret { kms_key_id: Some(key), .. } if *key == cmk("designated"))));
     // The next sweep has nothing to import.
     guard.handle(&sweep(), &ctx()).await.unwrap();
     assert_eq!(guard.ports().imports().len(), 3);
@@ -198,8 +198,11 @@ async fn an_exempt_secret_is_archived_and_a_deleted_one_too() {
         .ports()
         .findings()
         .into_iter()
-        .find(|f| f.secret_arn == gone)
+        .find(|f| matches!(&f.subject, Subject::Secret { arn, .. } if *arn == gone))
         .unwrap();
     assert_eq!(archived.record_state, RecordState::Archived);
-    assert_eq!(archived.secret_name, "app/gone");
+    assert!(
+        matches!(&archived.subject, Subject::Secret { name, .. } if name == "app/gone"),
+        "{archived:?}"
+    );
 }
