@@ -13,6 +13,7 @@ pub const TOPIC_NAME: &str = "cmkguard";
 pub const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
 use cmkguard_core::KeyState;
+use cmkguard_core::fake::clean_policy;
 /// The keys made in one account and region (the key kinds of `testdata/cases.json` are declared
 /// once, with them, in the engine's fakes).
 pub use cmkguard_core::fake::cases::{KeyKind, Keys, standard_keys};
@@ -191,7 +192,8 @@ impl Moto {
             .await
     }
 
-    /// The keys `kinds` (each with its state, and its key policy when it names one), and
+    /// The keys `kinds` (each with its state and its key policy: the row's, else one with no
+    /// finding), and
     /// `alias/cmkguard/secrets` on the designated one unless `alias` is false.
     pub async fn make_keys_of(
         &self,
@@ -209,7 +211,13 @@ impl Moto {
                 .create_key()
                 .description(format!("cmkguard test key `{}`", kind.name))
                 .key_usage(KeyUsageType::EncryptDecrypt)
-                .set_policy(kind.policy.as_ref().map(|p| p.to_string()))
+                // A key with no policy of its own in the row gets the one the project's key
+                // template writes (the review finds nothing in it), as in a deployment; moto
+                // would give AWS's default policy.
+                .policy(match &kind.policy {
+                    Some(policy) => policy.to_string(),
+                    None => clean_policy(&format!("arn:aws:kms:{region}:{account}:key/new")),
+                })
                 .send()
                 .await
                 .expect("kms create_key on moto");
