@@ -1,8 +1,376 @@
-//! The evaluator (written by the key policy review work; see `review`).
+//! The review: who may decrypt with the key, judged statement by statement by simulating the
+//! requests of imagined callers (`probe`) on the whole policy (`request::decide`), so that an
+//! explicit `Deny` anywhere cancels what it covers.
+//!
+//! For each `Allow` statement and each principal it names, from the most severe finding down:
+//! - `*` (or `NotPrincipal`): a stranger (an account no statement mentions, in no organization)
+//!   → `Public`; a caller of an account or organization the conditions name → `OtherAccount`;
+//!   any principal of the key's own account → `AccountWide`.
+//! - the key's own account (root or id): any of its principals, calling KMS directly (no
+//!   `kms:ViaService`) → `DelegatedToIam`.
+//! - another account, or a principal of one → `OtherAccount`.
+//! - every principal named by ARN: both a management and a decrypting action → `AdminCanDecrypt`.
+//! - service principals are AWS services acting for a resource; they are not judged here.
 
-use super::{Grant, KeyReview};
+use std::collections::BTreeMap;
+
+use super::document::{self, Effect, PrincipalKind, Statement};
+use super::matching::{Tri, account_of_root, action_matches, has_variable};
+use super::probe::{self, Caller, Key};
+use super::request::{Access, applies, decide};
+use super::{Grant, KeyPolicyFinding, KeyPolicyWord, KeyReview, quote};
+use crate::arn::Arn;
+
+/// Actions that decrypt or hand out decryption. `kms:CreateGrant` makes a grant whose grantee may
+/// decrypt; not when the allow is bound by `kms:GrantIsForAWSResource`, which "Allows principals
+/// to call CreateGrant, ListGrants, or RevokeGrant only when an AWS service that is integrated
+/// with AWS KMS sends the request on the principal's behalf" (AWS, "Controlling access to
+/// grants"): `probe` asks for a grant that is not for an AWS resource.
+const DECRYPTING: [&str; 3] = ["kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant"];
+
+/// Actions that change who may use the key or whether it exists: its policy, its grants, its
+/// state, its deletion, its key material and its copies. (Aliases, tags and descriptions change
+/// neither; `CreateGrant` is decrypting above.)
+const MANAGING: [&str; 12] = [
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:DeleteImportedKeyMaterial",
+    "kms:ImportKeyMaterial",
+    "kms:RevokeGrant",
+    "kms:UpdatePrimaryRegion",
+    "kms:ReplicateKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKeyRotation",
+];
 
 /// Reviews the key `key_arn`'s policy document (JSON, as `GetKeyPolicy` returns it) and grants.
-pub fn review(_key_arn: &str, _policy: &str, _grants: &[Grant]) -> KeyReview {
-    KeyReview::unreadable("the key policy evaluator is not written yet")
+pub fn review(key_arn: &str, policy: &str, grants: &[Grant]) -> KeyReview {
+    let Some(arn) = Arn::kms_key(key_arn) else {
+        return KeyReview::unreadable(format!("`{}` is not a KMS key ARN", quote(key_arn)));
+    };
+    let mut findings = grant_findings(grants);
+    match document::parse(policy) {
+        Err(why) => findings.push(finding(KeyPolicyWord::Unreadable, why)),
+        Ok(statements) => {
+            let key = Key {
+                arn: key_arn,
+                partition: arn.partition,
+                region: arn.region,
+                account: arn.account,
+            };
+            let review = Review::new(&key, policy, &statements);
+            findings.extend(review.findings());
+        }
+    }
+    KeyReview::from_findings(findings)
+}
+
+fn finding(word: KeyPolicyWord, detail: String) -> KeyPolicyFinding {
+    KeyPolicyFinding { word, detail }
+}
+
+fn grant_findings(grants: &[Grant]) -> Vec<KeyPolicyFinding> {
+    grants
+        .iter()
+        .filter_map(|g| {
+            let op = g.operations.iter().find(|o| {
+                o.eq_ignore_ascii_case("Decrypt") || o.eq_ignore_ascii_case("ReEncryptFrom")
+            })?;
+            let grantee = g.grantee_principal.as_deref().unwrap_or("(no grantee)");
+            Some(finding(
+                KeyPolicyWord::GrantDecrypt,
+                format!(
+                    "grant `{}` lets `{}` call `{}`",
+                    quote(&g.id),
+                    quote(grantee),
+                    quote(op)
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// What one simulation found: the first action allowed, or the first that could not be judged.
+enum Outcome {
+    Allowed(&'static str),
+    Unknown(&'static str),
+    NotAllowed,
+}
+
+/// A group of imagined callers and the finding their access means.
+struct Tier {
+    word: KeyPolicyWord,
+    callers: Vec<Caller>,
+    whom: String,
+}
+
+struct Review<'a> {
+    key: &'a Key<'a>,
+    statements: &'a [Statement],
+    stranger: Caller,
+    /// Callers of other accounts and organizations the conditions name.
+    others: Vec<Caller>,
+    /// Any principal of the key's own account, in each organization the conditions name.
+    own: Vec<Caller>,
+}
+
+impl<'a> Review<'a> {
+    fn new(key: &'a Key<'a>, policy: &str, statements: &'a [Statement]) -> Self {
+        let stranger_account = probe::stranger_account(policy);
+        let orgs = probe::orgs(statements);
+        let in_orgs = |account: &str, direct: bool| {
+            std::iter::once(None)
+                .chain(orgs.iter().cloned().map(Some))
+                .map(|org| Caller::anyone_in(key, account, org, direct))
+                .collect::<Vec<_>>()
+        };
+        let mut others = probe::named_callers(key, statements);
+        others.extend(in_orgs(&stranger_account, false).into_iter().skip(1));
+        Review {
+            key,
+            statements,
+            stranger: Caller::anyone_in(key, &stranger_account, None, false),
+            others,
+            own: in_orgs(key.account, false),
+        }
+    }
+
+    fn findings(&self) -> Vec<KeyPolicyFinding> {
+        let mut out = Vec::new();
+        for s in self.statements.iter().filter(|s| s.effect == Effect::Allow) {
+            for tiers in self.tiers(s) {
+                self.judge(s, &tiers, &mut out);
+            }
+        }
+        out.extend(self.admins_who_decrypt());
+        out
+    }
+
+    /// For each principal of an allow, the findings its access would mean, most severe first.
+    fn tiers(&self, s: &Statement) -> Vec<Vec<Tier>> {
+        if s.principals.not {
+            // AWS, "NotPrincipal": "Using it with "Effect":"Allow" is not supported"; where a
+            // policy still holds it, it allows every principal but those named.
+            return vec![self.anyone_tiers("every principal but those of `NotPrincipal`")];
+        }
+        let mut out = Vec::new();
+        for p in &s.principals.items {
+            let id = quote(&p.id);
+            match p.kind {
+                PrincipalKind::Anyone => out.push(self.anyone_tiers("`*`")),
+                PrincipalKind::Aws if p.id == "*" => out.push(self.anyone_tiers("`*`")),
+                PrincipalKind::Aws if has_variable(&p.id) => out.push(vec![self.unjudged(&id)]),
+                PrincipalKind::Aws => match account_of_root(&p.id) {
+                    // AWS, "Default key policy": the root statement "gives the AWS account that
+                    // owns the KMS key permission to use IAM policies to allow access to all AWS
+                    // KMS operations on the KMS key". Without it the key can become unmanageable,
+                    // so the review never asks for its removal: only that decryption be bound.
+                    Some(a) if a == self.key.account => out.push(vec![Tier {
+                        word: KeyPolicyWord::DelegatedToIam,
+                        callers: self.own.iter().map(|c| Caller { direct: true, ..c.clone() }).collect(),
+                        whom: format!(
+                            "the account root `{id}` with no condition that binds it to Secrets Manager \
+                             (`kms:ViaService`) or to named principals: any IAM policy of the account \
+                             can grant direct decryption"
+                        ),
+                    }]),
+                    Some(a) => out.push(vec![Tier {
+                        word: KeyPolicyWord::OtherAccount,
+                        callers: vec![Caller::anyone_in(self.key, a, None, false)],
+                        whom: format!("`{id}`, another account"),
+                    }]),
+                    None => match Caller::named(&p.id, None) {
+                        Some(c) if c.account != self.key.account => out.push(vec![Tier {
+                            word: KeyPolicyWord::OtherAccount,
+                            callers: vec![c],
+                            whom: format!("`{id}`, of another account"),
+                        }]),
+                        // Own principals: see `admins_who_decrypt`; ids that are not ARNs are
+                        // principals deleted since (KMS shows their unique id): nobody.
+                        _ => {}
+                    },
+                },
+                PrincipalKind::Service => {}
+                PrincipalKind::Other => out.push(vec![self.unjudged(&id)]),
+            }
+        }
+        out
+    }
+
+    fn anyone_tiers(&self, whom: &str) -> Vec<Tier> {
+        vec![
+            Tier {
+                word: KeyPolicyWord::Public,
+                callers: vec![self.stranger.clone()],
+                whom: format!(
+                    "{whom} with no condition that limits the caller to named accounts, \
+                     organizations or principals"
+                ),
+            },
+            Tier {
+                word: KeyPolicyWord::OtherAccount,
+                callers: self.others.clone(),
+                whom: format!("{whom}, limited to accounts or organizations beyond this account"),
+            },
+            Tier {
+                word: KeyPolicyWord::AccountWide,
+                callers: self.own.clone(),
+                whom: format!(
+                    "{whom}, limited to every principal of account {}",
+                    self.key.account
+                ),
+            },
+        ]
+    }
+
+    /// A principal the review cannot judge: if the statement decrypts at all, unreadable.
+    fn unjudged(&self, id: &str) -> Tier {
+        Tier {
+            word: KeyPolicyWord::Unreadable,
+            callers: Vec::new(),
+            whom: format!("`{id}`, a principal the review cannot judge"),
+        }
+    }
+
+    /// The most severe tier whose callers `s` lets decrypt becomes a finding; an unknown answer
+    /// on the way is `Unreadable`.
+    fn judge(&self, s: &Statement, tiers: &[Tier], out: &mut Vec<KeyPolicyFinding>) {
+        let decrypting = self.actions_of(s, &DECRYPTING);
+        if decrypting.is_empty() {
+            return;
+        }
+        for tier in tiers {
+            if tier.word == KeyPolicyWord::Unreadable {
+                out.push(finding(
+                    tier.word,
+                    format!("{} allows {}", s.label(), tier.whom),
+                ));
+                return;
+            }
+            match self.simulate(s, &tier.callers, &decrypting) {
+                Outcome::Allowed(action) => {
+                    let mut detail = format!("{} allows `{action}` to {}", s.label(), tier.whom);
+                    if tier.word == KeyPolicyWord::AccountWide && through_secrets_manager(s) {
+                        detail.push_str(
+                            " through Secrets Manager: no better than the AWS managed key \
+                             `aws/secretsmanager`",
+                        );
+                    }
+                    out.push(finding(tier.word, detail));
+                    return;
+                }
+                Outcome::Unknown(action) => out.push(finding(
+                    KeyPolicyWord::Unreadable,
+                    format!(
+                        "{}: cannot judge whether it allows `{action}` to {} (a policy variable or a \
+                         condition operator the review does not evaluate)",
+                        s.label(),
+                        tier.whom
+                    ),
+                )),
+                Outcome::NotAllowed => {}
+            }
+        }
+    }
+
+    /// The actions of `candidates` that `s` names or may name.
+    fn actions_of(&self, s: &Statement, candidates: &[&'static str]) -> Vec<&'static str> {
+        candidates
+            .iter()
+            .copied()
+            .filter(|a| {
+                let named = Tri::any(s.actions.items.iter().map(|p| action_matches(p, a)));
+                (if s.actions.not { named.not() } else { named }) != Tri::No
+            })
+            .collect()
+    }
+
+    /// Whether one of `callers` may take one of `actions` through `s`, the whole policy considered.
+    fn simulate(&self, s: &Statement, callers: &[Caller], actions: &[&'static str]) -> Outcome {
+        let mut unknown = None;
+        for &action in actions {
+            for caller in callers {
+                for request in caller.requests(self.key, s, action) {
+                    match (applies(s, &request), decide(self.statements, &request)) {
+                        (Tri::Yes, Access::Allowed) => return Outcome::Allowed(action),
+                        (Tri::No, _) | (_, Access::NotAllowed) => {}
+                        _ => unknown = unknown.or(Some(action)),
+                    }
+                }
+            }
+        }
+        unknown.map_or(Outcome::NotAllowed, Outcome::Unknown)
+    }
+
+    /// Principals named by ARN (not an account root) allowed both to manage and to decrypt,
+    /// across statements.
+    fn admins_who_decrypt(&self) -> Vec<KeyPolicyFinding> {
+        // Lower-cased ARN -> (as written, where it may manage, where it may decrypt).
+        let mut seen: BTreeMap<String, (String, Option<String>, Option<String>)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for s in self
+            .statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && !s.principals.not)
+        {
+            for p in &s.principals.items {
+                let named = p.kind == PrincipalKind::Aws && account_of_root(&p.id).is_none();
+                let Some(caller) = Caller::named(&p.id, None).filter(|_| named) else {
+                    continue;
+                };
+                let entry =
+                    seen.entry(p.id.to_ascii_lowercase())
+                        .or_insert((p.id.clone(), None, None));
+                for (actions, slot) in [(&MANAGING[..], 1), (&DECRYPTING[..], 2)] {
+                    let actions = self.actions_of(s, actions);
+                    let found = match self.simulate(s, std::slice::from_ref(&caller), &actions) {
+                        Outcome::Allowed(a) => format!("{}: `{a}`", s.label()),
+                        Outcome::Unknown(a) => {
+                            out.push(finding(
+                                KeyPolicyWord::Unreadable,
+                                format!(
+                                    "{}: cannot judge whether it allows `{a}` to `{}`",
+                                    s.label(),
+                                    quote(&p.id)
+                                ),
+                            ));
+                            continue;
+                        }
+                        Outcome::NotAllowed => continue,
+                    };
+                    let slot = if slot == 1 {
+                        &mut entry.1
+                    } else {
+                        &mut entry.2
+                    };
+                    slot.get_or_insert(found);
+                }
+            }
+        }
+        out.extend(seen.into_values().filter_map(|(arn, manage, decrypt)| {
+            Some(finding(
+                KeyPolicyWord::AdminCanDecrypt,
+                format!(
+                    "`{}` may both manage the key ({}) and decrypt ({})",
+                    quote(&arn),
+                    manage?,
+                    decrypt?
+                ),
+            ))
+        }));
+        out
+    }
+}
+
+/// Whether an allow is bound to Secrets Manager through `kms:ViaService`: the shape of the AWS
+/// managed key's own policy.
+fn through_secrets_manager(s: &Statement) -> bool {
+    s.conditions.iter().any(|c| {
+        c.key == "kms:viaservice"
+            && c.operator.requires_match()
+            && c.values.iter().any(|v| v.starts_with("secretsmanager."))
+    })
 }

@@ -2,9 +2,16 @@
 //! rules ([`review`]). Pure: the policy and grants come in as AWS returned them
 //! (`GetKeyPolicy`, `ListGrants`), the finding words go out.
 
+mod condition;
+mod document;
 mod eval;
+mod matching;
+mod probe;
+mod request;
 
+pub use condition::Context;
 pub use eval::review;
+pub use request::{Access, Request, is_allowed};
 
 use serde::Serialize;
 
@@ -64,6 +71,19 @@ impl KeyPolicyWord {
     pub fn parse(wire: &str) -> Option<KeyPolicyWord> {
         KeyPolicyWord::ALL.into_iter().find(|w| w.as_str() == wire)
     }
+}
+
+/// Text from a policy or grant, capped for a detail: details are for people and never huge.
+fn quote(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
 }
 
 impl std::fmt::Display for KeyPolicyWord {
