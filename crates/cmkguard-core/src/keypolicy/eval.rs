@@ -11,6 +11,11 @@
 //! - another account, or a principal of one → `OtherAccount`.
 //! - every principal named by ARN: both a management and a decrypting action → `AdminCanDecrypt`.
 //! - service principals are AWS services acting for a resource; they are not judged here.
+//!
+//! `kms:ViaService` never limits *who* calls. AWS, "AWS KMS condition keys": it "limits use of a
+//! KMS key to requests from specified AWS services" — and anyone, of any account, who may call
+//! Secrets Manager can have it call KMS for them. Some scanners count a `kms:ViaService` condition
+//! among those that make `*` non-public; here `*` with `kms:ViaService` alone is `Public`.
 
 use std::collections::BTreeMap;
 
@@ -234,7 +239,10 @@ impl<'a> Review<'a> {
             whom: format!("`{id}`, a principal the review cannot judge"),
         }
     }
+}
 
+/// Judging: simulating the imagined callers' requests.
+impl Review<'_> {
     /// The most severe tier whose callers `s` lets decrypt becomes a finding; an unknown answer
     /// on the way is `Unreadable`.
     fn judge(&self, s: &Statement, tiers: &[Tier], out: &mut Vec<KeyPolicyFinding>) {

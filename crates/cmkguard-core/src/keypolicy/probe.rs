@@ -89,15 +89,18 @@ impl Caller {
     /// Every request this caller can make for `action` that could pass `statement`.
     pub(super) fn requests(&self, key: &Key, statement: &Statement, action: &str) -> Vec<Request> {
         let mut context = self.identity();
-        let create_grant = action.eq_ignore_ascii_case("kms:CreateGrant");
+        // A grant made or revoked by the caller itself, not by a service for an AWS resource.
+        let own_grant = action.eq_ignore_ascii_case("kms:CreateGrant")
+            || action.eq_ignore_ascii_case("kms:RevokeGrant");
         for c in &statement.conditions {
             let chosen_elsewhere = IDENTITY.contains(&c.key.as_str())
                 || (self.direct && c.key == VIA_SERVICE)
-                || (create_grant && c.key == GRANT_FOR_AWS_RESOURCE);
-            if !chosen_elsewhere && !context.contains_key(&c.key) {
-                if let Some(value) = satisfying(c) {
-                    context.insert(c.key.clone(), vec![value]);
-                }
+                || (own_grant && c.key == GRANT_FOR_AWS_RESOURCE);
+            if !chosen_elsewhere
+                && !context.contains_key(&c.key)
+                && let Some(value) = satisfying(c)
+            {
+                context.insert(c.key.clone(), vec![value]);
             }
         }
         let mut variants = vec![context];
@@ -109,9 +112,10 @@ impl Caller {
             via.insert(VIA_SERVICE.into(), vec![service]);
             variants.push(via);
         }
-        if create_grant {
-            // The grant that hands out decryption is the one not for an AWS resource: the key
-            // `false`, or absent (an `...IfExists` binding does not bind then).
+        if own_grant {
+            // The grant that hands out decryption (or that the caller revokes itself) is the one
+            // not for an AWS resource: the key `false`, or absent (where an `...IfExists`
+            // binding does not bind).
             let absent = variants.clone();
             for v in &mut variants {
                 v.insert(GRANT_FOR_AWS_RESOURCE.into(), vec!["false".into()]);
@@ -169,7 +173,7 @@ fn satisfying(c: &Condition) -> Option<String> {
 
 /// A concrete value a wildcard pattern matches.
 pub(super) fn fill_wildcards(pattern: &str) -> String {
-    pattern.replace('*', "x").replace('?', "x")
+    pattern.replace(['*', '?'], "x")
 }
 
 /// An account id no statement mentions: the stranger's.
