@@ -71,7 +71,10 @@ fn load(path: &Path) -> Case {
         .to_string();
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert!(v["about"].is_string(), "{name}: says what it is about");
+    assert!(
+        v["about"].is_string() || name.starts_with("templates"),
+        "{name}: says what it is about"
+    );
     let key_arn = text(&v, "key_arn", &name);
     let policy = match &v["policy"] {
         Value::String(s) => s.clone(),
@@ -100,9 +103,11 @@ fn load(path: &Path) -> Case {
         .iter()
         .map(|w| w.as_str().unwrap().to_owned())
         .collect();
+    // Rendered templates (`templates/`) may hold no probes.
     let probes = v["probes"]
         .as_array()
-        .unwrap_or_else(|| panic!("{name}: `probes` is a list"))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
         .iter()
         .map(|p| probe(p, &key_arn, &name))
         .collect();

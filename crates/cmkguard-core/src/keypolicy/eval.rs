@@ -382,3 +382,66 @@ fn through_secrets_manager(s: &Statement) -> bool {
             && c.values.iter().any(|v| v.starts_with("secretsmanager."))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
+    const CLEAN: &str = r#"{"Statement": {"Effect": "Allow", "Principal": {"AWS": "111122223333"},
+        "Action": "kms:Describe*", "Resource": "*"}}"#;
+
+    fn grant(operations: &[&str]) -> Grant {
+        Grant {
+            id: "g1".into(),
+            grantee_principal: Some("arn:aws:iam::111122223333:role/Batch".into()),
+            operations: operations.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn grants_that_decrypt_are_found_whatever_the_case() {
+        for ops in [
+            &["Decrypt"][..],
+            &["reencryptfrom"],
+            &["Encrypt", "DECRYPT"],
+        ] {
+            let review = review(KEY, CLEAN, &[grant(ops)]);
+            assert_eq!(review.words(), [KeyPolicyWord::GrantDecrypt], "{ops:?}");
+            assert!(review.findings[0].detail.contains("`g1`"));
+            assert!(review.findings[0].detail.contains("role/Batch"));
+        }
+        for ops in [&["Encrypt"][..], &["GenerateDataKey", "ReEncryptTo"], &[]] {
+            assert!(review(KEY, CLEAN, &[grant(ops)]).is_clean(), "{ops:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_arn_that_is_not_one_is_unreadable() {
+        let review = review("alias/x", CLEAN, &[]);
+        assert_eq!(review.words(), [KeyPolicyWord::Unreadable]);
+    }
+
+    #[test]
+    fn details_stay_short_whatever_the_policy_holds() {
+        let sid = "S".repeat(10_000);
+        let policy = format!(
+            r#"{{"Statement": {{"Sid": "{sid}", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}}}}"#
+        );
+        let review = review(KEY, &policy, &[]);
+        assert_eq!(review.words(), [KeyPolicyWord::Public]);
+        assert!(review.findings[0].detail.len() < 400);
+    }
+
+    #[test]
+    fn a_statement_without_sid_is_named_by_position() {
+        let policy = r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "111122223333"},
+            "Action": "kms:*", "Resource": "*"}]}"#;
+        let review = review(KEY, policy, &[]);
+        assert!(
+            review.findings[0].detail.starts_with("statement #1 allows"),
+            "{:?}",
+            review.findings
+        );
+    }
+}
