@@ -100,7 +100,8 @@ fn grant_findings(grants: &[Grant]) -> Vec<KeyPolicyFinding> {
 
 /// What one simulation found: the first action allowed, or the first that could not be judged.
 enum Outcome {
-    Allowed(&'static str),
+    /// The action, and whom the allowed caller stands for.
+    Allowed(&'static str, String),
     Unknown(&'static str),
     NotAllowed,
 }
@@ -110,6 +111,8 @@ struct Tier {
     word: KeyPolicyWord,
     callers: Vec<Caller>,
     whom: String,
+    /// Whether the detail names the caller found (several stand for the tier).
+    name_caller: bool,
 }
 
 struct Review<'a> {
@@ -181,17 +184,20 @@ impl<'a> Review<'a> {
                              (`kms:ViaService`) or to named principals: any IAM policy of the account \
                              can grant direct decryption"
                         ),
+                        name_caller: false,
                     }]),
                     Some(a) => out.push(vec![Tier {
                         word: KeyPolicyWord::OtherAccount,
                         callers: vec![Caller::anyone_in(self.key, a, None, false)],
                         whom: format!("`{id}`, another account"),
+                        name_caller: false,
                     }]),
                     None => match Caller::named(&p.id, None) {
                         Some(c) if c.account != self.key.account => out.push(vec![Tier {
                             word: KeyPolicyWord::OtherAccount,
                             callers: vec![c],
                             whom: format!("`{id}`, of another account"),
+                            name_caller: false,
                         }]),
                         // Own principals: see `admins_who_decrypt`; ids that are not ARNs are
                         // principals deleted since (KMS shows their unique id): nobody.
@@ -214,11 +220,13 @@ impl<'a> Review<'a> {
                     "{whom} with no condition that limits the caller to named accounts, \
                      organizations or principals"
                 ),
+                name_caller: false,
             },
             Tier {
                 word: KeyPolicyWord::OtherAccount,
                 callers: self.others.clone(),
                 whom: format!("{whom}, limited to accounts or organizations beyond this account"),
+                name_caller: true,
             },
             Tier {
                 word: KeyPolicyWord::AccountWide,
@@ -227,6 +235,7 @@ impl<'a> Review<'a> {
                     "{whom}, limited to every principal of account {}",
                     self.key.account
                 ),
+                name_caller: false,
             },
         ]
     }
@@ -237,6 +246,7 @@ impl<'a> Review<'a> {
             word: KeyPolicyWord::Unreadable,
             callers: Vec::new(),
             whom: format!("`{id}`, a principal the review cannot judge"),
+            name_caller: false,
         }
     }
 }
@@ -259,8 +269,11 @@ impl Review<'_> {
                 return;
             }
             match self.simulate(s, &tier.callers, &decrypting) {
-                Outcome::Allowed(action) => {
+                Outcome::Allowed(action, caller) => {
                     let mut detail = format!("{} allows `{action}` to {}", s.label(), tier.whom);
+                    if tier.name_caller {
+                        detail.push_str(&format!(" ({caller})"));
+                    }
                     if tier.word == KeyPolicyWord::AccountWide && through_secrets_manager(s) {
                         detail.push_str(
                             " through Secrets Manager: no better than the AWS managed key \
@@ -303,7 +316,9 @@ impl Review<'_> {
             for caller in callers {
                 for request in caller.requests(self.key, s, action) {
                     match (applies(s, &request), decide(self.statements, &request)) {
-                        (Tri::Yes, Access::Allowed) => return Outcome::Allowed(action),
+                        (Tri::Yes, Access::Allowed) => {
+                            return Outcome::Allowed(action, caller.describe());
+                        }
                         (Tri::No, _) | (_, Access::NotAllowed) => {}
                         _ => unknown = unknown.or(Some(action)),
                     }
@@ -335,7 +350,7 @@ impl Review<'_> {
                 for (actions, slot) in [(&MANAGING[..], 1), (&DECRYPTING[..], 2)] {
                     let actions = self.actions_of(s, actions);
                     let found = match self.simulate(s, std::slice::from_ref(&caller), &actions) {
-                        Outcome::Allowed(a) => format!("{}: `{a}`", s.label()),
+                        Outcome::Allowed(a, _) => format!("{}: `{a}`", s.label()),
                         Outcome::Unknown(a) => {
                             out.push(finding(
                                 KeyPolicyWord::Unreadable,

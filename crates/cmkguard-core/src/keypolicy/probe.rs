@@ -86,6 +86,14 @@ impl Caller {
         })
     }
 
+    /// Whom the caller stands for, for a person: its organization, else its account.
+    pub(super) fn describe(&self) -> String {
+        match &self.org {
+            Some(org) => format!("a principal of organization `{}`", super::quote(&org.id)),
+            None => format!("a principal of account {}", super::quote(&self.account)),
+        }
+    }
+
     /// Every request this caller can make for `action` that could pass `statement`.
     pub(super) fn requests(&self, key: &Key, statement: &Statement, action: &str) -> Vec<Request> {
         let mut context = self.identity();
