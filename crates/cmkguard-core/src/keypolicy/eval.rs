@@ -314,7 +314,7 @@ impl Review<'_> {
         let mut unknown = None;
         for &action in actions {
             for caller in callers {
-                for request in caller.requests(self.key, s, action) {
+                for request in caller.requests(self.key, s, self.statements, action) {
                     match (applies(s, &request), decide(self.statements, &request)) {
                         (Tri::Yes, Access::Allowed) => {
                             return Outcome::Allowed(action, caller.describe());

@@ -7,7 +7,7 @@
 //! to satisfy the statement under review.
 
 use super::condition::{Compare, Condition, Context};
-use super::document::Statement;
+use super::document::{Effect, Statement};
 use super::matching::{account_of, has_variable};
 use super::request::Request;
 use crate::arn::is_account_id;
@@ -95,30 +95,60 @@ impl Caller {
     }
 
     /// Every request this caller can make for `action` that could pass `statement`.
-    pub(super) fn requests(&self, key: &Key, statement: &Statement, action: &str) -> Vec<Request> {
+    /// `all` is the whole policy: the caller also arranges its request to escape the conditions
+    /// of its `Deny` statements where it can (pass the encryption context a `Deny` asks for).
+    pub(super) fn requests(
+        &self,
+        key: &Key,
+        statement: &Statement,
+        all: &[Statement],
+        action: &str,
+    ) -> Vec<Request> {
         let mut context = self.identity();
         // A grant made or revoked by the caller itself, not by a service for an AWS resource.
         let own_grant = action.eq_ignore_ascii_case("kms:CreateGrant")
             || action.eq_ignore_ascii_case("kms:RevokeGrant");
-        for c in &statement.conditions {
-            let chosen_elsewhere = IDENTITY.contains(&c.key.as_str())
+        let chosen_elsewhere = |c: &Condition| {
+            IDENTITY.contains(&c.key.as_str())
                 || (self.direct && c.key == VIA_SERVICE)
-                || (own_grant && c.key == GRANT_FOR_AWS_RESOURCE);
-            if !chosen_elsewhere
+                || (own_grant && c.key == GRANT_FOR_AWS_RESOURCE)
+        };
+        for c in &statement.conditions {
+            if !chosen_elsewhere(c)
                 && !context.contains_key(&c.key)
                 && let Some(value) = satisfying(c)
             {
                 context.insert(c.key.clone(), vec![value]);
             }
         }
+        let mut escaping = context.clone();
+        let denies = all.iter().filter(|s| s.effect == Effect::Deny);
+        for c in denies.flat_map(|s| &s.conditions) {
+            if !chosen_elsewhere(c)
+                && !escaping.contains_key(&c.key)
+                && let Some(value) = escaping_value(c)
+            {
+                escaping.insert(c.key.clone(), vec![value]);
+            }
+        }
         let mut variants = vec![context];
+        if escaping != variants[0] {
+            variants.push(escaping);
+        }
         if !self.direct && !variants[0].contains_key(VIA_SERVICE) {
             // "With or without kms:ViaService": through Secrets Manager too, which a `Deny`
             // of direct use leaves open.
-            let mut via = variants[0].clone();
             let service = format!("secretsmanager.{}.amazonaws.com", key.region);
-            via.insert(VIA_SERVICE.into(), vec![service]);
-            variants.push(via);
+            let via: Vec<Context> = variants
+                .iter()
+                .filter(|v| !v.contains_key(VIA_SERVICE))
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.insert(VIA_SERVICE.into(), vec![service.clone()]);
+                    v
+                })
+                .collect();
+            variants.extend(via);
         }
         if own_grant {
             // The grant that hands out decryption (or that the caller revokes itself) is the one
@@ -171,6 +201,27 @@ fn satisfying(c: &Condition) -> Option<String> {
             .then(|| "cmkguard-review-probe".to_owned());
     }
     if op.negated || op.compare == Compare::Unjudged {
+        return None;
+    }
+    c.values
+        .iter()
+        .find(|v| !has_variable(v))
+        .map(|v| fill_wildcards(v))
+}
+
+/// A value that makes a `Deny`'s condition false, where setting the key can: the value a
+/// negated operator excludes (`StringNotEquals`), or any value for `Null: true`. Keys a positive
+/// condition tests stay absent, which already makes it false.
+fn escaping_value(c: &Condition) -> Option<String> {
+    let op = c.operator;
+    if op.compare == Compare::Null {
+        return c
+            .values
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("true"))
+            .then(|| "cmkguard-review-probe".to_owned());
+    }
+    if !op.negated || op.compare == Compare::Unjudged {
         return None;
     }
     c.values
