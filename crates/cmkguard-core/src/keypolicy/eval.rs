@@ -165,8 +165,9 @@ impl<'a> Review<'a> {
                 PrincipalKind::Aws => match account_of_root(&p.id) {
                     // AWS, "Default key policy": the root statement "gives the AWS account that
                     // owns the KMS key permission to use IAM policies to allow access to all AWS
-                    // KMS operations on the KMS key". Without it the key can become unmanageable,
-                    // so the review never asks for its removal: only that decryption be bound.
+                    // KMS operations on the KMS key", which, the same page says, "Reduces the
+                    // risk of the KMS key becoming unmanageable": the review never asks for its
+                    // removal, only that decryption through it be bound.
                     Some(a) if a == self.key.account => out.push(vec![Tier {
                         word: KeyPolicyWord::DelegatedToIam,
                         callers: self.own.iter().map(|c| Caller { direct: true, ..c.clone() }).collect(),

@@ -1,6 +1,12 @@
 //! Who can decrypt with a customer managed key: its key policy and its grants, judged with IAM's
 //! rules ([`review`]). Pure: the policy and grants come in as AWS returned them
-//! (`GetKeyPolicy`, `ListGrants`), the finding words go out.
+//! (`GetKeyPolicy`, `ListGrants`), the finding words go out. The review simulates requests with
+//! [`is_allowed`], public so that tests can ask it (and an independent IAM implementation) the
+//! same questions.
+//!
+//! Files: `document` reads a policy, `matching` and `condition` are IAM's matching rules,
+//! `request` evaluates one request, `probe` imagines callers and their requests, `eval` (and
+//! `eval/judge`) turns the simulations into findings.
 
 mod condition;
 mod document;
