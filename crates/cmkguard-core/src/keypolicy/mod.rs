@@ -1,10 +1,23 @@
 //! Who can decrypt with a customer managed key: its key policy and its grants, judged with IAM's
 //! rules ([`review`]). Pure: the policy and grants come in as AWS returned them
-//! (`GetKeyPolicy`, `ListGrants`), the finding words go out.
+//! (`GetKeyPolicy`, `ListGrants`), the finding words go out. The review simulates requests with
+//! [`is_allowed`], public so that tests can ask it (and an independent IAM implementation) the
+//! same questions.
+//!
+//! Files: `document` reads a policy, `matching` and `condition` are IAM's matching rules,
+//! `request` evaluates one request, `probe` imagines callers and their requests, `eval` (and
+//! `eval/judge`) turns the simulations into findings.
 
+mod condition;
+mod document;
 mod eval;
+mod matching;
+mod probe;
+mod request;
 
+pub use condition::Context;
 pub use eval::review;
+pub use request::{Access, Request, is_allowed};
 
 use serde::Serialize;
 
@@ -64,6 +77,19 @@ impl KeyPolicyWord {
     pub fn parse(wire: &str) -> Option<KeyPolicyWord> {
         KeyPolicyWord::ALL.into_iter().find(|w| w.as_str() == wire)
     }
+}
+
+/// Text from a policy or grant, capped for a detail: details are for people and never huge.
+fn quote(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
 }
 
 impl std::fmt::Display for KeyPolicyWord {
