@@ -181,10 +181,16 @@ fn cases() -> Vec<Case> {
 fn the_table_is_big_enough_and_read_recursively() {
     let cases = cases();
     assert!(cases.len() >= 30, "{} cases", cases.len());
-    assert!(
-        cases.iter().all(|c| !c.probes.is_empty()),
-        "every case has a probe"
-    );
+    // The templates' rendered policies (cloudformation/tests/test_rendered_key_policies.py)
+    // carry no probes: they are here to give no finding.
+    let files = json_files(&table_dir());
+    let rendered = files
+        .iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "templates"))
+        .count();
+    assert!(rendered >= 4, "{rendered} rendered template policies");
+    let probed = cases.iter().filter(|c| !c.probes.is_empty()).count();
+    assert_eq!(probed, cases.len() - rendered, "every hand-written case has a probe");
 }
 
 #[test]
