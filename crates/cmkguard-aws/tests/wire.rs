@@ -60,11 +60,13 @@ fn event() -> serde_json::Value {
                       "requestParameters": {"secretId": SECRET}}})
 }
 
-/// A guard that decides and acts on nothing, so only the describe calls reach the wire.
+/// A guard that decides and acts on nothing, so only the describe calls reach the wire (the
+/// key policy review has its own wire test, tests/key_policy.rs).
 fn deciding_only(ports: AwsPorts) -> Guard<AwsPorts> {
     Guard::new(
         Config {
             actions: Default::default(),
+            key_policy: cmkguard_core::config::KeyPolicyMode::Off,
             ..Config::default()
         },
         ports,

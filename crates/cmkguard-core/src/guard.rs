@@ -179,7 +179,20 @@ impl<P: Ports> Guard<P> {
             record
         };
 
-        let key = match self.find_key(scope, facts.kms_key_id.as_deref()).await {
+        // A key named by its ARN is reviewed while it is described: in a sweep of a new
+        // account-region, the review then costs no round trip of its own.
+        let prefetch = async {
+            if let Some(arn) = self.review_ahead(scope, facts.kms_key_id.as_deref()) {
+                // An error here is met again, and reported, by the review itself.
+                let _ = self.actor().review_key(scope, arn).await;
+            }
+        };
+        let (key, ()) = futures_util::future::join(
+            self.find_key(scope, facts.kms_key_id.as_deref()),
+            prefetch,
+        )
+        .await;
+        let key = match key {
             Ok(key) => key,
             Err(AwsError::Transient(message)) => {
                 let record = failed(AwsError::Transient(message.clone()));
@@ -339,6 +352,16 @@ impl<P: Ports> Guard<P> {
             Some(arn) if reviewed => self.actor().review_key(scope, arn).await.map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The key ARN to review before its `DescribeKey` answers: a key ARN not described yet,
+    /// when the review is on. (Should it turn out AWS managed, its review goes unused.)
+    fn review_ahead<'k>(&self, scope: &Scope, key_id: Option<&'k str>) -> Option<&'k str> {
+        let key_id = key_id?;
+        let ahead = self.config.key_policy != crate::config::KeyPolicyMode::Off
+            && crate::arn::Arn::kms_key(key_id).is_some()
+            && self.keys.get(scope, key_id).is_none();
+        ahead.then_some(key_id)
     }
 
     /// When the key that cannot decrypt is the region's designated key (known when it is

@@ -49,3 +49,52 @@ async fn disable_key_through_the_lambda_binary() {
     assert_eq!(arns(&records), world.on_key, "{stdout}");
     assert!(records.iter().all(|r| r["reason"] == "key-disabled"));
 }
+
+/// A grant to a contractor, then its `CreateGrant` event through the Lambda binary: the secrets
+/// on the key are re-checked with the grants read fresh, and, in enforce mode, flagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_grant_through_the_lambda_binary() {
+    let moto = Moto::start();
+    let world = moto.secrets_on_a_key(DEFAULT_ACCOUNT, "us-east-1", 0).await;
+    // The app's key gets the project's clean policy, then a grant of `Decrypt`.
+    world
+        .kms
+        .put_key_policy()
+        .key_id(&world.key_id)
+        .policy_name("default")
+        .policy(cmkguard_core::fake::clean_policy(&world.key_arn))
+        .send()
+        .await
+        .unwrap();
+    world
+        .kms
+        .create_grant()
+        .key_id(&world.key_id)
+        .grantee_principal("arn:aws:iam::123456789012:role/Contractor")
+        .operations("Decrypt".into())
+        .send()
+        .await
+        .unwrap();
+    let event = key_event_for("CreateGrant-key-arn.json", &world.key_arn, DEFAULT_ACCOUNT);
+    let api = RuntimeApi::start(vec![event]);
+    let env = moto
+        .env()
+        .into_iter()
+        .chain(api.env())
+        .chain([("CMKGUARD_KEY_POLICY".to_owned(), "enforce".to_owned())]);
+    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
+    let results = api.wait_for(1, Duration::from_secs(60));
+    let (stdout, stderr) = function.stop();
+    assert!(
+        matches!(results[0].outcome, Outcome::Response(_)),
+        "{:?}: {stderr}",
+        results[0]
+    );
+    let records = cmkguard_testkit::audit_records(&stdout);
+    assert_eq!(arns(&records), world.on_key, "{stdout}");
+    for record in &records {
+        assert_eq!(record["verdict"], "non_compliant", "{record}");
+        assert_eq!(record["reason"], "key-grant-decrypt", "{record}");
+        assert_eq!(record["key_policy"], serde_json::json!(["key-grant-decrypt"]));
+    }
+}

@@ -115,11 +115,17 @@ async fn read_review<P: Ports>(ports: &P, scope: &Scope, key_arn: &str) -> Resul
         AwsError::Transient(_) => Err(e),
         e => Ok(KeyReview::unreadable(format!("`{call}` on `{key_arn}` failed: {e}"))),
     };
-    let policy = match ports.key_policy(scope, key_arn).await {
+    // Both at once: a sweep waits for the review before it decides.
+    let (policy, grants) = futures_util::future::join(
+        ports.key_policy(scope, key_arn),
+        ports.key_grants(scope, key_arn),
+    )
+    .await;
+    let policy = match policy {
         Ok(policy) => policy,
         Err(e) => return unreadable("GetKeyPolicy", e),
     };
-    let grants = match ports.key_grants(scope, key_arn).await {
+    let grants = match grants {
         Ok(grants) => grants,
         Err(e) => return unreadable("ListGrants", e),
     };

@@ -71,6 +71,9 @@ pub struct Expect {
     pub verdict: String,
     pub reason: String,
     pub key_manager: Option<String>,
+    /// The record's `key_policy` words, when the row says (absent: not checked).
+    #[serde(default)]
+    pub key_policy: Option<Vec<String>>,
     pub actions: Vec<(String, String)>,
     #[serde(default)]
     pub tags: Option<BTreeMap<String, String>>,
@@ -178,6 +181,14 @@ pub fn check_record(case: &Case, record: &Value) -> Vec<String> {
     if manager != want.key_manager {
         problems.push(format!("key_manager {manager:?} != {:?}", want.key_manager));
     }
+    if let Some(words) = &want.key_policy
+        && record["key_policy"] != serde_json::json!(words)
+    {
+        problems.push(format!(
+            "key_policy {} != {words:?}",
+            record["key_policy"]
+        ));
+    }
     let actions = actions(record);
     if actions != want.actions {
         problems.push(format!(
@@ -216,7 +227,8 @@ pub fn key_arn(scope: &Scope, id: &str) -> String {
 }
 
 /// A customer managed key every world of a case has in each account and region: its name, its
-/// state, and its key policy (`None`: the one AWS gives a key created without one). The four
+/// state, and its key policy (`None`: one the review finds nothing in, as the project's key
+/// template writes it: [`crate::fake::clean_policy`]). The four
 /// every case has are [`standard_keys`]; a row adds its own under `keys`, and names them in
 /// `secret.key` as `key:NAME`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
