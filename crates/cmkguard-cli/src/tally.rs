@@ -96,3 +96,20 @@ impl Tally {
         self.accounts.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::tests::{KEY_A, on_key};
+    use cmkguard_core::keypolicy::KeyPolicyWord;
+
+    #[test]
+    fn a_key_policy_finding_in_report_mode_flags_no_secret() {
+        let mut tally = Tally::default();
+        tally.add(&on_key("a", KEY_A, &[(KeyPolicyWord::Public, "x")]));
+        tally.place("111111111111", "us-east-1");
+        assert_eq!((tally.flagged(), tally.failures), (0, 0));
+        assert_eq!(tally.keys.with_findings().len(), 1);
+        assert!(tally.counts.is_empty(), "a clean place is not listed");
+    }
+}
