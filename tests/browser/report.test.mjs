@@ -141,6 +141,79 @@ test('names and tags that are HTML and script show as text and run nothing', asy
   assert.deepEqual(dialogs, []);
 });
 
+test('the Keys section lists each reviewed key and the secrets on it', async () => {
+  assert.ok(expected.key_finding_secrets > 0, 'the world has keys with findings');
+  const rows = await page.$$eval('#key-findings tbody tr', (rows) =>
+    rows.map((r) => ({
+      arn: r.dataset.keyArn,
+      secrets: Number(r.querySelector('td.secrets').textContent),
+      words: Array.from(r.querySelectorAll('li[data-word]'), (li) => li.dataset.word),
+    })),
+  );
+  assert.ok(rows.length > 0);
+  assert.ok(rows.every((r) => r.arn.startsWith('arn:aws:kms:') && r.words.length > 0));
+  assert.equal(rows.reduce((sum, r) => sum + r.secrets, 0), expected.key_finding_secrets);
+  const ns = rows.map((r) => r.secrets);
+  assert.deepEqual(ns, [...ns].sort((a, b) => b - a), 'most secrets first');
+  assert.equal(await text('#keys-with-findings'), String(rows.length));
+});
+
+// keys.html: a report of hand-made records whose keys have chosen findings (report_world), one
+// detail HTML and script.
+test('the Keys section shows a key, its words, its secrets, what to do, and a hostile detail as text', async () => {
+  const want = expected.keys_page;
+  const keysPage = await browser.context.newPage();
+  const seen = [];
+  keysPage.on('pageerror', (e) => seen.push(`page error: ${e.message}`));
+  keysPage.on('console', (m) => seen.push(`console ${m.type()}: ${m.text()}`));
+  keysPage.on('request', (r) => {
+    if (!r.url().startsWith('file:')) seen.push(`request: ${r.url()}`);
+  });
+  keysPage.on('dialog', async (d) => {
+    seen.push(`dialog: ${d.message()}`);
+    await d.dismiss();
+  });
+  await keysPage.goto(pathToFileURL(join(dir, 'keys.html')).href, { waitUntil: 'load' });
+  const rows = await keysPage.$$eval('#key-findings tbody tr', (rows) =>
+    rows.map((r) => ({
+      arn: r.cells[0].textContent,
+      account: r.cells[1].textContent,
+      region: r.cells[2].textContent,
+      words: Array.from(r.cells[3].querySelectorAll('li'), (li) => li.querySelector('code').textContent),
+      details: Array.from(r.cells[3].querySelectorAll('li .detail'), (d) => d.textContent),
+      secrets: Number(r.cells[4].textContent),
+      advice: Array.from(r.cells[5].querySelectorAll('li'), (li) => li.textContent),
+    })),
+  );
+  const withFindings = want.keys.filter((k) => k.words.length > 0);
+  assert.deepEqual(
+    rows.map((r) => r.arn),
+    withFindings.sort((a, b) => b.secrets - a.secrets).map((k) => k.arn),
+    'each key with findings, most secrets first',
+  );
+  for (const key of withFindings) {
+    const row = rows.find((r) => r.arn === key.arn);
+    assert.equal(row.account, key.account);
+    assert.equal(row.region, key.region);
+    assert.equal(row.secrets, key.secrets);
+    assert.deepEqual(row.words, key.words);
+    // Backticks become code elements: the text is the detail without them.
+    assert.deepEqual(row.details, key.details.map((d) => d.replaceAll('`', '')));
+    assert.deepEqual(row.advice, key.words.map((w, i) => `${w}: ${key.advice[i].replaceAll('`', '')}`));
+  }
+  assert.ok(rows.some((r) => r.details.includes(want.hostile.replaceAll('`', ''))), 'the hostile detail shows as text');
+  assert.equal(await keysPage.$$eval('#keys img, #keys script, #keys [onerror]', (es) => es.length), 0);
+  assert.equal(await keysPage.evaluate(() => window.__pwned), undefined);
+  const clean = want.keys.filter((k) => k.words.length === 0);
+  assert.equal(await keysPage.$eval('#keys-clean', (e) => e.textContent), String(clean.length));
+  assert.equal(await keysPage.$eval('#keys-reviewed', (e) => e.textContent), String(want.keys.length));
+  const folded = await keysPage.$$eval('#clean-keys li', (lis) => lis.map((li) => li.dataset.keyArn));
+  assert.deepEqual(folded, clean.map((k) => k.arn));
+  assert.equal(await keysPage.$eval('#clean-keys', (d) => d.open), false, 'the clean keys are folded');
+  assert.deepEqual(seen, []);
+  await keysPage.close();
+});
+
 test('no error, no violation of the page\'s policy, nothing fetched', async () => {
   assert.deepEqual(problems, []);
   assert.deepEqual(requests.filter((u) => !u.startsWith('file:')), []);

@@ -4,7 +4,10 @@
 //! page must show, taken from the same audit's `--format json` records, not from the HTML.
 //!
 //! - `browser`: the world of `tests/audit.rs` (two accounts, two regions, a mix of keys, exempt
-//!   and managed secrets) and secrets whose names and tags are HTML and script.
+//!   and managed secrets) and secrets whose names and tags are HTML and script. Its customer
+//!   managed keys have findings the way the audit reviews them; `DIR/keys.html` is a report of
+//!   hand-made records whose keys have chosen findings, one with a detail that is HTML and
+//!   script (a key policy's `Sid` is free text), through the same printer as the CLI's.
 //! - `demo`: three accounts and three regions with a mix of findings, for the README's screenshot.
 //! - `big`: more findings than the report lists at a time (`PAGE` in `src/report/html.rs`), in
 //!   one account-region, for "Show more".
@@ -15,6 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use cmkguard_cli::output::{Format, Printer};
+use cmkguard_cli::tally::Tally;
+use cmkguard_core::keypolicy::{KeyPolicyFinding, KeyPolicyWord, KeyReview};
+use cmkguard_core::{KeyManager, Reason, Record, Verdict};
 use cmkguard_testkit::world::SecretSpec;
 use cmkguard_testkit::{DEFAULT_ACCOUNT, Moto, sibling_binary};
 use serde_json::{Value, json};
@@ -161,6 +168,122 @@ fn big_world() -> Vec<Made> {
     world
 }
 
+/// A key detail that is HTML and script: the Keys section must show it as text.
+const HOSTILE_DETAIL: &str = "statement `<img src=x onerror=\"window.__pwned=1\">`";
+
+/// A hand-made key: its ARN, its findings (word, detail), the secrets on it.
+type Handmade = (String, Vec<(KeyPolicyWord, &'static str)>, usize);
+
+fn handmade_keys() -> Vec<Handmade> {
+    let arn =
+        |region: &str, account: &str, id: &str| format!("arn:aws:kms:{region}:{account}:key/{id}");
+    vec![
+        (
+            arn(
+                "us-east-1",
+                DEFAULT_ACCOUNT,
+                "11111111-aaaa-4000-8000-000000000001",
+            ),
+            vec![
+                (KeyPolicyWord::DelegatedToIam, HOSTILE_DETAIL),
+                (
+                    KeyPolicyWord::GrantDecrypt,
+                    "grant `g-1` to `arn:aws:iam::123456789012:role/app`",
+                ),
+            ],
+            3,
+        ),
+        (
+            arn("eu-west-1", MEMBER, "22222222-bbbb-4000-8000-000000000002"),
+            vec![(
+                KeyPolicyWord::Public,
+                "statement `Open`: `Principal` is `*`",
+            )],
+            1,
+        ),
+        (
+            arn("us-east-1", MEMBER, "33333333-cccc-4000-8000-000000000003"),
+            Vec::new(),
+            2,
+        ),
+    ]
+}
+
+/// `DIR/keys.html` from hand-made records (the first secret of each key a finding, the rest
+/// compliant), and what its Keys section must show.
+fn keys_page(dir: &Path) -> Value {
+    let mut out = Vec::new();
+    let mut printer = Printer::new(Format::Html, &mut out).unwrap();
+    let mut tally = Tally::default();
+    let mut places = Vec::new();
+    let mut expected = Vec::new();
+    for (arn, findings, secrets) in handmade_keys() {
+        let parts: Vec<&str> = arn.split(':').collect();
+        let (region, account) = (parts[3].to_owned(), parts[4].to_owned());
+        let review = KeyReview::from_findings(
+            findings
+                .iter()
+                .map(|(word, detail)| KeyPolicyFinding {
+                    word: *word,
+                    detail: (*detail).to_owned(),
+                })
+                .collect(),
+        );
+        for i in 0..secrets {
+            let (verdict, reason) = if i == 0 {
+                (Verdict::NonCompliant, Reason::KeyNotAllowed)
+            } else {
+                (Verdict::Compliant, Reason::CustomerManagedKey)
+            };
+            let record = Record {
+                event_id: None,
+                request_id: None,
+                event_name: Some("Audit".into()),
+                account: Some(account.clone()),
+                region: Some(region.clone()),
+                secret_arn: Some(format!(
+                    "arn:aws:secretsmanager:{region}:{account}:secret:keys/s{i}-AbCdEf"
+                )),
+                actor: None,
+                key_id: Some(arn.clone()),
+                key_arn: Some(arn.clone()),
+                key_manager: Some(KeyManager::Customer),
+                key_policy: Some(review.clone()),
+                deletion_date: None,
+                verdict,
+                reason,
+                detail: None,
+                dry_run: true,
+                actions: Vec::new(),
+            };
+            tally.add(&record);
+            printer.record(&record).unwrap();
+        }
+        if !places.contains(&(account.clone(), region.clone())) {
+            places.push((account.clone(), region.clone()));
+        }
+        expected.push(json!({
+            "arn": arn,
+            "account": account,
+            "region": region,
+            "secrets": secrets,
+            "words": review.words().iter().map(|w| w.as_str()).collect::<Vec<_>>(),
+            "details": review.findings.iter().map(|f| f.detail.clone()).collect::<Vec<_>>(),
+            "advice": review
+                .words()
+                .iter()
+                .map(|w| cmkguard_core::advice::of(w.reason()).to_do)
+                .collect::<Vec<_>>(),
+        }));
+    }
+    for (account, region) in &places {
+        tally.place(account, region);
+    }
+    printer.finish(&tally, false).unwrap();
+    std::fs::write(dir.join("keys.html"), out).unwrap();
+    json!({ "keys": expected, "hostile": HOSTILE_DETAIL })
+}
+
 fn audit(moto: &Moto, accounts: &str, regions: &[&str], format: &str) -> Vec<u8> {
     let mut command = Command::new(sibling_binary("cmkguard"));
     command
@@ -250,10 +373,22 @@ async fn main() {
             })
         })
         .collect();
+    // Secrets on a customer managed key whose policy was reviewed, and those whose key had
+    // findings: what the Keys section counts.
+    let reviewed = |with_findings: bool| {
+        records
+            .iter()
+            .filter_map(|r| r["key_policy"].as_array())
+            .filter(|words| !with_findings || !words.is_empty())
+            .count()
+    };
     let expected = json!({
         "audited": records.len(),
         "findings": findings,
         "hostile": if args[0] == "browser" { HOSTILE.to_vec() } else { Vec::new() },
+        "key_reviewed_secrets": reviewed(false),
+        "key_finding_secrets": reviewed(true),
+        "keys_page": if args[0] == "browser" { keys_page(dir) } else { Value::Null },
     });
     std::fs::write(
         dir.join("expected.json"),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub mod audit;
 pub mod exit;
+pub mod keys;
 mod order;
 pub mod output;
 mod progress;

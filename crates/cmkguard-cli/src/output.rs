@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use cmkguard_core::arn::secret_name;
 use cmkguard_core::{Reason, Record, Verdict};
 
+use crate::keys::{self, Keys};
 use crate::report::{self, Kind, Report};
 use crate::tally::{Tally, is_finding};
 
@@ -35,13 +36,14 @@ const VERDICTS: [Verdict; 5] = [
     Verdict::Error,
 ];
 
-/// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 10] = [
+/// The CSV columns, in order (the record's fields, in its order).
+pub const CSV_HEADER: [&str; 11] = [
     "account",
     "region",
     "secret_arn",
     "key_id",
     "key_manager",
+    "key_policy",
     "verdict",
     "reason",
     "dry_run",
@@ -58,7 +60,7 @@ enum Out<W: Write> {
     /// Rows held back to the end (column widths need them all).
     Table {
         out: W,
-        rows: Vec<[String; 7]>,
+        rows: Vec<[String; 8]>,
     },
     Json(W),
     /// Boxed: the writer's state dwarfs the other variants.
@@ -108,6 +110,7 @@ impl<W: Write> Printer<W> {
                     record.secret_arn.as_deref().unwrap_or_default(),
                     record.key_id.as_deref().unwrap_or_default(),
                     key_manager(record),
+                    &key_policy(record, ";"),
                     record.verdict.as_str(),
                     &record.reason.to_string(),
                     &record.dry_run.to_string(),
@@ -136,6 +139,10 @@ impl<W: Write> Printer<W> {
                             .key_id
                             .clone()
                             .unwrap_or_else(|| "aws/secretsmanager (default)".into()),
+                        match key_policy(record, ",") {
+                            words if words.is_empty() => "-".to_owned(),
+                            words => words,
+                        },
                         actions(record),
                     ]);
                 }
@@ -158,14 +165,22 @@ impl<W: Write> Printer<W> {
         write_findings(&mut out, &rows)?;
         writeln!(out)?;
         write_summary(&mut out, tally, applied)?;
+        write_keys(&mut out, &tally.keys)?;
         out.flush()
     }
 }
 
 /// The table's findings, then what to do about them.
-fn write_findings(out: &mut impl Write, rows: &[[String; 7]]) -> io::Result<()> {
+fn write_findings(out: &mut impl Write, rows: &[[String; 8]]) -> io::Result<()> {
     let header = [
-        "ACCOUNT", "REGION", "SECRET", "VERDICT", "REASON", "KEY", "ACTIONS",
+        "ACCOUNT",
+        "REGION",
+        "SECRET",
+        "VERDICT",
+        "REASON",
+        "KEY",
+        "KEY POLICY",
+        "ACTIONS",
     ];
     if rows.is_empty() {
         return writeln!(out, "Every secret is compliant or exempt.");
@@ -240,6 +255,75 @@ fn write_summary(out: &mut impl Write, tally: &Tally, applied: bool) -> io::Resu
     Ok(())
 }
 
+/// After the summary, the keys whose policy review found something: the most secrets first, at
+/// most [`keys::LISTED`] of them (readable at 1,000 accounts), then what to do, once per word.
+fn write_keys(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
+    if !keys.any() {
+        return Ok(());
+    }
+    let found = keys.with_findings();
+    writeln!(out)?;
+    if found.is_empty() {
+        let n = keys.reviewed();
+        writeln!(
+            out,
+            "{n} customer managed {} reviewed: no policy finding.",
+            if n == 1 { "key" } else { "keys" }
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Keys with policy findings ({} of {} keys reviewed):",
+            found.len(),
+            keys.reviewed()
+        )?;
+        let rows: Vec<[String; 3]> = found
+            .iter()
+            .take(keys::LISTED)
+            .map(|(arn, key)| {
+                [
+                    (*arn).to_owned(),
+                    keys::words(&key.review, ","),
+                    key.secrets.to_string(),
+                ]
+            })
+            .collect();
+        write_columns(out, &["KEY", "KEY POLICY", "SECRETS"], &rows)?;
+        if found.len() > keys::LISTED {
+            writeln!(
+                out,
+                "{} more keys with findings: `--format html` lists every one.",
+                found.len() - keys::LISTED
+            )?;
+        }
+    }
+    if keys.unkept_secrets > 0 {
+        writeln!(out, "{}", keys::unkept_note(keys))?;
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "What to do about the keys:")?;
+    let words: std::collections::BTreeSet<_> = found
+        .iter()
+        .flat_map(|(_, key)| key.review.words())
+        .collect();
+    for word in words {
+        writeln!(out, "  {word}: {}", report::advice(word.reason()))?;
+    }
+    Ok(())
+}
+
+/// The record's key policy words, most severe first (empty when none or not reviewed).
+fn key_policy(record: &Record, separator: &str) -> String {
+    record
+        .key_policy
+        .as_ref()
+        .map(|review| keys::words(review, separator))
+        .unwrap_or_default()
+}
+
 fn key_manager(record: &Record) -> &'static str {
     match record.key_manager {
         Some(cmkguard_core::KeyManager::Aws) => "AWS",
@@ -287,6 +371,8 @@ pub fn write_columns<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::tests::{KEY_A, KEY_B, on_key};
+    use cmkguard_core::keypolicy::KeyPolicyWord;
 
     fn record(arn: &str) -> Record {
         Record {
@@ -325,9 +411,137 @@ mod tests {
         printer.finish(&Tally::default(), false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "account,region,secret_arn,key_id,key_manager,verdict,reason,dry_run,actions,detail\n\
-             \"a,b\",\"line\nbreak\",plain,,,compliant,customer-managed-key,true,-,\"say \"\"hi\"\"\"\n"
+            "account,region,secret_arn,key_id,key_manager,key_policy,verdict,reason,dry_run,actions,detail\n\
+             \"a,b\",\"line\nbreak\",plain,,,,compliant,customer-managed-key,true,-,\"say \"\"hi\"\"\"\n"
         );
+    }
+
+    /// `records` through a printer of `format`, counted as the sink counts them.
+    fn print(format: Format, records: &[Record]) -> String {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(format, &mut out).unwrap();
+        let mut tally = Tally::default();
+        for record in records {
+            tally.add(record);
+            printer.record(record).unwrap();
+        }
+        tally.place("111111111111", "us-east-1");
+        printer.finish(&tally, false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_key_policy_words() {
+        let reviewed = on_key(
+            "a",
+            KEY_A,
+            &[
+                (KeyPolicyWord::GrantDecrypt, "grant `g1`"),
+                (KeyPolicyWord::Public, "statement `Open`"),
+            ],
+        );
+        let clean = on_key("b", KEY_A, &[]);
+        let off = Record {
+            key_policy: None,
+            ..on_key("c", KEY_A, &[])
+        };
+        let text = print(Format::Json, &[reviewed, clean, off]);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["key_policy"],
+            serde_json::json!(["key-policy-public", "key-grant-decrypt"])
+        );
+        assert_eq!(lines[1]["key_policy"], serde_json::json!([]));
+        assert!(lines[2].get("key_policy").is_none(), "{text}");
+    }
+
+    #[test]
+    fn csv_has_the_key_policy_words() {
+        let text = print(
+            Format::Csv,
+            &[
+                on_key(
+                    "a",
+                    KEY_A,
+                    &[
+                        (KeyPolicyWord::DelegatedToIam, "root"),
+                        (KeyPolicyWord::OtherAccount, "x"),
+                    ],
+                ),
+                on_key("b", KEY_A, &[]),
+            ],
+        );
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(
+            rows[1].contains(
+                ",CUSTOMER,key-policy-other-account;key-policy-delegated-to-iam,compliant,"
+            ),
+            "{text}"
+        );
+        assert!(rows[2].contains(",CUSTOMER,,compliant,"), "{text}");
+    }
+
+    #[test]
+    fn table_lists_the_keys_with_findings_most_secrets_first_capped() {
+        let mut records = vec![
+            Record {
+                verdict: Verdict::NonCompliant,
+                reason: Reason::KeyDisabled,
+                ..on_key("flagged", KEY_A, &[(KeyPolicyWord::Public, "x")])
+            },
+            on_key("b1", KEY_B, &[(KeyPolicyWord::GrantDecrypt, "g")]),
+            on_key("b2", KEY_B, &[(KeyPolicyWord::GrantDecrypt, "g")]),
+            on_key("clean", "arn:aws:kms:us-east-1:111111111111:key/clean", &[]),
+        ];
+        for i in 0..keys::LISTED + 2 {
+            let key = format!("arn:aws:kms:us-east-1:111111111111:key/k{i:02}");
+            records.push(on_key("s", &key, &[(KeyPolicyWord::Unreadable, "denied")]));
+        }
+        let text = print(Format::Table, &records);
+        // The finding's row names its key's words.
+        let row = text.lines().find(|l| l.contains(" flagged ")).unwrap();
+        assert!(row.contains(" key-policy-public "), "{text}");
+        let block = text.split("Keys with policy findings").nth(1).unwrap();
+        assert!(
+            block.starts_with(" (24 of 25 keys reviewed):\nKEY "),
+            "{text}"
+        );
+        let listed: Vec<&str> = block
+            .lines()
+            .filter(|l| l.starts_with("arn:aws:kms:"))
+            .collect();
+        assert_eq!(listed.len(), keys::LISTED, "{text}");
+        assert!(
+            listed[0].starts_with(KEY_B) && listed[0].ends_with(" 2"),
+            "{text}"
+        );
+        assert!(block.contains("\n4 more keys with findings"), "{text}");
+        assert!(
+            block.contains("What to do about the keys:\n  key-policy-public: "),
+            "{text}"
+        );
+        assert!(
+            block.contains("\n  key-policy-unreadable: Allow the guard"),
+            "{text}"
+        );
+        assert!(!block.contains("/key/clean"), "{text}");
+    }
+
+    #[test]
+    fn table_says_when_reviewed_keys_are_clean_and_nothing_when_unreviewed() {
+        let text = print(Format::Table, &[on_key("a", KEY_A, &[])]);
+        assert!(
+            text.ends_with("\n1 customer managed key reviewed: no policy finding.\n"),
+            "{text}"
+        );
+        let off = Record {
+            key_policy: None,
+            ..on_key("a", KEY_A, &[])
+        };
+        assert!(!print(Format::Table, &[off]).contains("keys reviewed"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `cmkguard audit --format html|markdown`: a report for people who were not at the terminal.
 //! The records stream through [`Report::record`]; only the findings (records that are not
 //! `compliant` or `exempt`) are kept, as rows, and everything else is counted by the [`Tally`],
-//! so the report of a large organization stays as small as its findings.
+//! so the report of a large organization stays as small as its findings. The keys whose policy
+//! was reviewed come from the tally too ([`crate::keys`]): bounded per key and in all.
 
 mod html;
 mod markdown;
@@ -11,6 +12,7 @@ use std::io::{self, Write};
 
 use cmkguard_core::arn::secret_name;
 use cmkguard_core::finding::Severity;
+use cmkguard_core::keypolicy::KeyPolicyWord;
 use cmkguard_core::{Reason, Record, Verdict};
 
 use crate::tally::{Tally, is_finding};
@@ -42,6 +44,9 @@ struct Row {
     severity: Severity,
     detail: Option<String>,
     key: String,
+    /// The key's policy review: its finding words, most severe first (none when clean or not
+    /// reviewed).
+    key_policy: Vec<KeyPolicyWord>,
     /// Each action: its name, its outcome, its detail.
     actions: Vec<(&'static str, &'static str, String)>,
 }
@@ -91,8 +96,8 @@ impl Report {
     pub fn finish(self, out: &mut impl Write, tally: &Tally, applied: bool) -> io::Result<()> {
         let summary = Summary::of(&self.rows, tally, applied);
         match self.kind {
-            Kind::Html => html::write(out, &summary, &self.rows),
-            Kind::Markdown => markdown::write(out, &summary, &self.rows),
+            Kind::Html => html::write(out, &summary, &self.rows, &tally.keys),
+            Kind::Markdown => markdown::write(out, &summary, &self.rows, &tally.keys),
         }
     }
 }
@@ -117,6 +122,11 @@ impl Row {
                 .key_id
                 .clone()
                 .unwrap_or_else(|| "aws/secretsmanager (default)".into()),
+            key_policy: record
+                .key_policy
+                .as_ref()
+                .map(|review| review.words())
+                .unwrap_or_default(),
             actions: record
                 .actions
                 .iter()

@@ -1,9 +1,11 @@
 //! What an audit counts as records go by: totals by verdict, the account-regions with findings,
-//! failures, and the planned actions that would not go through.
+//! failures, the planned actions that would not go through, and the reviewed keys.
 
 use std::collections::{BTreeMap, HashSet};
 
 use cmkguard_core::{Outcome, Record, Verdict};
+
+use crate::keys::Keys;
 
 /// Counts by verdict: in total, and per account and region for the places with findings only
 /// (an organization's thousands of clean account-regions are counted, not listed).
@@ -20,6 +22,9 @@ pub struct Tally {
     /// Planned actions of a dry run that would not go through, per account and region: why, and
     /// for how many secrets.
     pub would_fail: BTreeMap<(String, String), BTreeMap<String, usize>>,
+    /// The customer managed keys whose policy was reviewed: per key, its review and how many
+    /// secrets are on it.
+    pub keys: Keys,
 }
 
 /// A finding: what the summary lists a place for.
@@ -41,6 +46,7 @@ impl Tally {
             .entry(record.verdict)
             .or_default() += 1;
         self.failures += usize::from(record.is_failure());
+        self.keys.add(record);
         for action in &record.actions {
             if action.outcome != Outcome::DryRun {
                 continue;
@@ -88,5 +94,22 @@ impl Tally {
     /// Accounts audited.
     pub fn accounts(&self) -> usize {
         self.accounts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::tests::{KEY_A, on_key};
+    use cmkguard_core::keypolicy::KeyPolicyWord;
+
+    #[test]
+    fn a_key_policy_finding_in_report_mode_flags_no_secret() {
+        let mut tally = Tally::default();
+        tally.add(&on_key("a", KEY_A, &[(KeyPolicyWord::Public, "x")]));
+        tally.place("111111111111", "us-east-1");
+        assert_eq!((tally.flagged(), tally.failures), (0, 0));
+        assert_eq!(tally.keys.with_findings().len(), 1);
+        assert!(tally.counts.is_empty(), "a clean place is not listed");
     }
 }

@@ -11,11 +11,17 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
 use super::{Row, Summary};
+use crate::keys::{self, Keys};
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
 
-pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io::Result<()> {
+pub(super) fn write(
+    out: &mut impl Write,
+    summary: &Summary,
+    rows: &[Row],
+    keys: &Keys,
+) -> io::Result<()> {
     head(out)?;
     writeln!(out, "<body>")?;
     writeln!(out, "<header>")?;
@@ -30,6 +36,7 @@ pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io
     cards(out, summary)?;
     panels(out, summary)?;
     findings(out, rows)?;
+    key_section(out, keys)?;
     writeln!(
         out,
         "<footer>cmkguard {}. Compliant and exempt secrets are counted, not listed. This page \
@@ -303,10 +310,14 @@ fn finding(out: &mut impl Write, row: &Row, hidden: bool) -> io::Result<()> {
     )?;
     write!(
         out,
-        "<td class=\"key\" title=\"{}\">{}</td>",
+        "<td class=\"key\" title=\"{}\">{}",
         escape(&row.key),
         escape(short_key(&row.key))
     )?;
+    for word in &row.key_policy {
+        write!(out, "<div class=\"detail\"><code>{word}</code></div>")?;
+    }
+    write!(out, "</td>")?;
     if row.actions.is_empty() {
         write!(out, "<td>-</td>")?;
     } else {
@@ -328,6 +339,118 @@ fn finding(out: &mut impl Write, row: &Row, hidden: bool) -> io::Result<()> {
         "<td class=\"advice\">{}</td></tr>",
         prose(&row.advice())
     )
+}
+
+/// Keys with findings listed: a few hundred rows lay out in milliseconds; an organization whose
+/// every key has a finding still opens fast, and the rest are counted.
+const KEYS_LISTED: usize = 1_000;
+
+/// The keys whose policy was reviewed: each key with findings (its ARN, account, region, each
+/// finding with its detail, the secrets on it, what to do per word), then the clean ones,
+/// folded.
+fn key_section(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
+    writeln!(out, "<section id=\"keys\">")?;
+    writeln!(out, "<h2>Keys</h2>")?;
+    if !keys.any() {
+        writeln!(
+            out,
+            "<p id=\"keys-summary\">No key policy was reviewed (<code>--key-policy off</code>, or \
+             no secret on a customer managed key).</p></section>"
+        )?;
+        return Ok(());
+    }
+    let found = keys.with_findings();
+    let clean = keys.clean();
+    writeln!(
+        out,
+        "<p id=\"keys-summary\"><span id=\"keys-reviewed\">{}</span> customer managed keys \
+         reviewed: <span id=\"keys-with-findings\">{}</span> with policy findings, \
+         <span id=\"keys-clean\">{}</span> without.</p>",
+        keys.reviewed(),
+        found.len(),
+        clean.len()
+    )?;
+    if keys.unkept_secrets > 0 {
+        writeln!(
+            out,
+            "<p id=\"keys-unkept\">{}</p>",
+            prose(&keys::unkept_note(keys))
+        )?;
+    }
+    if !found.is_empty() {
+        writeln!(out, "<table class=\"findings keys\" id=\"key-findings\">")?;
+        writeln!(
+            out,
+            "<thead><tr><th>Key</th><th>Account</th><th>Region</th><th>Key policy findings</th>\
+             <th>Secrets</th><th>What to do</th></tr></thead>"
+        )?;
+        writeln!(out, "<tbody>")?;
+        for (arn, key) in found.iter().take(KEYS_LISTED) {
+            key_row(out, arn, key)?;
+        }
+        writeln!(out, "</tbody>")?;
+        writeln!(out, "</table>")?;
+        if found.len() > KEYS_LISTED {
+            writeln!(
+                out,
+                "<p id=\"keys-more\">{} more keys with findings are not listed: \
+                 <code>--format csv</code> has the <code>key_policy</code> of each secret.</p>",
+                found.len() - KEYS_LISTED
+            )?;
+        }
+    }
+    if !clean.is_empty() {
+        writeln!(
+            out,
+            "<details id=\"clean-keys\"><summary>{} {} without a policy finding</summary><ul>",
+            clean.len(),
+            if clean.len() == 1 { "key" } else { "keys" }
+        )?;
+        for (arn, key) in &clean {
+            writeln!(
+                out,
+                "<li data-key-arn=\"{0}\"><code>{0}</code> ({1} secrets)</li>",
+                escape(arn),
+                key.secrets
+            )?;
+        }
+        writeln!(out, "</ul></details>")?;
+    }
+    writeln!(out, "</section>")
+}
+
+fn key_row(out: &mut impl Write, arn: &str, key: &keys::Key) -> io::Result<()> {
+    let (account, region) = keys::place(arn);
+    write!(
+        out,
+        "<tr data-key-arn=\"{}\" data-secrets=\"{}\"><td class=\"key\">{}</td><td>{}</td><td>{}</td>",
+        escape(arn),
+        key.secrets,
+        escape(arn),
+        escape(account),
+        escape(region)
+    )?;
+    write!(out, "<td><ul class=\"actions\">")?;
+    for finding in &key.review.findings {
+        write!(
+            out,
+            "<li data-word=\"{0}\"><code>{0}</code><div class=\"detail\">{1}</div></li>",
+            finding.word.as_str(),
+            prose(&finding.detail)
+        )?;
+    }
+    write!(out, "</ul></td>")?;
+    write!(out, "<td class=\"secrets\">{}</td>", key.secrets)?;
+    write!(out, "<td class=\"advice\"><ul class=\"actions\">")?;
+    for finding in &key.review.findings {
+        write!(
+            out,
+            "<li><code>{}</code>: {}</li>",
+            finding.word.as_str(),
+            prose(super::advice(finding.word.reason()))
+        )?;
+    }
+    writeln!(out, "</ul></td></tr>")
 }
 
 /// Text for HTML, in element content and in quoted attribute values alike.
@@ -411,6 +534,68 @@ mod tests {
         assert_eq!(
             escape("a\u{0}b\u{7f}c\u{FFFF}"),
             "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
+        );
+    }
+
+    #[test]
+    fn the_keys_section_shows_each_key_with_findings_as_text() {
+        use super::super::{Kind, Report};
+        use crate::keys::tests::{KEY_A, KEY_B, on_key};
+        use crate::tally::Tally;
+        use cmkguard_core::keypolicy::KeyPolicyWord::{DelegatedToIam, GrantDecrypt};
+        let hostile = "<img src=x onerror=alert(1)>";
+        let records = [
+            on_key("a", KEY_A, &[(DelegatedToIam, hostile)]),
+            on_key("b1", KEY_B, &[(GrantDecrypt, "grant `g1` to `role/x`")]),
+            on_key("b2", KEY_B, &[(GrantDecrypt, "grant `g1` to `role/x`")]),
+            on_key(
+                "c",
+                "arn:aws:kms:us-east-1:111111111111:key/\"><b>clean",
+                &[],
+            ),
+        ];
+        let mut report = Report::new(Kind::Html);
+        let mut tally = Tally::default();
+        for record in &records {
+            tally.add(record);
+            report.record(record);
+        }
+        let mut out = Vec::new();
+        report.finish(&mut out, &tally, false).unwrap();
+        let html = String::from_utf8(out).unwrap();
+        let keys = html.split("<section id=\"keys\">").nth(1).unwrap();
+        assert!(
+            keys.contains("<span id=\"keys-reviewed\">3</span>"),
+            "{keys}"
+        );
+        assert!(
+            keys.contains("<span id=\"keys-with-findings\">2</span>"),
+            "{keys}"
+        );
+        // Most secrets first.
+        let b = keys.find(&format!("<tr data-key-arn=\"{KEY_B}\" data-secrets=\"2\">"));
+        let a = keys.find(&format!("<tr data-key-arn=\"{KEY_A}\" data-secrets=\"1\">"));
+        assert!(b.unwrap() < a.unwrap(), "{keys}");
+        assert!(
+            keys.contains("<td>222222222222</td><td>eu-west-1</td>"),
+            "{keys}"
+        );
+        assert!(keys.contains(
+            "<code>key-grant-decrypt</code><div class=\"detail\">grant <code>g1</code> to <code>role/x</code></div>"
+        ));
+        assert!(
+            keys.contains(&escape(hostile)) && !keys.contains(hostile),
+            "{keys}"
+        );
+        assert!(!keys.contains("<b>clean"), "{keys}");
+        let advice = prose(crate::report::advice(GrantDecrypt.reason()));
+        assert!(
+            keys.contains(&format!("<code>key-grant-decrypt</code>: {advice}")),
+            "{keys}"
+        );
+        assert!(
+            keys.contains("<details id=\"clean-keys\"><summary>1 key without"),
+            "{keys}"
         );
     }
 

@@ -1,14 +1,21 @@
 //! The report as GitHub-flavoured Markdown: a CI job summary or a pull request comment. Every
-//! value from AWS is escaped for a table cell; the findings table stops at [`MAX_ROWS`].
+//! value from AWS is escaped for a table cell; the findings table stops at [`MAX_ROWS`], the keys
+//! with policy findings at [`keys::LISTED`].
 
 use std::io::{self, Write};
 
 use super::{Row, Summary};
+use crate::keys::{self, Keys};
 
 /// Findings listed; the rest are counted in a line under the table (a comment has a size limit).
 pub const MAX_ROWS: usize = 100;
 
-pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io::Result<()> {
+pub(super) fn write(
+    out: &mut impl Write,
+    summary: &Summary,
+    rows: &[Row],
+    keys: &Keys,
+) -> io::Result<()> {
     writeln!(out, "## cmkguard audit")?;
     writeln!(out)?;
     writeln!(out, "{} {}", summary.headline(), summary.mode())?;
@@ -53,6 +60,11 @@ pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io
             )?;
         }
     }
+    findings(out, rows)?;
+    write_keys(out, keys)
+}
+
+fn findings(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -81,15 +93,19 @@ pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let key = if row.key_policy.is_empty() {
+            cell(&row.key)
+        } else {
+            format!("{} ({})", cell(&row.key), code_words(&row.key_policy))
+        };
         writeln!(
             out,
-            "| {} | {} | {} | `{}` | {reason} | `{}` | {} | {actions} | {} |",
+            "| {} | {} | {} | `{}` | {reason} | `{}` | {key} | {actions} | {} |",
             cell(&row.account),
             cell(&row.region),
             cell(&row.name),
             row.verdict.as_str(),
             row.severity.as_str(),
-            cell(&row.key),
             // Our own words, with `code` spans: no `|` nor line break in them.
             row.advice(),
         )?;
@@ -104,6 +120,70 @@ pub(super) fn write(out: &mut impl Write, summary: &Summary, rows: &[Row]) -> io
         )?;
     }
     Ok(())
+}
+
+/// The keys whose policy review found something, the most secrets first, at most
+/// [`keys::LISTED`]; then what to do, once per word.
+fn write_keys(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
+    if !keys.any() {
+        return Ok(());
+    }
+    let found = keys.with_findings();
+    writeln!(out)?;
+    writeln!(out, "### Keys with policy findings")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} of {} customer managed keys reviewed have findings.",
+        found.len(),
+        keys.reviewed()
+    )?;
+    if keys.unkept_secrets > 0 {
+        writeln!(out)?;
+        writeln!(out, "{}", keys::unkept_note(keys))?;
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "| key | key policy | secrets |")?;
+    writeln!(out, "| --- | --- | ---: |")?;
+    for (arn, key) in found.iter().take(keys::LISTED) {
+        writeln!(
+            out,
+            "| {} | {} | {} |",
+            cell(arn),
+            code_words(&key.review.words()),
+            key.secrets
+        )?;
+    }
+    if found.len() > keys::LISTED {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} more keys with findings not listed: `--format html` lists them.",
+            found.len() - keys::LISTED
+        )?;
+    }
+    writeln!(out)?;
+    let words: std::collections::BTreeSet<_> = found
+        .iter()
+        .flat_map(|(_, key)| key.review.words())
+        .collect();
+    for word in words {
+        // Our own words (the advice table's): no `|` nor line break in them.
+        writeln!(out, "- `{word}`: {}", super::advice(word.reason()))?;
+    }
+    Ok(())
+}
+
+/// Finding words as `code`, comma separated (our own words: nothing to escape).
+fn code_words(words: &[cmkguard_core::keypolicy::KeyPolicyWord]) -> String {
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Text for a table cell: Markdown's punctuation backslash-escaped (so nothing from AWS becomes
@@ -141,6 +221,49 @@ mod tests {
         );
         assert_eq!(cell("[x](http://e)"), "\\[x\\](http://e)");
         assert_eq!(cell("app/db_1"), "app/db\\_1");
+    }
+
+    #[test]
+    fn keys_with_findings_are_listed_most_secrets_first_and_cut_with_a_count() {
+        use crate::keys::tests::{KEY_A, KEY_B, on_key};
+        use cmkguard_core::keypolicy::KeyPolicyWord::{GrantDecrypt, Public, Unreadable};
+        let mut records = vec![
+            on_key("a", KEY_A, &[(Public, "<img src=x onerror=alert(1)>")]),
+            on_key("b1", KEY_B, &[(GrantDecrypt, "g"), (Public, "p")]),
+            on_key("b2", KEY_B, &[(GrantDecrypt, "g"), (Public, "p")]),
+            on_key("clean", "arn:aws:kms:us-east-1:111111111111:key/clean", &[]),
+        ];
+        for i in 0..keys::LISTED + 1 {
+            let key = format!("arn:aws:kms:us-east-1:111111111111:key/k{i:02}");
+            records.push(on_key("s", &key, &[(Unreadable, "denied")]));
+        }
+        let mut report = Report::new(Kind::Markdown);
+        let mut tally = Tally::default();
+        for record in &records {
+            tally.add(record);
+            report.record(record);
+        }
+        let mut out = Vec::new();
+        report.finish(&mut out, &tally, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let keys = text
+            .split("### Keys with policy findings\n")
+            .nth(1)
+            .unwrap();
+        assert!(keys.starts_with("\n23 of 24 customer managed keys reviewed have findings.\n"));
+        let rows: Vec<&str> = keys.lines().filter(|l| l.starts_with("| arn")).collect();
+        assert_eq!(rows.len(), keys::LISTED, "{text}");
+        assert_eq!(
+            rows[0],
+            format!("| {KEY_B} | `key-policy-public`, `key-grant-decrypt` | 2 |")
+        );
+        assert!(
+            keys.contains("\n3 more keys with findings not listed"),
+            "{text}"
+        );
+        assert!(keys.contains("\n- `key-policy-public`: "), "{text}");
+        // Details are the HTML report's: none here, hostile or not.
+        assert!(!text.contains("onerror"), "{text}");
     }
 
     #[test]
