@@ -276,6 +276,10 @@ impl<P: Ports> Guard<P> {
         })
     }
 
+}
+
+// One secret, after the decision: the finding, the mark, the notification.
+impl<P: Ports> Guard<P> {
     /// The second half of [`Self::evaluate`]: the outcome of the finding's import (when one was
     /// due), then the mark and the notification.
     pub(crate) async fn report(

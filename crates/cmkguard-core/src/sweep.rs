@@ -263,44 +263,6 @@ impl<'a, P: Ports> Listing<'a, P> {
         report
     }
 
-    /// Imports the findings of the keys seen (with `securityhub`, the review on, and not in a
-    /// dry run): a `FAILED` one per key and word; except in the scheduled sweep, which runs
-    /// often, a `PASSED`, archived one per word a key does not have, which closes a finding
-    /// fixed since. A refused import is logged (the next sweep imports it again); a transient
-    /// failure comes back.
-    async fn import_key_findings(&self, keys: &KeysSeen) -> Result<(), String> {
-        let config = self.guard.config();
-        let wanted = config.acts(Action::SecurityHub)
-            && config.key_policy != KeyPolicyMode::Off
-            && !keys.is_empty();
-        if !wanted {
-            return Ok(());
-        }
-        let resolve = self.meta.event_name.as_deref() != Some(crate::event::SCHEDULED_EVENT);
-        for (scope, findings) in keys.findings(resolve) {
-            if config.dry_run {
-                tracing::info!(account = %scope.account, region = %scope.region, findings = findings.len(), "would import the key policy findings");
-                continue;
-            }
-            for (finding, outcome) in findings
-                .iter()
-                .zip(self.guard.import_findings(&scope, &findings).await)
-            {
-                match outcome {
-                    Ok(action) if action.outcome == Outcome::Done => {}
-                    Ok(action) => {
-                        tracing::warn!(finding_id = %finding.id, detail = %action.detail, "key policy finding not imported");
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        }
-        if keys.left_out > 0 {
-            tracing::warn!(keys = keys.left_out, "more keys than a sweep keeps: their findings wait for the next sweep");
-        }
-        Ok(())
-    }
-
     async fn sweep_listing(
         &self,
         mut on_key: Option<&mut OnKey<'_>>,
@@ -384,6 +346,47 @@ impl<'a, P: Ports> Listing<'a, P> {
                 None => return end(progress, End::Complete),
             };
         }
+    }
+}
+
+// The findings of the keys the listing's secrets are on.
+impl<P: Ports> Listing<'_, P> {
+    /// Imports the findings of the keys seen (with `securityhub`, the review on, and not in a
+    /// dry run): a `FAILED` one per key and word; except in the scheduled sweep, which runs
+    /// often, a `PASSED`, archived one per word a key does not have, which closes a finding
+    /// fixed since. A refused import is logged (the next sweep imports it again); a transient
+    /// failure comes back.
+    async fn import_key_findings(&self, keys: &KeysSeen) -> Result<(), String> {
+        let config = self.guard.config();
+        let wanted = config.acts(Action::SecurityHub)
+            && config.key_policy != KeyPolicyMode::Off
+            && !keys.is_empty();
+        if !wanted {
+            return Ok(());
+        }
+        let resolve = self.meta.event_name.as_deref() != Some(crate::event::SCHEDULED_EVENT);
+        for (scope, findings) in keys.findings(resolve) {
+            if config.dry_run {
+                tracing::info!(account = %scope.account, region = %scope.region, findings = findings.len(), "would import the key policy findings");
+                continue;
+            }
+            for (finding, outcome) in findings
+                .iter()
+                .zip(self.guard.import_findings(&scope, &findings).await)
+            {
+                match outcome {
+                    Ok(action) if action.outcome == Outcome::Done => {}
+                    Ok(action) => {
+                        tracing::warn!(finding_id = %finding.id, detail = %action.detail, "key policy finding not imported");
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        if keys.left_out > 0 {
+            tracing::warn!(keys = keys.left_out, "more keys than a sweep keeps: their findings wait for the next sweep");
+        }
+        Ok(())
     }
 }
 

@@ -352,10 +352,12 @@ pub fn world(case: &Case, fake: &FakeAws) -> Option<(Scope, String)> {
     let kinds = case.key_kinds();
     for region in ["us-east-1", "us-west-2"] {
         let s = Scope::new(&secret.account, region);
-        // A key's policy is moto's to keep (the testkit gives it to `CreateKey`): no port of
-        // the engine reads one yet.
+        // A key's policy: the row's, else the fake's clean one (as the testkit gives moto).
         for kind in &kinds {
             fake.put_key(&s, customer_key(&s, &kind.name, kind.key_state()));
+            if let Some(policy) = &kind.policy {
+                fake.put_key_policy(&key_arn(&s, &kind.name), &policy.to_string());
+            }
         }
         if !(secret.no_alias && region == secret.region) {
             fake.put_alias(&s, KEY_ALIAS, &key_arn(&s, DESIGNATED));
