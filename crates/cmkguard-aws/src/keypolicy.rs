@@ -58,7 +58,11 @@ impl AwsPorts {
             .collect();
         let next = out
             .truncated()
-            .then(|| out.next_marker().filter(|m| !m.is_empty()).map(str::to_owned))
+            .then(|| {
+                out.next_marker()
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+            })
             .flatten();
         Ok((grants, next))
     }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_sdk_securityhub::types::{
-    AwsKmsKeyDetails, AwsSecretsManagerSecretDetails, AwsSecurityFinding, Compliance, ComplianceStatus,
-    FindingProviderFields, FindingProviderSeverity, Partition, Recommendation, RecordState,
-    Remediation, Resource, ResourceDetails, Severity, SeverityLabel,
+    AwsKmsKeyDetails, AwsSecretsManagerSecretDetails, AwsSecurityFinding, Compliance,
+    ComplianceStatus, FindingProviderFields, FindingProviderSeverity, Partition, Recommendation,
+    RecordState, Remediation, Resource, ResourceDetails, Severity, SeverityLabel,
 };
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;

@@ -41,7 +41,10 @@ fn policy_rule() -> Rule {
         })
 }
 
-fn grant(id: &str, operation: aws_sdk_kms::types::GrantOperation) -> aws_sdk_kms::types::GrantListEntry {
+fn grant(
+    id: &str,
+    operation: aws_sdk_kms::types::GrantOperation,
+) -> aws_sdk_kms::types::GrantListEntry {
     aws_sdk_kms::types::GrantListEntry::builder()
         .grant_id(id)
         .grantee_principal("arn:aws:iam::123456789012:role/Contractor")
@@ -114,23 +117,36 @@ async fn the_policy_and_every_page_of_grants_are_read_and_judged() {
     let (secret, key) = describe_rules();
     let ports = support::mocked_ports(&scope(), &[&secret], &[&key, &policy, &first, &second], &[]);
 
-    assert_eq!(ports.key_policy(&scope(), KEY).await.unwrap(), default_policy());
+    assert_eq!(
+        ports.key_policy(&scope(), KEY).await.unwrap(),
+        default_policy()
+    );
     let grants = ports.key_grants(&scope(), KEY).await.unwrap();
     let ids: Vec<&str> = grants.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["g-encrypt", "g-decrypt"]);
     assert_eq!(grants[1].operations, ["Decrypt"]);
 
     // Report mode: the verdict stands, the record carries the words.
-    let records = guard(KeyPolicyMode::Report, ports).handle(&event(), &ctx()).await.unwrap();
+    let records = guard(KeyPolicyMode::Report, ports)
+        .handle(&event(), &ctx())
+        .await
+        .unwrap();
     assert_eq!(records[0].verdict, Verdict::Compliant);
     let words = records[0].key_policy.as_ref().unwrap().words();
-    assert_eq!(words, [KeyPolicyWord::DelegatedToIam, KeyPolicyWord::GrantDecrypt]);
+    assert_eq!(
+        words,
+        [KeyPolicyWord::DelegatedToIam, KeyPolicyWord::GrantDecrypt]
+    );
     let line: serde_json::Value = serde_json::from_str(&records[0].to_json_line()).unwrap();
     assert_eq!(
         line["key_policy"],
         json!(["key-policy-delegated-to-iam", "key-grant-decrypt"])
     );
-    assert_eq!(policy.num_calls(), 2, "the port's own read, then the guard's one read");
+    assert_eq!(
+        policy.num_calls(),
+        2,
+        "the port's own read, then the guard's one read"
+    );
 }
 
 #[tokio::test]
@@ -149,9 +165,19 @@ async fn a_denied_read_is_unreadable_never_a_pass_and_never_enforced() {
         ports.key_policy(&scope(), KEY).await,
         Err(AwsError::AccessDenied(_))
     ));
-    let records = guard(KeyPolicyMode::Enforce, ports).handle(&event(), &ctx()).await.unwrap();
-    assert_eq!(records[0].verdict, Verdict::Compliant, "unreadable is not enforced");
+    let records = guard(KeyPolicyMode::Enforce, ports)
+        .handle(&event(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        records[0].verdict,
+        Verdict::Compliant,
+        "unreadable is not enforced"
+    );
     let review = records[0].key_policy.as_ref().unwrap();
     assert_eq!(review.words(), [KeyPolicyWord::Unreadable]);
-    assert!(review.findings[0].detail.contains("GetKeyPolicy"), "{review:?}");
+    assert!(
+        review.findings[0].detail.contains("GetKeyPolicy"),
+        "{review:?}"
+    );
 }

@@ -31,7 +31,17 @@ fn policy(statements: Vec<Value>) -> Value {
 
 /// The root keeps the key's administration, as every policy here does.
 fn admin() -> Value {
-    statement("Admin", json!({"AWS": ROOT}), &["kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:ScheduleKeyDeletion"])
+    statement(
+        "Admin",
+        json!({"AWS": ROOT}),
+        &[
+            "kms:Describe*",
+            "kms:Get*",
+            "kms:List*",
+            "kms:Put*",
+            "kms:ScheduleKeyDeletion",
+        ],
+    )
 }
 
 /// A key per finding word (and a clean one): name, policy (`None`: moto's default, AWS's), the
@@ -46,25 +56,35 @@ fn kinds() -> Vec<(&'static str, Option<Value>, Vec<&'static str>)> {
         ("aws-default", None, vec!["key-policy-delegated-to-iam"]),
         (
             "public",
-            Some(policy(vec![admin(), statement("Everyone", json!("*"), &["kms:Decrypt"])])),
+            Some(policy(vec![
+                admin(),
+                statement("Everyone", json!("*"), &["kms:Decrypt"]),
+            ])),
             vec!["key-policy-public"],
         ),
         (
             "other-account",
             Some(policy(vec![
                 admin(),
-                statement("Partner", json!({"AWS": "arn:aws:iam::999988887777:root"}), &["kms:Decrypt"]),
+                statement(
+                    "Partner",
+                    json!({"AWS": "arn:aws:iam::999988887777:root"}),
+                    &["kms:Decrypt"],
+                ),
             ])),
             vec!["key-policy-other-account"],
         ),
         (
             "account-wide",
-            Some(policy(vec![admin(), json!({
-                "Sid": "CopyOfTheAwsManagedKey", "Effect": "Allow", "Principal": {"AWS": "*"},
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"kms:CallerAccount": DEFAULT_ACCOUNT, "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
-            })])),
+            Some(policy(vec![
+                admin(),
+                json!({
+                    "Sid": "CopyOfTheAwsManagedKey", "Effect": "Allow", "Principal": {"AWS": "*"},
+                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"kms:CallerAccount": DEFAULT_ACCOUNT, "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+                }),
+            ])),
             vec!["key-policy-account-wide"],
         ),
         (
@@ -84,7 +104,10 @@ fn kinds() -> Vec<(&'static str, Option<Value>, Vec<&'static str>)> {
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// `cmkguard ARGS` whose output is text for people.
@@ -102,7 +125,11 @@ fn text(moto: &Moto, args: &[&str]) -> std::process::Output {
 fn by_name<'r>(records: &'r [Value], name: &str) -> &'r Value {
     records
         .iter()
-        .find(|r| r["secret_arn"].as_str().is_some_and(|a| a.contains(&format!(":secret:{name}-"))))
+        .find(|r| {
+            r["secret_arn"]
+                .as_str()
+                .is_some_and(|a| a.contains(&format!(":secret:{name}-")))
+        })
         .unwrap_or_else(|| panic!("no record of `{name}`: {records:?}"))
 }
 
@@ -112,13 +139,21 @@ async fn each_word_on_a_key_built_for_it_in_report_and_enforce_mode() {
     let proxy = FaultProxy::start(&moto.endpoint());
     let made: Vec<KeyKind> = kinds()
         .into_iter()
-        .map(|(name, policy, _)| serde_json::from_value(json!({"name": name, "policy": policy})).unwrap())
+        .map(|(name, policy, _)| {
+            serde_json::from_value(json!({"name": name, "policy": policy})).unwrap()
+        })
         .collect();
-    let keys = moto.make_keys_of(DEFAULT_ACCOUNT, REGION, false, &made).await;
+    let keys = moto
+        .make_keys_of(DEFAULT_ACCOUNT, REGION, false, &made)
+        .await;
     // moto gives a key created without a policy AWS's default one; `make_keys_of` gives the
     // project's clean one: put AWS's back on its key.
     let kms = moto.kms_client(DEFAULT_ACCOUNT, REGION).await;
-    let default_policy = policy(vec![statement("Enable IAM User Permissions", json!({"AWS": ROOT}), &["kms:*"])]);
+    let default_policy = policy(vec![statement(
+        "Enable IAM User Permissions",
+        json!({"AWS": ROOT}),
+        &["kms:*"],
+    )]);
     kms.put_key_policy()
         .key_id(keys.arn("aws-default").rsplit('/').next().unwrap())
         .policy_name("default")
@@ -142,8 +177,19 @@ async fn each_word_on_a_key_built_for_it_in_report_and_enforce_mode() {
     }
 
     proxy.reset_counts();
-    let report = cmkguard(&moto, Some(&proxy), &["audit", "--format", "json"], &env(&[]), b"");
-    assert_eq!(report.code, Some(0), "report mode changes no verdict: {}", report.stderr);
+    let report = cmkguard(
+        &moto,
+        Some(&proxy),
+        &["audit", "--format", "json"],
+        &env(&[]),
+        b"",
+    );
+    assert_eq!(
+        report.code,
+        Some(0),
+        "report mode changes no verdict: {}",
+        report.stderr
+    );
     for (name, _, words) in kinds() {
         for prefix in ["on", "also"] {
             let record = by_name(&report.records, &format!("{prefix}/{name}"));
@@ -155,12 +201,21 @@ async fn each_word_on_a_key_built_for_it_in_report_and_enforce_mode() {
     assert_eq!(proxy.count("GetKeyPolicy"), kinds().len());
     assert_eq!(proxy.count("ListGrants"), kinds().len());
 
-    let enforce = cmkguard(&moto, None, &["audit", "--format", "json", "--key-policy", "enforce"], &env(&[]), b"");
+    let enforce = cmkguard(
+        &moto,
+        None,
+        &["audit", "--format", "json", "--key-policy", "enforce"],
+        &env(&[]),
+        b"",
+    );
     assert_eq!(enforce.code, Some(1), "{}", enforce.stderr);
     for (name, _, words) in kinds() {
         let record = by_name(&enforce.records, &format!("on/{name}"));
         match words.first() {
-            None => assert_eq!((record["verdict"].as_str(), record["reason"].as_str()), (Some("compliant"), Some("customer-managed-key"))),
+            None => assert_eq!(
+                (record["verdict"].as_str(), record["reason"].as_str()),
+                (Some("compliant"), Some("customer-managed-key"))
+            ),
             Some(word) => {
                 assert_eq!(record["verdict"], "non_compliant", "{record}");
                 assert_eq!(record["reason"], *word, "{record}");
@@ -184,7 +239,10 @@ async fn no_move_onto_a_designated_key_whose_policy_drifted() {
     let moto = Moto::start();
     let (keys, made, event) = moto.default_key_secret("app/drift").await;
     // Someone edits the designated key's policy after deployment.
-    let drifted = policy(vec![admin(), statement("Everyone", json!("*"), &["kms:Decrypt"])]);
+    let drifted = policy(vec![
+        admin(),
+        statement("Everyone", json!("*"), &["kms:Decrypt"]),
+    ]);
     moto.kms_client(DEFAULT_ACCOUNT, REGION)
         .await
         .put_key_policy()
@@ -194,25 +252,63 @@ async fn no_move_onto_a_designated_key_whose_policy_drifted() {
         .send()
         .await
         .unwrap();
-    let remediate = [("CMKGUARD_ACTIONS", "tag,remediate"), ("CMKGUARD_REMEDIATE_ACCOUNTS", "*")];
+    let remediate = [
+        ("CMKGUARD_ACTIONS", "tag,remediate"),
+        ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
+    ];
     let mut enforce = env(&remediate);
     enforce.insert("CMKGUARD_KEY_POLICY".into(), "enforce".into());
-    let run = cmkguard(&moto, None, &["handle-event", "-"], &enforce, event.to_string().as_bytes());
+    let run = cmkguard(
+        &moto,
+        None,
+        &["handle-event", "-"],
+        &enforce,
+        event.to_string().as_bytes(),
+    );
     assert_eq!(run.code, Some(1), "a failed action: {}", run.stderr);
     let record = &run.records[0];
     assert_eq!(record["reason"], "aws-managed-key");
-    let action = record["actions"].as_array().unwrap().iter().find(|a| a["action"] == "remediate").unwrap();
+    let action = record["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "remediate")
+        .unwrap();
     assert_eq!(action["outcome"], "failed", "{action}");
-    assert!(action["detail"].as_str().unwrap().contains("key-policy-public"), "{action}");
+    assert!(
+        action["detail"]
+            .as_str()
+            .unwrap()
+            .contains("key-policy-public"),
+        "{action}"
+    );
     let state = moto.secret_state(DEFAULT_ACCOUNT, REGION, &made.arn).await;
     assert_eq!(state.kms_key_id, None, "still on the default key");
 
     // Report mode: the move goes ahead, and its record names the finding.
-    let run = cmkguard(&moto, None, &["handle-event", "-"], &env(&remediate), event.to_string().as_bytes());
+    let run = cmkguard(
+        &moto,
+        None,
+        &["handle-event", "-"],
+        &env(&remediate),
+        event.to_string().as_bytes(),
+    );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let action = run.records[0]["actions"].as_array().unwrap().iter().find(|a| a["action"] == "remediate").unwrap().clone();
+    let action = run.records[0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "remediate")
+        .unwrap()
+        .clone();
     assert_eq!(action["outcome"], "done", "{action}");
-    assert!(action["detail"].as_str().unwrap().contains("key-policy-public"), "{action}");
+    assert!(
+        action["detail"]
+            .as_str()
+            .unwrap()
+            .contains("key-policy-public"),
+        "{action}"
+    );
     let state = moto.secret_state(DEFAULT_ACCOUNT, REGION, &made.arn).await;
     assert_eq!(state.kms_key_id.as_deref(), Some(keys.designated.as_str()));
 }
@@ -223,19 +319,40 @@ async fn a_put_key_policy_event_rechecks_the_secrets_on_the_key() {
     let proxy = FaultProxy::start(&moto.endpoint());
     // The app's key was created without a policy: moto gives it AWS's default one.
     let world = moto.secrets_on_a_key(DEFAULT_ACCOUNT, REGION, 0).await;
-    let enforce = env(&[("CMKGUARD_ACTIONS", "tag"), ("CMKGUARD_KEY_POLICY", "enforce")]);
+    let enforce = env(&[
+        ("CMKGUARD_ACTIONS", "tag"),
+        ("CMKGUARD_KEY_POLICY", "enforce"),
+    ]);
     let deliver = |proxy: &FaultProxy| {
         let event = key_event_for("PutKeyPolicy-key-arn.json", &world.key_arn, DEFAULT_ACCOUNT);
-        let run = cmkguard(&moto, Some(proxy), &["handle-event", "-"], &enforce, event.to_string().as_bytes());
+        let run = cmkguard(
+            &moto,
+            Some(proxy),
+            &["handle-event", "-"],
+            &enforce,
+            event.to_string().as_bytes(),
+        );
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         run.records
     };
     let flagged = deliver(&proxy);
-    assert_eq!(flagged.len(), 3, "the three secrets on the key, and only those");
-    assert!(flagged.iter().all(|r| r["reason"] == "key-policy-delegated-to-iam"), "{flagged:?}");
+    assert_eq!(
+        flagged.len(),
+        3,
+        "the three secrets on the key, and only those"
+    );
+    assert!(
+        flagged
+            .iter()
+            .all(|r| r["reason"] == "key-policy-delegated-to-iam"),
+        "{flagged:?}"
+    );
     for arn in &world.on_key {
         let state = moto.secret_state(DEFAULT_ACCOUNT, REGION, arn).await;
-        assert_eq!(state.tags.get("cmkguard:reason").map(String::as_str), Some("key-policy-delegated-to-iam"));
+        assert_eq!(
+            state.tags.get("cmkguard:reason").map(String::as_str),
+            Some("key-policy-delegated-to-iam")
+        );
     }
 
     // The policy is fixed: the event reads it fresh, and the marks go.
@@ -250,10 +367,19 @@ async fn a_put_key_policy_event_rechecks_the_secrets_on_the_key() {
         .unwrap();
     proxy.reset_counts();
     let fixed = deliver(&proxy);
-    assert!(fixed.iter().all(|r| r["verdict"] == "compliant" && r["key_policy"] == json!([])), "{fixed:?}");
+    assert!(
+        fixed
+            .iter()
+            .all(|r| r["verdict"] == "compliant" && r["key_policy"] == json!([])),
+        "{fixed:?}"
+    );
     assert_eq!(proxy.count("GetKeyPolicy"), 1, "read fresh, once");
     for arn in &world.on_key {
         let state = moto.secret_state(DEFAULT_ACCOUNT, REGION, arn).await;
-        assert!(!state.tags.contains_key("cmkguard:status"), "{:?}", state.tags);
+        assert!(
+            !state.tags.contains_key("cmkguard:status"),
+            "{:?}",
+            state.tags
+        );
     }
 }

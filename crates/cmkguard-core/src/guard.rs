@@ -187,11 +187,9 @@ impl<P: Ports> Guard<P> {
                 let _ = self.actor().review_key(scope, arn).await;
             }
         };
-        let (key, ()) = futures_util::future::join(
-            self.find_key(scope, facts.kms_key_id.as_deref()),
-            prefetch,
-        )
-        .await;
+        let (key, ()) =
+            futures_util::future::join(self.find_key(scope, facts.kms_key_id.as_deref()), prefetch)
+                .await;
         let key = match key {
             Ok(key) => key,
             Err(AwsError::Transient(message)) => {
@@ -275,7 +273,6 @@ impl<P: Ports> Guard<P> {
             finished: false,
         })
     }
-
 }
 
 // One secret, after the decision: the finding, the mark, the notification.

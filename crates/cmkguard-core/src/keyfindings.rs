@@ -79,9 +79,13 @@ impl KeysSeen {
                     continue;
                 }
                 let detail = present.map(|f| f.detail.as_str());
-                out.entry(scope.clone())
-                    .or_default()
-                    .push(key_finding(key, word, detail, &seen.secrets, seen.count));
+                out.entry(scope.clone()).or_default().push(key_finding(
+                    key,
+                    word,
+                    detail,
+                    &seen.secrets,
+                    seen.count,
+                ));
             }
         }
         out
@@ -117,7 +121,10 @@ pub fn key_finding(
             Compliance::Failed,
             Severity::of_reason(reason),
             RecordState::Active,
-            format!("KMS key `{key_arn}`: {}", advice.what.replacen("its ", "", 1)),
+            format!(
+                "KMS key `{key_arn}`: {}",
+                advice.what.replacen("its ", "", 1)
+            ),
             format!(
                 "cmkguard reviewed the policy and grants of customer managed key `{key_arn}` ({on_it}): `{word}`: {detail}. {}",
                 advice.why

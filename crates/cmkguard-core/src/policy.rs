@@ -2,8 +2,8 @@
 
 use crate::arn::Arn;
 use crate::config::{Config, KeyPolicyMode};
-use crate::keypolicy::KeyReview;
 use crate::facts::{DEFAULT_ENCRYPTION_KEY, KeyFacts, KeyManager, KeyState, SecretFacts};
+use crate::keypolicy::KeyReview;
 use crate::reason::Reason;
 use crate::record::Verdict;
 use crate::tags::{DEFAULT_KEY, MOVED_VERSION_TAG, PREVIOUS_KEY_TAG, REASON_TAG, Status};

@@ -146,8 +146,11 @@ pub trait DescribeKey {
 /// A key's policy and grants, for the key policy review ([`crate::keypolicy`]).
 pub trait ReadKeyPolicy {
     /// `GetKeyPolicy` with policy name `default`: the policy document, as JSON text.
-    fn key_policy(&self, scope: &Scope, key_arn: &str)
-    -> impl Future<Output = AwsResult<String>> + Send;
+    fn key_policy(
+        &self,
+        scope: &Scope,
+        key_arn: &str,
+    ) -> impl Future<Output = AwsResult<String>> + Send;
     /// `ListGrants` (every page).
     fn key_grants(
         &self,

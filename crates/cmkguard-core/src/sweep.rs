@@ -14,13 +14,13 @@ use serde::Serialize;
 
 use crate::act::Unfinished;
 use crate::arn::Arn;
+use crate::config::{Action, KeyPolicyMode};
 use crate::event::EventMeta;
 use crate::facts::{KeyFacts, SecretFacts};
 use crate::finding::Finding;
 use crate::guard::{Context, Decided, Guard};
-use crate::ports::{AwsError, Ports, Scope};
-use crate::config::{Action, KeyPolicyMode};
 use crate::keyfindings::KeysSeen;
+use crate::ports::{AwsError, Ports, Scope};
 use crate::record::{ActionRecord, Outcome, Record, Verdict};
 
 use crate::guard::DEADLINE_MARGIN;
@@ -384,7 +384,10 @@ impl<P: Ports> Listing<'_, P> {
             }
         }
         if keys.left_out > 0 {
-            tracing::warn!(keys = keys.left_out, "more keys than a sweep keeps: their findings wait for the next sweep");
+            tracing::warn!(
+                keys = keys.left_out,
+                "more keys than a sweep keeps: their findings wait for the next sweep"
+            );
         }
         Ok(())
     }

@@ -190,7 +190,11 @@ fn the_table_is_big_enough_and_read_recursively() {
         .count();
     assert!(rendered >= 4, "{rendered} rendered template policies");
     let probed = cases.iter().filter(|c| !c.probes.is_empty()).count();
-    assert_eq!(probed, cases.len() - rendered, "every hand-written case has a probe");
+    assert_eq!(
+        probed,
+        cases.len() - rendered,
+        "every hand-written case has a probe"
+    );
 }
 
 #[test]

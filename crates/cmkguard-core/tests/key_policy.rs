@@ -65,7 +65,11 @@ async fn check(guard: &Guard<FakeAws>, name: &str) -> Record {
 }
 
 fn words(record: &Record) -> Vec<KeyPolicyWord> {
-    record.key_policy.as_ref().map(|r| r.words()).unwrap_or_default()
+    record
+        .key_policy
+        .as_ref()
+        .map(|r| r.words())
+        .unwrap_or_default()
 }
 
 fn action(record: &Record, action: Action) -> Option<&cmkguard_core::ActionRecord> {
@@ -93,11 +97,23 @@ async fn enforce_mode_makes_the_secret_non_compliant_and_moves_it() {
         (record.verdict, record.reason),
         (Verdict::NonCompliant, Reason::KeyPolicyDelegatedToIam)
     );
-    assert!(record.detail.as_deref().unwrap_or_default().contains("Enable IAM User Permissions"), "{record:?}");
+    assert!(
+        record
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Enable IAM User Permissions"),
+        "{record:?}"
+    );
     let moved = action(&record, Action::Remediate).unwrap();
     assert_eq!(moved.outcome, Outcome::Done, "{moved:?}");
     assert_eq!(
-        guard.ports().secret(&scope(), &arn("app/000")).unwrap().kms_key_id.as_deref(),
+        guard
+            .ports()
+            .secret(&scope(), &arn("app/000"))
+            .unwrap()
+            .kms_key_id
+            .as_deref(),
         Some(cmk("designated").as_str())
     );
 }
@@ -114,7 +130,14 @@ async fn enforce_mode_never_moves_a_secret_onto_a_designated_key_with_a_finding(
     assert_eq!(refused.outcome, Outcome::Failed);
     assert!(refused.detail.contains("key-policy-public"), "{refused:?}");
     assert_eq!(guard.ports().count("UpdateSecret"), 0);
-    assert!(guard.ports().secret(&scope(), &arn("plain")).unwrap().kms_key_id.is_none());
+    assert!(
+        guard
+            .ports()
+            .secret(&scope(), &arn("plain"))
+            .unwrap()
+            .kms_key_id
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -145,7 +168,11 @@ async fn a_sweep_reads_each_key_once() {
     let guard = guard(world(120), "tag", "report");
     let records = guard.handle(&sweep(), &ctx()).await.unwrap();
     assert_eq!(records.len(), 120);
-    assert!(records.iter().all(|r| words(r) == [KeyPolicyWord::DelegatedToIam]));
+    assert!(
+        records
+            .iter()
+            .all(|r| words(r) == [KeyPolicyWord::DelegatedToIam])
+    );
     assert_eq!(guard.ports().count("GetKeyPolicy"), 1);
     assert_eq!(guard.ports().count("ListGrants"), 1);
     // Cached: the next sweep within 5 minutes reads nothing again.
@@ -171,8 +198,17 @@ async fn a_grant_or_policy_event_reads_the_key_fresh() {
     let grant_event = key_event("CreateGrant");
     let records = guard.handle(&grant_event, &ctx()).await.unwrap();
     assert_eq!(records.len(), 2);
-    assert!(records.iter().all(|r| words(r) == [KeyPolicyWord::GrantDecrypt]), "{records:?}");
-    assert!(records[0].key_policy.as_ref().unwrap().findings[0].detail.contains("g-1"));
+    assert!(
+        records
+            .iter()
+            .all(|r| words(r) == [KeyPolicyWord::GrantDecrypt]),
+        "{records:?}"
+    );
+    assert!(
+        records[0].key_policy.as_ref().unwrap().findings[0]
+            .detail
+            .contains("g-1")
+    );
     assert_eq!(guard.ports().count("ListGrants"), 2);
 }
 
@@ -184,7 +220,11 @@ async fn a_key_of_another_account_without_a_role_is_unreadable_and_not_read() {
     fake.put_secret(&scope(), secret("shared", Some(foreign)));
     let guard = guard(fake, "tag", "enforce");
     let record = check(&guard, "shared").await;
-    assert_eq!(record.verdict, Verdict::Compliant, "unreadable is never enforced");
+    assert_eq!(
+        record.verdict,
+        Verdict::Compliant,
+        "unreadable is never enforced"
+    );
     assert_eq!(words(&record), [KeyPolicyWord::Unreadable]);
     assert_eq!(guard.ports().count("GetKeyPolicy"), 0);
 }
@@ -193,26 +233,59 @@ async fn a_key_of_another_account_without_a_role_is_unreadable_and_not_read() {
 async fn security_hub_gets_one_finding_per_key_and_word_naming_the_secrets() {
     let guard = guard(world(40), "securityhub", "report");
     // A key event (not the scheduled sweep): the words the key does not have are closed too.
-    guard.handle(&key_event("PutKeyPolicy"), &ctx()).await.unwrap();
+    guard
+        .handle(&key_event("PutKeyPolicy"), &ctx())
+        .await
+        .unwrap();
     let findings = guard.ports().findings();
-    let keys: Vec<_> = findings.iter().filter(|f| matches!(f.subject, Subject::Key { .. })).collect();
+    let keys: Vec<_> = findings
+        .iter()
+        .filter(|f| matches!(f.subject, Subject::Key { .. }))
+        .collect();
     assert_eq!(keys.len(), KeyPolicyWord::ALL.len(), "{keys:?}");
-    let failed: Vec<_> = keys.iter().filter(|f| f.compliance == Compliance::Failed).collect();
+    let failed: Vec<_> = keys
+        .iter()
+        .filter(|f| f.compliance == Compliance::Failed)
+        .collect();
     assert_eq!(failed.len(), 1);
     let delegated = failed[0];
-    assert_eq!(delegated.id, key_finding_id(&cmk("app"), KeyPolicyWord::DelegatedToIam));
+    assert_eq!(
+        delegated.id,
+        key_finding_id(&cmk("app"), KeyPolicyWord::DelegatedToIam)
+    );
     assert_eq!(delegated.record_state, RecordState::Active);
-    let Subject::Key { arn: key, secrets, secret_count } = &delegated.subject else {
+    let Subject::Key {
+        arn: key,
+        secrets,
+        secret_count,
+    } = &delegated.subject
+    else {
         unreachable!()
     };
-    assert_eq!((key.as_str(), secrets.len(), *secret_count), (cmk("app").as_str(), 31, 40));
-    assert!(delegated.description.contains("40 secrets depend on it"), "{}", delegated.description);
-    assert!(keys.iter().filter(|f| f.compliance == Compliance::Passed).all(|f| f.record_state == RecordState::Archived));
+    assert_eq!(
+        (key.as_str(), secrets.len(), *secret_count),
+        (cmk("app").as_str(), 31, 40)
+    );
+    assert!(
+        delegated.description.contains("40 secrets depend on it"),
+        "{}",
+        delegated.description
+    );
+    assert!(
+        keys.iter()
+            .filter(|f| f.compliance == Compliance::Passed)
+            .all(|f| f.record_state == RecordState::Archived)
+    );
 
     // The scheduled sweep imports only what the key has.
     let fresh = guard_with_findings(world(40));
     fresh.handle(&sweep(), &ctx()).await.unwrap();
-    let keys: Vec<_> = fresh.ports().findings().into_iter().filter(|f| matches!(f.subject, Subject::Key { .. })).collect();
+    let keys: Vec<_> = fresh
+        .ports()
+        .findings()
+        .into_iter()
+        .filter(|f| matches!(f.subject, Subject::Key { .. }))
+        .collect();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].compliance, Compliance::Failed);
 }

@@ -95,6 +95,9 @@ async fn create_grant_through_the_lambda_binary() {
     for record in &records {
         assert_eq!(record["verdict"], "non_compliant", "{record}");
         assert_eq!(record["reason"], "key-grant-decrypt", "{record}");
-        assert_eq!(record["key_policy"], serde_json::json!(["key-grant-decrypt"]));
+        assert_eq!(
+            record["key_policy"],
+            serde_json::json!(["key-grant-decrypt"])
+        );
     }
 }

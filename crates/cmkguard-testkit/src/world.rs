@@ -13,10 +13,10 @@ pub const TOPIC_NAME: &str = "cmkguard";
 pub const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
 use cmkguard_core::KeyState;
-use cmkguard_core::fake::clean_policy;
 /// The keys made in one account and region (the key kinds of `testdata/cases.json` are declared
 /// once, with them, in the engine's fakes).
 pub use cmkguard_core::fake::cases::{KeyKind, Keys, standard_keys};
+use cmkguard_core::fake::clean_policy;
 
 /// A secret as a case describes it.
 #[derive(Debug, Clone, Default)]

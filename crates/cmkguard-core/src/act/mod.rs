@@ -12,9 +12,9 @@ pub(crate) use mark::mark_and_notify;
 pub(crate) use remediate::remediate_if_due;
 
 use crate::cache::KeyCache;
-use crate::keypolicy::KeyReview;
 use crate::config::{Action, Config};
 use crate::facts::{KeyFacts, SecretFacts};
+use crate::keypolicy::KeyReview;
 use crate::ports::{AwsError, Notification, Ports, Scope};
 use crate::reason::Reason;
 use crate::record::{ActionRecord, Outcome, Record};
@@ -110,10 +110,16 @@ impl Remediation {
 
 /// `GetKeyPolicy` and `ListGrants`, judged: what could not be read (other than transiently) is
 /// the finding `key-policy-unreadable`.
-async fn read_review<P: Ports>(ports: &P, scope: &Scope, key_arn: &str) -> Result<KeyReview, AwsError> {
+async fn read_review<P: Ports>(
+    ports: &P,
+    scope: &Scope,
+    key_arn: &str,
+) -> Result<KeyReview, AwsError> {
     let unreadable = |call: &str, e: AwsError| match e {
         AwsError::Transient(_) => Err(e),
-        e => Ok(KeyReview::unreadable(format!("`{call}` on `{key_arn}` failed: {e}"))),
+        e => Ok(KeyReview::unreadable(format!(
+            "`{call}` on `{key_arn}` failed: {e}"
+        ))),
     };
     // Both at once: a sweep waits for the review before it decides.
     let (policy, grants) = futures_util::future::join(
@@ -162,7 +168,11 @@ impl<P: Ports> Actor<'_, P> {
     /// account and region: another account's key through the role the guard assumes there, or,
     /// without one, `key-policy-unreadable`. Only a transient failure is an error; any other
     /// failure to read is the finding `key-policy-unreadable` (never a pass).
-    pub(crate) async fn review_key(&self, scope: &Scope, key_arn: &str) -> Result<KeyReview, AwsError> {
+    pub(crate) async fn review_key(
+        &self,
+        scope: &Scope,
+        key_arn: &str,
+    ) -> Result<KeyReview, AwsError> {
         let Some(arn) = crate::arn::Arn::kms_key(key_arn) else {
             return Ok(KeyReview::unreadable(format!(
                 "`{}` is not a key ARN",
@@ -177,7 +187,9 @@ impl<P: Ports> Actor<'_, P> {
         }
         let key_scope = Scope::new(arn.account, arn.region);
         self.reviews
-            .get_or_describe(&key_scope, key_arn, || read_review(self.ports, &key_scope, key_arn))
+            .get_or_describe(&key_scope, key_arn, || {
+                read_review(self.ports, &key_scope, key_arn)
+            })
             .await
     }
 

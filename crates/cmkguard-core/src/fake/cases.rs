@@ -184,10 +184,7 @@ pub fn check_record(case: &Case, record: &Value) -> Vec<String> {
     if let Some(words) = &want.key_policy
         && record["key_policy"] != serde_json::json!(words)
     {
-        problems.push(format!(
-            "key_policy {} != {words:?}",
-            record["key_policy"]
-        ));
+        problems.push(format!("key_policy {} != {words:?}", record["key_policy"]));
     }
     let actions = actions(record);
     if actions != want.actions {

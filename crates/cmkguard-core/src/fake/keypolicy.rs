@@ -9,9 +9,11 @@ use super::FakeAws;
 /// account root administers the key, and any use IAM grants goes through Secrets Manager.
 pub fn clean_policy(key_arn: &str) -> String {
     let arn = crate::arn::Arn::kms_key(key_arn);
-    let (partition, region, account) = arn
-        .map(|a| (a.partition, a.region, a.account))
-        .unwrap_or(("aws", "us-east-1", "123456789012"));
+    let (partition, region, account) = arn.map(|a| (a.partition, a.region, a.account)).unwrap_or((
+        "aws",
+        "us-east-1",
+        "123456789012",
+    ));
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [
