@@ -307,6 +307,9 @@ fn audit_floor(
             scopes * secrets.div_ceil(100).max(1),
         ),
         ("kms:DescribeKey", scopes * keys),
+        // The key policy review (`report`, the default): one of each per distinct key.
+        ("kms:GetKeyPolicy", scopes * keys),
+        ("kms:ListGrants", scopes * keys),
     ]);
     if check_versions {
         floor.insert(
