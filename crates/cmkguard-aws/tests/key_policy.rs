@@ -160,7 +160,9 @@ async fn a_denied_read_is_unreadable_never_a_pass_and_never_enforced() {
         )
     });
     let (secret, key) = describe_rules();
-    let ports = support::mocked_ports(&scope(), &[&secret], &[&key, &denied], &[]);
+    // Both are asked at once; the grants alone do not make the key readable.
+    let (first, second) = grants_rules();
+    let ports = support::mocked_ports(&scope(), &[&secret], &[&key, &denied, &first, &second], &[]);
     assert!(matches!(
         ports.key_policy(&scope(), KEY).await,
         Err(AwsError::AccessDenied(_))

@@ -2,11 +2,15 @@
 
 /// Caps what a record quotes from untrusted input.
 pub(crate) fn shorten(s: &str) -> String {
-    const MAX: usize = 256;
-    if s.len() <= MAX {
+    shorten_to(s, 256)
+}
+
+/// `s`, cut to at most `max` bytes (on a character boundary) and marked as cut.
+pub(crate) fn shorten_to(s: &str, max: usize) -> String {
+    if s.len() <= max {
         return s.to_owned();
     }
-    let mut end = MAX;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }

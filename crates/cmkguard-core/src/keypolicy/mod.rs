@@ -81,15 +81,7 @@ impl KeyPolicyWord {
 
 /// Text from a policy or grant, capped for a detail: details are for people and never huge.
 fn quote(s: &str) -> String {
-    const MAX: usize = 120;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    crate::text::shorten_to(s, 120)
 }
 
 impl std::fmt::Display for KeyPolicyWord {
