@@ -65,6 +65,10 @@ fn browser_world() -> Vec<Made> {
             world.push(made(account, region, "app/cmk", "cmk"));
             world.push(made(account, region, "app/alias", "cmk-alias"));
             world.push(made(account, region, "app/disabled", "cmk-disabled"));
+            // On a key with AWS's default key policy: the Keys section's finding.
+            if account == MEMBER && region == "us-west-2" {
+                world.push(made(account, region, "app/legacy", "other-cmk"));
+            }
             world.push(Made {
                 tags: vec![("cmkguard:exempt".into(), "true".into())],
                 ..made(account, region, "app/exempt", "default")
@@ -336,6 +340,29 @@ async fn main() {
             replica_regions: Vec::new(),
         };
         moto.make_secret(&spec, &keys[&place]).await;
+    }
+    // Every `other-cmk` key in use has AWS's default key policy (the account root: `kms:*`), as
+    // a key created without a policy of its own: `key-policy-delegated-to-iam`.
+    for ((account, region), keys) in &keys {
+        let in_use = world
+            .iter()
+            .any(|s| s.account == *account && s.region == *region && s.key == "other-cmk");
+        if !in_use {
+            continue;
+        }
+        let root = format!("arn:aws:iam::{account}:root");
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions",
+            "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"}]});
+        let other = keys.arn("other");
+        moto.kms_client(account, region)
+            .await
+            .put_key_policy()
+            .key_id(other.rsplit('/').next().unwrap_or(other))
+            .policy_name("default")
+            .policy(policy.to_string())
+            .send()
+            .await
+            .expect("put_key_policy on moto");
     }
     let mut accounts: Vec<&str> = Vec::new();
     for secret in &world {

@@ -383,3 +383,69 @@ async fn a_put_key_policy_event_rechecks_the_secrets_on_the_key() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_hub_gets_the_keys_finding_naming_its_secrets() {
+    let moto = Moto::start();
+    // The app's key has AWS's default policy (moto's, for a key created without one).
+    let world = moto.secrets_on_a_key(DEFAULT_ACCOUNT, REGION, 0).await;
+    let event = key_event_for("PutKeyPolicy-key-arn.json", &world.key_arn, DEFAULT_ACCOUNT);
+    let run = cmkguard(
+        &moto,
+        None,
+        &["handle-event", "-"],
+        &env(&[("CMKGUARD_ACTIONS", "securityhub")]),
+        event.to_string().as_bytes(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let findings = moto.findings(DEFAULT_ACCOUNT, REGION);
+    let on_key: Vec<&Value> = findings
+        .iter()
+        .filter(|f| {
+            f["Resources"][0]["Type"] == "AwsKmsKey"
+                && f["Resources"][0]["Id"] == world.key_arn.as_str()
+        })
+        .collect();
+    // One per word: the word the key has `FAILED`, the others `PASSED` and archived.
+    assert_eq!(on_key.len(), 7, "{on_key:?}");
+    let failed: Vec<&&Value> = on_key
+        .iter()
+        .filter(|f| f["Compliance"]["Status"] == "FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let finding = failed[0];
+    assert_eq!(
+        finding["Id"],
+        format!(
+            "cmkguard/key-policy/{}/key-policy-delegated-to-iam",
+            world.key_arn
+        )
+    );
+    assert_eq!(finding["Resources"][0]["Id"], world.key_arn.as_str());
+    assert_eq!(finding["Severity"]["Label"], "MEDIUM");
+    let mut named: Vec<String> = finding["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    named.sort();
+    assert_eq!(
+        named, world.on_key,
+        "the secrets on the key, and only those"
+    );
+    assert!(
+        finding["Description"]
+            .as_str()
+            .unwrap()
+            .contains("3 secrets depend on it"),
+        "{finding}"
+    );
+    assert!(
+        on_key
+            .iter()
+            .filter(|f| f["Compliance"]["Status"] == "PASSED")
+            .all(|f| f["RecordState"] == "ARCHIVED")
+    );
+}
