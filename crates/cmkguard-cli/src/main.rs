@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc: an audit of an organization makes millions of small allocations (SDK requests and
+/// responses, records) on many threads, which glibc's malloc serves at a quarter of the CPU.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cmkguard_cli::Cli::parse();
