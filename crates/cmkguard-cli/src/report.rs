@@ -250,6 +250,19 @@ mod tests {
     use super::*;
     use cmkguard_core::{Action, ActionRecord, KeyManager, Outcome};
 
+    /// `records` through a report of `kind`, as the audit's sink feeds it: the document.
+    pub(super) fn rendered(kind: Kind, records: &[Record]) -> String {
+        let mut report = Report::new(kind);
+        let mut tally = crate::tally::Tally::default();
+        for record in records {
+            tally.add(record);
+            report.record(record);
+        }
+        let mut out = Vec::new();
+        report.finish(&mut out, &tally, false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     pub(super) fn finding(account: &str, region: &str, name: &str, reason: Reason) -> Record {
         Record {
             request_id: None,

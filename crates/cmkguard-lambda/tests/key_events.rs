@@ -18,6 +18,26 @@ fn arns(records: &[Value]) -> Vec<String> {
     arns
 }
 
+/// `event` through the Lambda binary (with `env` over moto's) and the Runtime API: a response,
+/// and the audit records it logged.
+fn deliver(moto: &Moto, event: Value, env: &[(&str, &str)]) -> Vec<Value> {
+    let api = RuntimeApi::start(vec![event]);
+    let env = moto
+        .env()
+        .into_iter()
+        .chain(api.env())
+        .chain(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
+    let results = api.wait_for(1, Duration::from_secs(60));
+    let (stdout, stderr) = function.stop();
+    assert!(
+        matches!(results[0].outcome, Outcome::Response(_)),
+        "{:?}: {stderr}",
+        results[0]
+    );
+    cmkguard_testkit::audit_records(&stdout)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_key_through_the_lambda_binary() {
     let moto = Moto::start();
@@ -35,18 +55,8 @@ async fn disable_key_through_the_lambda_binary() {
         &world.key_arn,
         DEFAULT_ACCOUNT,
     );
-    let api = RuntimeApi::start(vec![event]);
-    let env = moto.env().into_iter().chain(api.env());
-    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
-    let results = api.wait_for(1, Duration::from_secs(60));
-    let (stdout, stderr) = function.stop();
-    assert!(
-        matches!(results[0].outcome, Outcome::Response(_)),
-        "{:?}: {stderr}",
-        results[0]
-    );
-    let records = cmkguard_testkit::audit_records(&stdout);
-    assert_eq!(arns(&records), world.on_key, "{stdout}");
+    let records = deliver(&moto, event, &[]);
+    assert_eq!(arns(&records), world.on_key);
     assert!(records.iter().all(|r| r["reason"] == "key-disabled"));
 }
 
@@ -76,22 +86,8 @@ async fn create_grant_through_the_lambda_binary() {
         .await
         .unwrap();
     let event = key_event_for("CreateGrant-key-arn.json", &world.key_arn, DEFAULT_ACCOUNT);
-    let api = RuntimeApi::start(vec![event]);
-    let env = moto
-        .env()
-        .into_iter()
-        .chain(api.env())
-        .chain([("CMKGUARD_KEY_POLICY".to_owned(), "enforce".to_owned())]);
-    let function = Process::function(Path::new(env!("CARGO_BIN_EXE_cmkguard-lambda")), env);
-    let results = api.wait_for(1, Duration::from_secs(60));
-    let (stdout, stderr) = function.stop();
-    assert!(
-        matches!(results[0].outcome, Outcome::Response(_)),
-        "{:?}: {stderr}",
-        results[0]
-    );
-    let records = cmkguard_testkit::audit_records(&stdout);
-    assert_eq!(arns(&records), world.on_key, "{stdout}");
+    let records = deliver(&moto, event, &[("CMKGUARD_KEY_POLICY", "enforce")]);
+    assert_eq!(arns(&records), world.on_key);
     for record in &records {
         assert_eq!(record["verdict"], "non_compliant", "{record}");
         assert_eq!(record["reason"], "key-grant-decrypt", "{record}");

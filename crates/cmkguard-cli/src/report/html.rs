@@ -539,9 +539,8 @@ mod tests {
 
     #[test]
     fn the_keys_section_shows_each_key_with_findings_as_text() {
-        use super::super::{Kind, Report};
+        use super::super::Kind;
         use crate::keys::tests::{KEY_A, KEY_B, on_key};
-        use crate::tally::Tally;
         use cmkguard_core::keypolicy::KeyPolicyWord::{DelegatedToIam, GrantDecrypt};
         let hostile = "<img src=x onerror=alert(1)>";
         let records = [
@@ -554,15 +553,7 @@ mod tests {
                 &[],
             ),
         ];
-        let mut report = Report::new(Kind::Html);
-        let mut tally = Tally::default();
-        for record in &records {
-            tally.add(record);
-            report.record(record);
-        }
-        let mut out = Vec::new();
-        report.finish(&mut out, &tally, false).unwrap();
-        let html = String::from_utf8(out).unwrap();
+        let html = super::super::tests::rendered(Kind::Html, &records);
         let keys = html.split("<section id=\"keys\">").nth(1).unwrap();
         assert!(
             keys.contains("<span id=\"keys-reviewed\">3</span>"),

@@ -206,10 +206,9 @@ fn cell(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::finding;
-    use super::super::{Kind, Report};
+    use super::super::Kind;
+    use super::super::tests::{finding, rendered};
     use super::*;
-    use crate::tally::Tally;
     use cmkguard_core::Reason;
 
     #[test]
@@ -237,15 +236,7 @@ mod tests {
             let key = format!("arn:aws:kms:us-east-1:111111111111:key/k{i:02}");
             records.push(on_key("s", &key, &[(Unreadable, "denied")]));
         }
-        let mut report = Report::new(Kind::Markdown);
-        let mut tally = Tally::default();
-        for record in &records {
-            tally.add(record);
-            report.record(record);
-        }
-        let mut out = Vec::new();
-        report.finish(&mut out, &tally, false).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = rendered(Kind::Markdown, &records);
         let keys = text
             .split("### Keys with policy findings\n")
             .nth(1)
@@ -268,21 +259,17 @@ mod tests {
 
     #[test]
     fn long_tables_are_cut_with_a_count() {
-        let mut report = Report::new(Kind::Markdown);
-        let mut tally = Tally::default();
-        for i in 0..MAX_ROWS + 7 {
-            let record = finding(
-                "111111111111",
-                "us-east-1",
-                &format!("s{i}"),
-                Reason::AwsManagedKey,
-            );
-            tally.add(&record);
-            report.record(&record);
-        }
-        let mut out = Vec::new();
-        report.finish(&mut out, &tally, false).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let records: Vec<_> = (0..MAX_ROWS + 7)
+            .map(|i| {
+                finding(
+                    "111111111111",
+                    "us-east-1",
+                    &format!("s{i}"),
+                    Reason::AwsManagedKey,
+                )
+            })
+            .collect();
+        let text = rendered(Kind::Markdown, &records);
         let rows = text
             .lines()
             .filter(|l| l.starts_with("| 111111111111 | us-east-1 |"))
