@@ -26,31 +26,32 @@ MEMBER_ACCOUNT = "222233334444"
 EXTERNAL_ACCOUNT = "111122223333"
 ORG_ID = "o-cmkguardtest"
 
-# CONTRACT.md "Inputs of the Lambda": the Secrets Manager calls that set or change a
-# secret's key, then those that give it a new version or move its labels.
-HANDLED_EVENT_NAMES = (
-    "CreateSecret",
-    "UpdateSecret",
-    "ReplicateSecretToRegions",
-    "RestoreSecret",
-    "PutSecretValue",
-    "RotateSecret",
-    "UpdateSecretVersionStage",
-)
+# CONTRACT.md "Inputs of the Lambda": the events the engine handles, read from its one list of
+# each (crates/cmkguard-core/src/event.rs), so that a new event is expected in the templates
+# without being listed twice.
+EVENT_RS = ROOT / "crates" / "cmkguard-core" / "src" / "event.rs"
+
+
+def _engine_list(name: str) -> tuple[str, ...]:
+    """The string array `pub const NAME: [&str; N] = [...]` of event.rs."""
+    text = EVENT_RS.read_text(encoding="utf-8")
+    found = re.search(rf"pub const {name}: \[&str; (\d+)\] = \[(.*?)\];", text, re.S)
+    if found is None:
+        raise AssertionError(f"no `{name}` in {EVENT_RS}")
+    names = tuple(re.findall(r'"([^"]+)"', found.group(2)))
+    if len(names) != int(found.group(1)):
+        raise AssertionError(f"`{name}` in {EVENT_RS}: {len(names)} names for {found.group(1)}")
+    return names
+
+
+# The Secrets Manager calls that set or change a secret's key, then those that give it a new
+# version or move its labels.
+HANDLED_EVENT_NAMES = _engine_list("HANDLED_EVENTS")
 # The Secrets Manager service events (no API call): a rotation that succeeded.
-HANDLED_SERVICE_EVENT_NAMES = ("RotationSucceeded",)
+HANDLED_SERVICE_EVENT_NAMES = _engine_list("SERVICE_EVENTS")
 # The key events (aws.kms, kms.amazonaws.com): the key state changes, then the changes of
 # who may use the key, its policy and grants (CONTRACT.md "Key policy review").
-HANDLED_KMS_EVENT_NAMES = (
-    "DisableKey",
-    "EnableKey",
-    "ScheduleKeyDeletion",
-    "CancelKeyDeletion",
-    "PutKeyPolicy",
-    "CreateGrant",
-    "RevokeGrant",
-    "RetireGrant",
-)
+HANDLED_KMS_EVENT_NAMES = _engine_list("KEY_EVENTS")
 API_CALL = "AWS API Call via CloudTrail"
 SERVICE_EVENT = "AWS Service Event via CloudTrail"
 # The CloudTrail rules of each template, by what they take: (source, detail-type,
