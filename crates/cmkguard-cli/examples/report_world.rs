@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use cmkguard_cli::keys;
 use cmkguard_cli::output::{Format, Printer};
 use cmkguard_cli::tally::Tally;
-use cmkguard_core::keypolicy::{KeyPolicyFinding, KeyPolicyWord, KeyReview};
-use cmkguard_core::{KeyManager, Reason, Record, Verdict};
+use cmkguard_core::Verdict;
+use cmkguard_core::keypolicy::{KeyPolicyWord, KeyReview};
 use cmkguard_testkit::world::SecretSpec;
 use cmkguard_testkit::{DEFAULT_ACCOUNT, Moto, sibling_binary};
 use serde_json::{Value, json};
@@ -222,44 +223,17 @@ fn keys_page(dir: &Path) -> Value {
     let mut places = Vec::new();
     let mut expected = Vec::new();
     for (arn, findings, secrets) in handmade_keys() {
-        let parts: Vec<&str> = arn.split(':').collect();
-        let (region, account) = (parts[3].to_owned(), parts[4].to_owned());
-        let review = KeyReview::from_findings(
-            findings
-                .iter()
-                .map(|(word, detail)| KeyPolicyFinding {
-                    word: *word,
-                    detail: (*detail).to_owned(),
-                })
-                .collect(),
-        );
+        let (account, region) = keys::place(&arn);
+        let (account, region) = (account.to_owned(), region.to_owned());
+        let review = KeyReview::of(&findings);
         for i in 0..secrets {
-            let (verdict, reason) = if i == 0 {
-                (Verdict::NonCompliant, Reason::KeyNotAllowed)
+            let verdict = if i == 0 {
+                Verdict::NonCompliant
             } else {
-                (Verdict::Compliant, Reason::CustomerManagedKey)
+                Verdict::Compliant
             };
-            let record = Record {
-                event_id: None,
-                request_id: None,
-                event_name: Some("Audit".into()),
-                account: Some(account.clone()),
-                region: Some(region.clone()),
-                secret_arn: Some(format!(
-                    "arn:aws:secretsmanager:{region}:{account}:secret:keys/s{i}-AbCdEf"
-                )),
-                actor: None,
-                key_id: Some(arn.clone()),
-                key_arn: Some(arn.clone()),
-                key_manager: Some(KeyManager::Customer),
-                key_policy: Some(review.clone()),
-                deletion_date: None,
-                verdict,
-                reason,
-                detail: None,
-                dry_run: true,
-                actions: Vec::new(),
-            };
+            let record =
+                keys::on_reviewed_key(&format!("keys/s{i}"), &arn, review.clone(), verdict);
             tally.add(&record);
             printer.record(&record).unwrap();
         }
@@ -353,16 +327,8 @@ async fn main() {
         let root = format!("arn:aws:iam::{account}:root");
         let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions",
             "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"}]});
-        let other = keys.arn("other");
-        moto.kms_client(account, region)
-            .await
-            .put_key_policy()
-            .key_id(other.rsplit('/').next().unwrap_or(other))
-            .policy_name("default")
-            .policy(policy.to_string())
-            .send()
-            .await
-            .expect("put_key_policy on moto");
+        moto.put_key_policy(account, region, keys.arn("other"), &policy.to_string())
+            .await;
     }
     let mut accounts: Vec<&str> = Vec::new();
     for secret in &world {

@@ -2,11 +2,12 @@
 //! per key its review (once) and how many secrets are on it, never the secrets themselves, and at
 //! most [`MAX_KEYS`] keys: an organization's audit keeps a bounded amount per key and in all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use cmkguard_core::Record;
 use cmkguard_core::arn::Arn;
-use cmkguard_core::keypolicy::KeyReview;
+use cmkguard_core::event::EventMeta;
+use cmkguard_core::keypolicy::{KeyPolicyWord, KeyReview};
+use cmkguard_core::{Reason, Record, Verdict};
 
 /// Keys kept; the secrets on any further key are counted, not listed.
 pub const MAX_KEYS: usize = 10_000;
@@ -73,6 +74,14 @@ impl Keys {
         self.sorted(|key| !key.review.is_clean())
     }
 
+    /// Every word the keys with findings have, most severe first: what to do, once per word.
+    pub fn words_found(&self) -> BTreeSet<KeyPolicyWord> {
+        self.kept
+            .values()
+            .flat_map(|key| key.review.words())
+            .collect()
+    }
+
     /// The keys without a finding, most secrets first (ties by ARN).
     pub fn clean(&self) -> Vec<(&str, &Key)> {
         self.sorted(|key| key.review.is_clean())
@@ -99,6 +108,29 @@ pub fn unkept_note(keys: &Keys) -> String {
     )
 }
 
+/// The audit's record of the secret `name` on the key `key_arn` (in the key's account and
+/// region), reviewed as `review`: what the reports' tests and example pages are made of.
+pub fn on_reviewed_key(name: &str, key_arn: &str, review: KeyReview, verdict: Verdict) -> Record {
+    let (account, region) = place(key_arn);
+    let meta = EventMeta {
+        event_name: Some("Audit".into()),
+        account: Some(account.into()),
+        region: Some(region.into()),
+        ..EventMeta::default()
+    };
+    let reason = match verdict {
+        Verdict::Compliant => Reason::CustomerManagedKey,
+        _ => Reason::KeyNotAllowed,
+    };
+    let secret = format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf");
+    let mut record = Record::new(&meta, Some(secret), verdict, reason, None, true);
+    record.key_id = Some(key_arn.into());
+    record.key_arn = Some(key_arn.into());
+    record.key_manager = Some(cmkguard_core::KeyManager::Customer);
+    record.key_policy = Some(review);
+    record
+}
+
 /// The account and region of a key ARN (empty when it is not one).
 pub fn place(arn: &str) -> (&str, &str) {
     Arn::parse(arn).map_or(("", ""), |a| (a.account, a.region))
@@ -117,41 +149,12 @@ pub fn words(review: &KeyReview, separator: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use cmkguard_core::keypolicy::{KeyPolicyFinding, KeyPolicyWord};
-    use cmkguard_core::{Reason, Verdict};
 
     /// A compliant secret `name` on the key `key`, reviewed with `findings`.
     pub(crate) fn on_key(name: &str, key: &str, findings: &[(KeyPolicyWord, &str)]) -> Record {
-        let (account, region) = place(key);
-        Record {
-            request_id: None,
-            event_id: None,
-            event_name: Some("Audit".into()),
-            account: Some(account.into()),
-            region: Some(region.into()),
-            secret_arn: Some(format!(
-                "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
-            )),
-            actor: None,
-            key_id: Some("alias/app".into()),
-            key_arn: Some(key.into()),
-            deletion_date: None,
-            key_manager: Some(cmkguard_core::KeyManager::Customer),
-            key_policy: Some(KeyReview::from_findings(
-                findings
-                    .iter()
-                    .map(|(word, detail)| KeyPolicyFinding {
-                        word: *word,
-                        detail: (*detail).to_owned(),
-                    })
-                    .collect(),
-            )),
-            verdict: Verdict::Compliant,
-            reason: Reason::CustomerManagedKey,
-            detail: None,
-            dry_run: true,
-            actions: Vec::new(),
-        }
+        let mut record = on_reviewed_key(name, key, KeyReview::of(findings), Verdict::Compliant);
+        record.key_id = Some("alias/app".into());
+        record
     }
 
     pub(crate) const KEY_A: &str =

@@ -305,11 +305,7 @@ fn write_keys(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
     }
     writeln!(out)?;
     writeln!(out, "What to do about the keys:")?;
-    let words: std::collections::BTreeSet<_> = found
-        .iter()
-        .flat_map(|(_, key)| key.review.words())
-        .collect();
-    for word in words {
+    for word in keys.words_found() {
         writeln!(out, "  {word}: {}", report::advice(word.reason()))?;
     }
     Ok(())

@@ -121,6 +121,14 @@ fn text(moto: &Moto, args: &[&str]) -> std::process::Output {
         .expect("run cmkguard")
 }
 
+/// The record's `remediate` action.
+fn remediate_action(record: &Value) -> &Value {
+    record["actions"]
+        .as_array()
+        .and_then(|actions| actions.iter().find(|a| a["action"] == "remediate"))
+        .unwrap_or_else(|| panic!("no remediate action: {record}"))
+}
+
 /// The secret's record in `records`, by the secret's name.
 fn by_name<'r>(records: &'r [Value], name: &str) -> &'r Value {
     records
@@ -154,13 +162,13 @@ async fn each_word_on_a_key_built_for_it_in_report_and_enforce_mode() {
         json!({"AWS": ROOT}),
         &["kms:*"],
     )]);
-    kms.put_key_policy()
-        .key_id(keys.arn("aws-default").rsplit('/').next().unwrap())
-        .policy_name("default")
-        .policy(default_policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    moto.put_key_policy(
+        DEFAULT_ACCOUNT,
+        REGION,
+        keys.arn("aws-default"),
+        &default_policy.to_string(),
+    )
+    .await;
     kms.create_grant()
         .key_id(keys.arn("granted"))
         .grantee_principal("arn:aws:iam::123456789012:role/Contractor")
@@ -243,15 +251,13 @@ async fn no_move_onto_a_designated_key_whose_policy_drifted() {
         admin(),
         statement("Everyone", json!("*"), &["kms:Decrypt"]),
     ]);
-    moto.kms_client(DEFAULT_ACCOUNT, REGION)
-        .await
-        .put_key_policy()
-        .key_id(keys.designated.rsplit('/').next().unwrap())
-        .policy_name("default")
-        .policy(drifted.to_string())
-        .send()
-        .await
-        .unwrap();
+    moto.put_key_policy(
+        DEFAULT_ACCOUNT,
+        REGION,
+        &keys.designated,
+        &drifted.to_string(),
+    )
+    .await;
     let remediate = [
         ("CMKGUARD_ACTIONS", "tag,remediate"),
         ("CMKGUARD_REMEDIATE_ACCOUNTS", "*"),
@@ -268,12 +274,7 @@ async fn no_move_onto_a_designated_key_whose_policy_drifted() {
     assert_eq!(run.code, Some(1), "a failed action: {}", run.stderr);
     let record = &run.records[0];
     assert_eq!(record["reason"], "aws-managed-key");
-    let action = record["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["action"] == "remediate")
-        .unwrap();
+    let action = remediate_action(record);
     assert_eq!(action["outcome"], "failed", "{action}");
     assert!(
         action["detail"]
@@ -294,13 +295,7 @@ async fn no_move_onto_a_designated_key_whose_policy_drifted() {
         event.to_string().as_bytes(),
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let action = run.records[0]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["action"] == "remediate")
-        .unwrap()
-        .clone();
+    let action = remediate_action(&run.records[0]);
     assert_eq!(action["outcome"], "done", "{action}");
     assert!(
         action["detail"]
@@ -356,15 +351,9 @@ async fn a_put_key_policy_event_rechecks_the_secrets_on_the_key() {
     }
 
     // The policy is fixed: the event reads it fresh, and the marks go.
-    world
-        .kms
-        .put_key_policy()
-        .key_id(&world.key_id)
-        .policy_name("default")
-        .policy(clean_policy(&world.key_arn))
-        .send()
-        .await
-        .unwrap();
+    let clean = clean_policy(&world.key_arn);
+    moto.put_key_policy(DEFAULT_ACCOUNT, REGION, &world.key_arn, &clean)
+        .await;
     proxy.reset_counts();
     let fixed = deliver(&proxy);
     assert!(

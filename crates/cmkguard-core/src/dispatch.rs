@@ -376,8 +376,8 @@ impl<P: Ports> Guard<P> {
                 return Ok(());
             }
         };
-        if fresh.is_some()
-            && let Err(e) = self.review_key_fresh(&scope, &arn).await
+        if let Some(key) = &fresh
+            && let Err(e) = self.review_key_fresh(&scope, key).await
         {
             return Err(GuardError::Transient {
                 message: e.to_string(),

@@ -103,14 +103,17 @@ impl<P: Ports> Guard<P> {
         self.keys.put(scope, key_id, facts);
     }
 
-    /// Decisions about the key `key_arn` use its policy and grants read now (a key event).
+    /// Decisions about the key `key` use its policy and grants read now (a key event); an AWS
+    /// managed key has no policy of its own to review.
     pub(crate) async fn review_key_fresh(
         &self,
         scope: &Scope,
-        key_arn: &str,
+        key: &KeyFacts,
     ) -> Result<(), AwsError> {
-        if self.config.key_policy != crate::config::KeyPolicyMode::Off {
-            self.actor().review_key_fresh(scope, key_arn).await?;
+        let reviewed = self.config.key_policy != crate::config::KeyPolicyMode::Off
+            && key.manager == crate::facts::KeyManager::Customer;
+        if reviewed {
+            self.actor().review_key_fresh(scope, &key.arn).await?;
         }
         Ok(())
     }

@@ -67,15 +67,9 @@ async fn create_grant_through_the_lambda_binary() {
     let moto = Moto::start();
     let world = moto.secrets_on_a_key(DEFAULT_ACCOUNT, "us-east-1", 0).await;
     // The app's key gets the project's clean policy, then a grant of `Decrypt`.
-    world
-        .kms
-        .put_key_policy()
-        .key_id(&world.key_id)
-        .policy_name("default")
-        .policy(cmkguard_core::fake::clean_policy(&world.key_arn))
-        .send()
-        .await
-        .unwrap();
+    let clean = cmkguard_core::fake::clean_policy(&world.key_arn);
+    moto.put_key_policy(DEFAULT_ACCOUNT, "us-east-1", &world.key_arn, &clean)
+        .await;
     world
         .kms
         .create_grant()

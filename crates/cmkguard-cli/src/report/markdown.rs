@@ -166,11 +166,7 @@ fn write_keys(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
         )?;
     }
     writeln!(out)?;
-    let words: std::collections::BTreeSet<_> = found
-        .iter()
-        .flat_map(|(_, key)| key.review.words())
-        .collect();
-    for word in words {
+    for word in keys.words_found() {
         // Our own words (the advice table's): no `|` nor line break in them.
         writeln!(out, "- `{word}`: {}", super::advice(word.reason()))?;
     }

@@ -130,6 +130,19 @@ impl KeyReview {
         }
     }
 
+    /// A review with these findings (word and detail), as a fake or a report's test writes one.
+    pub fn of(findings: &[(KeyPolicyWord, &str)]) -> Self {
+        KeyReview::from_findings(
+            findings
+                .iter()
+                .map(|(word, detail)| KeyPolicyFinding {
+                    word: *word,
+                    detail: (*detail).to_owned(),
+                })
+                .collect(),
+        )
+    }
+
     /// Keeps the first finding of each word, most severe first.
     pub fn from_findings(mut findings: Vec<KeyPolicyFinding>) -> Self {
         findings.sort_by_key(|f| f.word);
