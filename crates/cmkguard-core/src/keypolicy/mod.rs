@@ -73,10 +73,6 @@ impl KeyPolicyWord {
     pub fn as_str(self) -> &'static str {
         self.reason().as_str()
     }
-
-    pub fn parse(wire: &str) -> Option<KeyPolicyWord> {
-        KeyPolicyWord::ALL.into_iter().find(|w| w.as_str() == wire)
-    }
 }
 
 /// Text from a policy or grant, capped for a detail: details are for people and never huge.
