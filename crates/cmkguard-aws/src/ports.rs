@@ -1,7 +1,7 @@
 //! The engine's ports, implemented with the SDK.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_config::SdkConfig;
 use aws_sdk_kms::types::{KeyManagerType, KeyState as SdkKeyState};
@@ -20,31 +20,42 @@ use crate::accounts::{ACCOUNTS_KEPT, Sessions};
 use crate::errors::classify;
 use crate::retry::RetryBudget;
 
-/// The clients for one account and region.
+/// The clients for one account and region. Security Hub's is made on first use: most
+/// account-regions of an audit never import a finding, and each client holds its own copy of the
+/// SDK's endpoint rules (about 10 KiB), times every account-region in flight.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub kms: aws_sdk_kms::Client,
-    pub securityhub: aws_sdk_securityhub::Client,
+    securityhub: Arc<OnceLock<aws_sdk_securityhub::Client>>,
+    /// The account's configuration in this region, for the clients made on first use.
+    config: SdkConfig,
 }
 
 impl Clients {
     pub fn new(config: &SdkConfig, region: &str) -> Self {
-        let region = Region::new(region.to_owned());
-        let secrets = aws_sdk_secretsmanager::config::Builder::from(config)
-            .region(region.clone())
-            .build();
-        let kms = aws_sdk_kms::config::Builder::from(config)
-            .region(region.clone())
-            .build();
-        let securityhub = aws_sdk_securityhub::config::Builder::from(config)
-            .region(region)
+        let config = config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
             .build();
         Clients {
-            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
-            kms: aws_sdk_kms::Client::from_conf(kms),
-            securityhub: aws_sdk_securityhub::Client::from_conf(securityhub),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+            securityhub: Arc::default(),
+            config,
         }
+    }
+
+    /// These clients, with `securityhub` for Security Hub (tests hand in mocked clients).
+    pub fn with_securityhub(self, securityhub: aws_sdk_securityhub::Client) -> Self {
+        let _ = self.securityhub.set(securityhub);
+        self
+    }
+
+    pub fn securityhub(&self) -> aws_sdk_securityhub::Client {
+        self.securityhub
+            .get_or_init(|| aws_sdk_securityhub::Client::new(&self.config))
+            .clone()
     }
 }
 

@@ -75,6 +75,10 @@ impl RetryBudget {
     }
 
     /// Runs `op`, again after a pause while it fails transiently and the budget allows.
+    ///
+    /// Each try is boxed: an SDK call's future is several KiB, and an idle caller (a sweep
+    /// between its listing and its keys, a page's decisions waiting their turn) would otherwise
+    /// hold room for every call it might make. Boxed, it is held only while in flight.
     pub async fn run<T, F, Fut>(&self, mut op: F) -> AwsResult<T>
     where
         F: FnMut() -> Fut,
@@ -83,7 +87,7 @@ impl RetryBudget {
         let until = self.until(Instant::now());
         let mut tries = 0u32;
         loop {
-            match op().await {
+            match Box::pin(op()).await {
                 Err(AwsError::Transient(message)) => {
                     let wait = pause(tries);
                     tries += 1;

@@ -143,7 +143,7 @@ impl AwsPorts {
         let clients = self.clients(scope).await?;
         let now = SystemTime::now();
         let out = clients
-            .securityhub
+            .securityhub()
             .batch_import_findings()
             .set_findings(Some(findings.iter().map(|f| asff(f, now)).collect()))
             .send()

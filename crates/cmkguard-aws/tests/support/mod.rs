@@ -36,15 +36,11 @@ pub fn mocked_ports(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(scope.region.clone()))
         .build();
+    let mut clients = Clients::new(&base, &scope.region).with_securityhub(securityhub);
+    clients.secrets = secrets;
+    clients.kms = kms;
     let ports = AwsPorts::new(base, scope.account.clone(), None)
         .with_retry_budget(std::time::Duration::ZERO);
-    ports.insert_clients(
-        scope.clone(),
-        Clients {
-            secrets,
-            kms,
-            securityhub,
-        },
-    );
+    ports.insert_clients(scope.clone(), clients);
     ports
 }
