@@ -1,13 +1,20 @@
 //! The report as one self-contained HTML document: styles, script and charts inline, nothing
 //! fetched, a Content-Security-Policy that allows only this page's own style and script (by
-//! hash). Every value from AWS goes through [`escape`], in text and in attributes alike; the
-//! script reads them back from the document, never from a script literal.
+//! hash). The markup is `maud`'s: every value it is given is escaped unless it is wrapped in
+//! `PreEscaped` (only the page's own style and script, and [`prose`], which escapes first), so a
+//! missed escape cannot happen. Values from AWS go through [`Text`], which also replaces the
+//! characters HTML cannot carry. The script reads values back from the document, never from a
+//! script literal.
+//!
+//! The document is written a piece at a time (the findings table a row at a time): an
+//! organization's report has tens of thousands of rows, and the page is never held whole.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 use sha2::{Digest, Sha256};
 
 use super::{Row, Summary};
@@ -16,63 +23,69 @@ use crate::keys::{self, Keys};
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");
 
+/// Finding rows listed at a time (the rest, until "Show more"): a browser lays out a table of
+/// tens of thousands of rows in seconds per filter or sort, and a few hundred in milliseconds.
+/// The script reads it from the table's `data-page`.
+const PAGE: usize = 500;
+
+/// Keys with findings listed: a few hundred rows lay out in milliseconds; an organization whose
+/// every key has a finding still opens fast, and the rest are counted.
+const KEYS_LISTED: usize = 1_000;
+
 pub(super) fn write(
     out: &mut impl Write,
     summary: &Summary,
     rows: &[Row],
     keys: &Keys,
 ) -> io::Result<()> {
-    head(out)?;
-    writeln!(out, "<body>")?;
-    writeln!(out, "<header>")?;
-    writeln!(out, "<h1>cmkguard audit</h1>")?;
-    writeln!(
-        out,
-        "<p id=\"headline\">{}</p>",
-        escape(&summary.headline())
-    )?;
-    writeln!(out, "<p class=\"muted\">{}</p>", prose(summary.mode()))?;
-    writeln!(out, "</header>")?;
-    cards(out, summary)?;
-    panels(out, summary)?;
-    findings(out, rows)?;
-    key_section(out, keys)?;
-    writeln!(
-        out,
-        "<footer>cmkguard {}. Compliant and exempt secrets are counted, not listed. This page \
-         fetches nothing from the network.</footer>",
-        escape(env!("CARGO_PKG_VERSION"))
-    )?;
-    writeln!(out, "<script>{SCRIPT}</script>")?;
-    writeln!(out, "</body>")?;
-    writeln!(out, "</html>")?;
+    put(out, &head())?;
+    // The elements that span the streamed pieces open and close as fixed text: no value
+    // goes through `tag`.
+    tag(out, "<body>\n")?;
+    put(out, &header(summary))?;
+    put(out, &cards(summary))?;
+    put(out, &panels(summary))?;
+    tag(out, "<section>\n")?;
+    put(out, &findings_top(rows))?;
+    for (i, row) in rows.iter().enumerate() {
+        put(out, &finding(row, i >= PAGE))?;
+    }
+    tag(out, "</tbody>\n</table>\n</section>\n")?;
+    put(out, &key_section(keys))?;
+    put(out, &footer())?;
+    tag(out, "</body>\n</html>\n")?;
     out.flush()
 }
 
-fn head(out: &mut impl Write) -> io::Result<()> {
+fn put(out: &mut impl Write, markup: &Markup) -> io::Result<()> {
+    out.write_all(markup.0.as_bytes())
+}
+
+fn tag(out: &mut impl Write, fixed: &'static str) -> io::Result<()> {
+    out.write_all(fixed.as_bytes())
+}
+
+fn head() -> Markup {
     // Only this page's own style and script run; no source, no form, no base, no frame.
     let csp = format!(
         "default-src 'none'; style-src '{}'; script-src '{}'; base-uri 'none'; form-action 'none'",
         hash(STYLE),
         hash(SCRIPT)
     );
-    writeln!(out, "<!DOCTYPE html>")?;
-    writeln!(out, "<html lang=\"en\">")?;
-    writeln!(out, "<head>")?;
-    writeln!(out, "<meta charset=\"utf-8\">")?;
-    writeln!(
-        out,
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
-        escape(&csp)
-    )?;
-    writeln!(out, "<meta name=\"referrer\" content=\"no-referrer\">")?;
-    writeln!(
-        out,
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-    )?;
-    writeln!(out, "<title>cmkguard audit</title>")?;
-    writeln!(out, "<style>{STYLE}</style>")?;
-    writeln!(out, "</head>")
+    html! {
+        (DOCTYPE) "\n"
+        (PreEscaped("<html lang=\"en\">\n"))
+        head {
+            "\n" meta charset="utf-8";
+            "\n" meta http-equiv="Content-Security-Policy" content=(Text(&csp));
+            "\n" meta name="referrer" content="no-referrer";
+            "\n" meta name="viewport" content="width=device-width, initial-scale=1";
+            "\n" title { "cmkguard audit" }
+            "\n" style { (PreEscaped(STYLE)) }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 /// `sha256-...`: a CSP source for an inline element with exactly this text.
@@ -80,162 +93,141 @@ fn hash(text: &str) -> String {
     format!("sha256-{}", BASE64.encode(Sha256::digest(text.as_bytes())))
 }
 
-fn cards(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
-    writeln!(out, "<section class=\"cards\">")?;
-    let card = |out: &mut dyn Write, id: &str, n: usize, label: &str| {
-        writeln!(
-            out,
-            "<div class=\"card\"><span class=\"num\" id=\"{id}\">{n}</span><span class=\"label\">{label}</span></div>"
-        )
-    };
-    card(out, "count-audited", summary.audited, "secrets audited")?;
-    card(out, "count-findings", summary.findings, "findings")?;
-    card(out, "count-places", summary.places, "account-regions")?;
-    card(out, "count-accounts", summary.accounts, "accounts")?;
-    writeln!(out, "</section>")
+fn header(summary: &Summary) -> Markup {
+    html! {
+        header {
+            "\n" h1 { "cmkguard audit" }
+            "\n" p id="headline" { (Text(&summary.headline())) }
+            "\n" p class="muted" { (prose(summary.mode())) }
+            "\n"
+        }
+        "\n"
+    }
 }
 
-fn panels(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
-    writeln!(out, "<section class=\"panels\">")?;
-    writeln!(
-        out,
-        "<div class=\"panel\"><h2>Secrets by verdict</h2><table class=\"counts\" id=\"by-verdict\">"
-    )?;
-    for (verdict, n) in &summary.by_verdict {
-        writeln!(
-            out,
-            "<tr data-verdict=\"{0}\"><th><code>{0}</code></th><td>{n}</td></tr>",
-            verdict.as_str()
-        )?;
-    }
-    writeln!(out, "</table></div>")?;
-    writeln!(
-        out,
-        "<div class=\"panel\"><h2>Findings by severity</h2><table class=\"counts\" id=\"by-severity\">"
-    )?;
-    for (severity, n) in &summary.by_severity {
-        writeln!(
-            out,
-            "<tr data-severity=\"{0}\"><th><span class=\"sev sev-{0}\">{0}</span></th><td>{n}</td></tr>",
-            severity.as_str()
-        )?;
-    }
-    writeln!(out, "</table></div>")?;
-    bars(
-        out,
-        "chart-accounts",
-        "Accounts with the most findings",
-        &summary.top_accounts,
-    )?;
-    bars(
-        out,
-        "chart-regions",
-        "Regions with the most findings",
-        &summary.top_regions,
-    )?;
-    if !summary.would_fail.is_empty() {
-        writeln!(
-            out,
-            "<div class=\"panel\"><h2>Planned actions that would not go through</h2><ul>"
-        )?;
-        for (account, region, why, n) in &summary.would_fail {
-            writeln!(
-                out,
-                "<li>{} {}: {} ({n} secrets)</li>",
-                escape(account),
-                escape(region),
-                escape(why)
-            )?;
+fn cards(summary: &Summary) -> Markup {
+    let cards = [
+        ("count-audited", summary.audited, "secrets audited"),
+        ("count-findings", summary.findings, "findings"),
+        ("count-places", summary.places, "account-regions"),
+        ("count-accounts", summary.accounts, "accounts"),
+    ];
+    html! {
+        section class="cards" {
+            "\n"
+            @for (id, n, label) in cards {
+                div class="card" { span class="num" id=(id) { (n) } span class="label" { (label) } }
+                "\n"
+            }
         }
-        writeln!(out, "</ul></div>")?;
+        "\n"
     }
-    writeln!(out, "</section>")
+}
+
+fn panels(summary: &Summary) -> Markup {
+    html! {
+        section class="panels" {
+            "\n"
+            div class="panel" {
+                h2 { "Secrets by verdict" }
+                table class="counts" id="by-verdict" {
+                    "\n"
+                    @for (verdict, n) in &summary.by_verdict {
+                        tr data-verdict=(verdict.as_str()) {
+                            th { code { (verdict.as_str()) } } td { (n) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+            div class="panel" {
+                h2 { "Findings by severity" }
+                table class="counts" id="by-severity" {
+                    "\n"
+                    @for (severity, n) in &summary.by_severity {
+                        @let severity = severity.as_str();
+                        tr data-severity=(severity) {
+                            th { span class={ "sev sev-" (severity) } { (severity) } } td { (n) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+            (bars("chart-accounts", "Accounts with the most findings", &summary.top_accounts))
+            (bars("chart-regions", "Regions with the most findings", &summary.top_regions))
+            @if !summary.would_fail.is_empty() {
+                div class="panel" {
+                    h2 { "Planned actions that would not go through" }
+                    ul {
+                        "\n"
+                        @for (account, region, why, n) in &summary.would_fail {
+                            li { (Text(account)) " " (Text(region)) ": " (Text(why)) " (" (n) " secrets)" }
+                            "\n"
+                        }
+                    }
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
 }
 
 /// A horizontal bar chart as inline SVG: one bar per name, longest for the most findings.
-fn bars(out: &mut impl Write, id: &str, title: &str, counts: &[(String, usize)]) -> io::Result<()> {
+fn bars(id: &str, title: &str, counts: &[(String, usize)]) -> Markup {
     const LABEL: usize = 110;
     const WIDTH: usize = 170;
     const ROW: usize = 24;
-    writeln!(out, "<div class=\"panel\"><h2>{}</h2>", escape(title))?;
-    if counts.is_empty() {
-        writeln!(out, "<p class=\"muted\">No findings.</p></div>")?;
-        return Ok(());
-    }
     let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-    let height = counts.len() * ROW;
-    writeln!(
-        out,
-        "<svg class=\"bars\" id=\"{id}\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"{}\">",
-        escape(title),
-        w = LABEL + WIDTH + 40,
-    )?;
-    for (i, (name, n)) in counts.iter().enumerate() {
-        let y = i * ROW;
-        let width = (n * WIDTH).div_ceil(most).max(2);
-        writeln!(
-            out,
-            "<g data-name=\"{name}\" data-count=\"{n}\"><text x=\"0\" y=\"{ty}\">{name}</text>\
-             <rect x=\"{LABEL}\" y=\"{ry}\" width=\"{width}\" height=\"16\" rx=\"2\"></rect>\
-             <text x=\"{nx}\" y=\"{ty}\">{n}</text></g>",
-            name = escape(&shorten(name, 16)),
-            ty = y + 16,
-            ry = y + 4,
-            nx = LABEL + width + 6,
-        )?;
+    let (width, height) = (LABEL + WIDTH + 40, counts.len() * ROW);
+    html! {
+        div class="panel" {
+            h2 { (Text(title)) }
+            "\n"
+            @if counts.is_empty() {
+                p class="muted" { "No findings." }
+            } @else {
+                svg class="bars" id=(id) width=(width) height=(height)
+                    viewBox={ "0 0 " (width) " " (height) } role="img" aria-label=(Text(title)) {
+                    "\n"
+                    @for (i, (name, n)) in counts.iter().enumerate() {
+                        @let (y, bar) = (i * ROW, (n * WIDTH).div_ceil(most).max(2));
+                        @let name = shorten(name, 16);
+                        g data-name=(Text(&name)) data-count=(n) {
+                            text x="0" y=(y + 16) { (Text(&name)) }
+                            rect x=(LABEL) y=(y + 4) width=(bar) height="16" rx="2" {}
+                            text x=(LABEL + bar + 6) y=(y + 16) { (n) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+        }
+        "\n"
     }
-    writeln!(out, "</svg></div>")
 }
 
-/// The findings table, its filters first.
-/// Finding rows listed at a time (the rest, until "Show more"): a browser lays out a table of
-/// tens of thousands of rows in seconds per filter or sort, and a few hundred in milliseconds.
-/// The script reads it from the table's `data-page`.
-const PAGE: usize = 500;
-
-fn findings(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
-    writeln!(out, "<section>")?;
-    writeln!(out, "<h2>Findings</h2>")?;
-    if rows.is_empty() {
-        writeln!(
-            out,
-            "<p id=\"no-findings\">Every secret is compliant or exempt.</p>"
-        )?;
-    }
-    writeln!(out, "<div class=\"filters\">")?;
+/// The findings section up to its table's rows: the heading, the filters, the table's head.
+fn findings_top(rows: &[Row]) -> Markup {
     let choices =
         |pick: fn(&Row) -> String| -> BTreeSet<String> { rows.iter().map(pick).collect() };
-    filter(out, "account", "Account", &choices(|r| r.account.clone()))?;
-    filter(out, "region", "Region", &choices(|r| r.region.clone()))?;
-    filter(
-        out,
-        "reason",
-        "Reason",
-        &choices(|r| r.reason.as_str().to_owned()),
-    )?;
-    filter(
-        out,
-        "severity",
-        "Severity",
-        &choices(|r| r.severity.as_str().to_owned()),
-    )?;
-    writeln!(
-        out,
-        "<button type=\"button\" id=\"filter-clear\">Show all</button>\
-         <span><span id=\"shown-count\">{n}</span> of <span id=\"row-count\">{n}</span> findings shown\
-         <span id=\"listed-note\"{hidden}>, the first <span id=\"listed-count\">{listed}</span> listed</span></span>\
-         <button type=\"button\" id=\"show-more\"{hidden}>Show {PAGE} more</button>",
-        n = rows.len(),
-        listed = rows.len().min(PAGE),
-        hidden = if rows.len() > PAGE { "" } else { " hidden" },
-    )?;
-    writeln!(out, "</div>")?;
-    writeln!(
-        out,
-        "<table class=\"findings\" id=\"findings\" data-page=\"{PAGE}\">"
-    )?;
-    write!(out, "<thead><tr>")?;
-    for column in [
+    let filters = [
+        ("account", "Account", choices(|r| r.account.clone())),
+        ("region", "Region", choices(|r| r.region.clone())),
+        (
+            "reason",
+            "Reason",
+            choices(|r| r.reason.as_str().to_owned()),
+        ),
+        (
+            "severity",
+            "Severity",
+            choices(|r| r.severity.as_str().to_owned()),
+        ),
+    ];
+    let columns = [
         "Account",
         "Region",
         "Secret",
@@ -245,216 +237,225 @@ fn findings(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
         "Key",
         "Actions",
         "What to do",
-    ] {
-        write!(
-            out,
-            "<th aria-sort=\"none\"><button type=\"button\">{column}</button></th>"
-        )?;
-    }
-    writeln!(out, "</tr></thead>")?;
-    writeln!(out, "<tbody>")?;
-    for (i, row) in rows.iter().enumerate() {
-        finding(out, row, i >= PAGE)?;
-    }
-    writeln!(out, "</tbody>")?;
-    writeln!(out, "</table>")?;
-    writeln!(out, "</section>")
-}
-
-fn filter(
-    out: &mut impl Write,
-    id: &str,
-    label: &str,
-    values: &BTreeSet<String>,
-) -> io::Result<()> {
-    write!(
-        out,
-        "<label>{label} <select id=\"filter-{id}\"><option value=\"\">all</option>"
-    )?;
-    for value in values {
-        let value = escape(value);
-        write!(out, "<option value=\"{value}\">{value}</option>")?;
-    }
-    writeln!(out, "</select></label>")
-}
-
-fn finding(out: &mut impl Write, row: &Row, hidden: bool) -> io::Result<()> {
-    let severity = row.severity.as_str();
-    write!(
-        out,
-        "<tr data-account=\"{}\" data-region=\"{}\" data-reason=\"{}\" data-severity=\"{severity}\"{}>",
-        escape(&row.account),
-        escape(&row.region),
-        row.reason.as_str(),
-        if hidden { " hidden" } else { "" },
-    )?;
-    write!(out, "<td>{}</td>", escape(&row.account))?;
-    write!(out, "<td>{}</td>", escape(&row.region))?;
-    write!(
-        out,
-        "<td class=\"secret\" title=\"{}\">{}</td>",
-        escape(&row.arn),
-        escape(&row.name)
-    )?;
-    write!(out, "<td><code>{}</code></td>", row.verdict.as_str())?;
-    write!(out, "<td><code>{}</code>", row.reason.as_str())?;
-    if let Some(detail) = &row.detail {
-        write!(out, "<div class=\"detail\">{}</div>", prose(detail))?;
-    }
-    write!(out, "</td>")?;
-    // Sorted by rank, most severe first when ascending.
-    write!(
-        out,
-        "<td data-key=\"{}\"><span class=\"sev sev-{severity}\">{severity}</span></td>",
-        4 - row.severity as u8
-    )?;
-    write!(
-        out,
-        "<td class=\"key\" title=\"{}\">{}",
-        escape(&row.key),
-        escape(short_key(&row.key))
-    )?;
-    for word in &row.key_policy {
-        write!(out, "<div class=\"detail\"><code>{word}</code></div>")?;
-    }
-    write!(out, "</td>")?;
-    if row.actions.is_empty() {
-        write!(out, "<td>-</td>")?;
-    } else {
-        write!(out, "<td><ul class=\"actions\">")?;
-        for (action, outcome, detail) in &row.actions {
-            write!(
-                out,
-                "<li><code>{action}</code> <span class=\"o-{outcome}\">{outcome}</span>"
-            )?;
-            if !detail.is_empty() {
-                write!(out, "<div class=\"detail\">{}</div>", prose(detail))?;
-            }
-            write!(out, "</li>")?;
+    ];
+    let folded = rows.len() <= PAGE;
+    html! {
+        h2 { "Findings" }
+        "\n"
+        @if rows.is_empty() {
+            p id="no-findings" { "Every secret is compliant or exempt." }
+            "\n"
         }
-        write!(out, "</ul></td>")?;
+        div class="filters" {
+            "\n"
+            @for (id, label, values) in &filters {
+                label {
+                    (label) " "
+                    select id={ "filter-" (id) } {
+                        option value="" { "all" }
+                        @for value in values { option value=(Text(value)) { (Text(value)) } }
+                    }
+                }
+                "\n"
+            }
+            button type="button" id="filter-clear" { "Show all" }
+            span {
+                span id="shown-count" { (rows.len()) } " of " span id="row-count" { (rows.len()) }
+                " findings shown"
+                span id="listed-note" hidden[folded] {
+                    ", the first " span id="listed-count" { (rows.len().min(PAGE)) } " listed"
+                }
+            }
+            button type="button" id="show-more" hidden[folded] { "Show " (PAGE) " more" }
+            "\n"
+        }
+        "\n"
+        (PreEscaped(format!("<table class=\"findings\" id=\"findings\" data-page=\"{PAGE}\">\n")))
+        thead {
+            tr {
+                @for column in columns {
+                    th aria-sort="none" { button type="button" { (column) } }
+                }
+            }
+        }
+        "\n"
+        (PreEscaped("<tbody>\n"))
     }
-    writeln!(
-        out,
-        "<td class=\"advice\">{}</td></tr>",
-        prose(&row.advice())
-    )
 }
 
-/// Keys with findings listed: a few hundred rows lay out in milliseconds; an organization whose
-/// every key has a finding still opens fast, and the rest are counted.
-const KEYS_LISTED: usize = 1_000;
+fn finding(row: &Row, hidden: bool) -> Markup {
+    let severity = row.severity.as_str();
+    html! {
+        tr data-account=(Text(&row.account)) data-region=(Text(&row.region))
+            data-reason=(row.reason.as_str()) data-severity=(severity) hidden[hidden] {
+            td { (Text(&row.account)) }
+            td { (Text(&row.region)) }
+            td class="secret" title=(Text(&row.arn)) { (Text(&row.name)) }
+            td { code { (row.verdict.as_str()) } }
+            td {
+                code { (row.reason.as_str()) }
+                @if let Some(detail) = &row.detail { div class="detail" { (prose(detail)) } }
+            }
+            // Sorted by rank, most severe first when ascending.
+            td data-key=(4 - row.severity as u8) { span class={ "sev sev-" (severity) } { (severity) } }
+            td class="key" title=(Text(&row.key)) {
+                (Text(short_key(&row.key)))
+                @for word in &row.key_policy { div class="detail" { code { (word) } } }
+            }
+            @if row.actions.is_empty() {
+                td { "-" }
+            } @else {
+                td {
+                    ul class="actions" {
+                        @for (action, outcome, detail) in &row.actions {
+                            li {
+                                code { (action) } " " span class={ "o-" (outcome) } { (outcome) }
+                                @if !detail.is_empty() { div class="detail" { (prose(detail)) } }
+                            }
+                        }
+                    }
+                }
+            }
+            td class="advice" { (prose(&row.advice())) }
+        }
+        "\n"
+    }
+}
 
 /// The keys whose policy was reviewed: each key with findings (its ARN, account, region, each
 /// finding with its detail, the secrets on it, what to do per word), then the clean ones,
 /// folded.
-fn key_section(out: &mut impl Write, keys: &Keys) -> io::Result<()> {
-    writeln!(out, "<section id=\"keys\">")?;
-    writeln!(out, "<h2>Keys</h2>")?;
+fn key_section(keys: &Keys) -> Markup {
     if !keys.any() {
-        writeln!(
-            out,
-            "<p id=\"keys-summary\">No key policy was reviewed (<code>--key-policy off</code>, or \
-             no secret on a customer managed key).</p></section>"
-        )?;
-        return Ok(());
+        return html! {
+            section id="keys" {
+                "\n" h2 { "Keys" } "\n"
+                p id="keys-summary" {
+                    "No key policy was reviewed (" code { "--key-policy off" }
+                    ", or no secret on a customer managed key)."
+                }
+            }
+            "\n"
+        };
     }
     let found = keys.with_findings();
     let clean = keys.clean();
-    writeln!(
-        out,
-        "<p id=\"keys-summary\"><span id=\"keys-reviewed\">{}</span> customer managed keys \
-         reviewed: <span id=\"keys-with-findings\">{}</span> with policy findings, \
-         <span id=\"keys-clean\">{}</span> without.</p>",
-        keys.reviewed(),
-        found.len(),
-        clean.len()
-    )?;
-    if keys.unkept_secrets > 0 {
-        writeln!(
-            out,
-            "<p id=\"keys-unkept\">{}</p>",
-            prose(&keys::unkept_note(keys))
-        )?;
-    }
-    if !found.is_empty() {
-        writeln!(out, "<table class=\"findings keys\" id=\"key-findings\">")?;
-        writeln!(
-            out,
-            "<thead><tr><th>Key</th><th>Account</th><th>Region</th><th>Key policy findings</th>\
-             <th>Secrets</th><th>What to do</th></tr></thead>"
-        )?;
-        writeln!(out, "<tbody>")?;
-        for (arn, key) in found.iter().take(KEYS_LISTED) {
-            key_row(out, arn, key)?;
+    html! {
+        section id="keys" {
+            "\n" h2 { "Keys" } "\n"
+            p id="keys-summary" {
+                span id="keys-reviewed" { (keys.reviewed()) } " customer managed keys reviewed: "
+                span id="keys-with-findings" { (found.len()) } " with policy findings, "
+                span id="keys-clean" { (clean.len()) } " without."
+            }
+            "\n"
+            @if keys.unkept_secrets > 0 {
+                p id="keys-unkept" { (prose(&keys::unkept_note(keys))) }
+                "\n"
+            }
+            @if !found.is_empty() {
+                table class="findings keys" id="key-findings" {
+                    "\n"
+                    thead {
+                        tr {
+                            th { "Key" } th { "Account" } th { "Region" }
+                            th { "Key policy findings" } th { "Secrets" } th { "What to do" }
+                        }
+                    }
+                    "\n"
+                    tbody {
+                        "\n"
+                        @for (arn, key) in found.iter().take(KEYS_LISTED) { (key_row(arn, key)) }
+                    }
+                    "\n"
+                }
+                "\n"
+                @if found.len() > KEYS_LISTED {
+                    p id="keys-more" {
+                        (found.len() - KEYS_LISTED) " more keys with findings are not listed: "
+                        code { "--format csv" } " has the " code { "key_policy" } " of each secret."
+                    }
+                    "\n"
+                }
+            }
+            @if !clean.is_empty() {
+                details id="clean-keys" {
+                    summary {
+                        (clean.len()) " " (if clean.len() == 1 { "key" } else { "keys" })
+                        " without a policy finding"
+                    }
+                    ul {
+                        "\n"
+                        @for (arn, key) in &clean {
+                            li data-key-arn=(Text(arn)) { code { (Text(arn)) } " (" (key.secrets) " secrets)" }
+                            "\n"
+                        }
+                    }
+                }
+                "\n"
+            }
         }
-        writeln!(out, "</tbody>")?;
-        writeln!(out, "</table>")?;
-        if found.len() > KEYS_LISTED {
-            writeln!(
-                out,
-                "<p id=\"keys-more\">{} more keys with findings are not listed: \
-                 <code>--format csv</code> has the <code>key_policy</code> of each secret.</p>",
-                found.len() - KEYS_LISTED
-            )?;
-        }
+        "\n"
     }
-    if !clean.is_empty() {
-        writeln!(
-            out,
-            "<details id=\"clean-keys\"><summary>{} {} without a policy finding</summary><ul>",
-            clean.len(),
-            if clean.len() == 1 { "key" } else { "keys" }
-        )?;
-        for (arn, key) in &clean {
-            writeln!(
-                out,
-                "<li data-key-arn=\"{0}\"><code>{0}</code> ({1} secrets)</li>",
-                escape(arn),
-                key.secrets
-            )?;
-        }
-        writeln!(out, "</ul></details>")?;
-    }
-    writeln!(out, "</section>")
 }
 
-fn key_row(out: &mut impl Write, arn: &str, key: &keys::Key) -> io::Result<()> {
+fn key_row(arn: &str, key: &keys::Key) -> Markup {
     let (account, region) = keys::place(arn);
-    write!(
-        out,
-        "<tr data-key-arn=\"{}\" data-secrets=\"{}\"><td class=\"key\">{}</td><td>{}</td><td>{}</td>",
-        escape(arn),
-        key.secrets,
-        escape(arn),
-        escape(account),
-        escape(region)
-    )?;
-    write!(out, "<td><ul class=\"actions\">")?;
-    for finding in &key.review.findings {
-        write!(
-            out,
-            "<li data-word=\"{0}\"><code>{0}</code><div class=\"detail\">{1}</div></li>",
-            finding.word.as_str(),
-            prose(&finding.detail)
-        )?;
+    html! {
+        tr data-key-arn=(Text(arn)) data-secrets=(key.secrets) {
+            td class="key" { (Text(arn)) }
+            td { (Text(account)) }
+            td { (Text(region)) }
+            td {
+                ul class="actions" {
+                    @for finding in &key.review.findings {
+                        li data-word=(finding.word.as_str()) {
+                            code { (finding.word.as_str()) }
+                            div class="detail" { (prose(&finding.detail)) }
+                        }
+                    }
+                }
+            }
+            td class="secrets" { (key.secrets) }
+            td class="advice" {
+                ul class="actions" {
+                    @for finding in &key.review.findings {
+                        li {
+                            code { (finding.word.as_str()) } ": "
+                            (prose(super::advice(finding.word.reason())))
+                        }
+                    }
+                }
+            }
+        }
+        "\n"
     }
-    write!(out, "</ul></td>")?;
-    write!(out, "<td class=\"secrets\">{}</td>", key.secrets)?;
-    write!(out, "<td class=\"advice\"><ul class=\"actions\">")?;
-    for finding in &key.review.findings {
-        write!(
-            out,
-            "<li><code>{}</code>: {}</li>",
-            finding.word.as_str(),
-            prose(super::advice(finding.word.reason()))
-        )?;
+}
+
+fn footer() -> Markup {
+    html! {
+        footer {
+            "cmkguard " (env!("CARGO_PKG_VERSION")) ". Compliant and exempt secrets are counted, \
+             not listed. This page fetches nothing from the network."
+        }
+        "\n"
+        script { (PreEscaped(SCRIPT)) }
+        "\n"
     }
-    writeln!(out, "</ul></td></tr>")
+}
+
+/// A value from AWS as HTML text, in element content and in quoted attribute values alike:
+/// [`escape`]d, which also replaces what HTML cannot carry.
+struct Text<'a>(&'a str);
+
+impl Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        buffer.push_str(&escape(self.0));
+    }
 }
 
 /// Text for HTML, in element content and in quoted attribute values alike.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -482,12 +483,12 @@ fn is_noncharacter(c: char) -> bool {
 
 /// Text with `code` spans: escaped first, then each pair of backticks made a `<code>` element
 /// (backticks mean nothing to HTML, so this cannot let markup through).
-fn prose(text: &str) -> String {
+fn prose(text: &str) -> PreEscaped<String> {
     let escaped = escape(text);
     let parts: Vec<&str> = escaped.split('`').collect();
     if parts.len().is_multiple_of(2) {
         // An unpaired backtick: shown as it is.
-        return escaped;
+        return PreEscaped(escaped);
     }
     let mut out = String::with_capacity(escaped.len() + parts.len() * 6);
     for (i, part) in parts.iter().enumerate() {
@@ -499,7 +500,7 @@ fn prose(text: &str) -> String {
             out.push_str(part);
         }
     }
-    out
+    PreEscaped(out)
 }
 
 /// A key ARN as `key/ID` (its account and region are in their own columns); anything else as
@@ -579,7 +580,7 @@ mod tests {
             "{keys}"
         );
         assert!(!keys.contains("<b>clean"), "{keys}");
-        let advice = prose(crate::report::advice(GrantDecrypt.reason()));
+        let advice = prose(crate::report::advice(GrantDecrypt.reason())).0;
         assert!(
             keys.contains(&format!("<code>key-grant-decrypt</code>: {advice}")),
             "{keys}"
@@ -609,10 +610,10 @@ mod tests {
     #[test]
     fn backticks_become_code_after_escaping() {
         assert_eq!(
-            prose("key `<b>` is `x`"),
+            prose("key `<b>` is `x`").0,
             "key <code>&lt;b&gt;</code> is <code>x</code>"
         );
-        assert_eq!(prose("one ` only"), "one ` only");
+        assert_eq!(prose("one ` only").0, "one ` only");
     }
 
     #[test]
