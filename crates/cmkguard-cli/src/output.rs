@@ -371,25 +371,12 @@ mod tests {
     use cmkguard_core::keypolicy::KeyPolicyWord;
 
     fn record(arn: &str) -> Record {
-        Record {
-            request_id: None,
-            event_id: None,
-            event_name: None,
-            account: None,
-            region: None,
-            secret_arn: Some(arn.into()),
-            actor: None,
-            key_id: None,
-            key_arn: None,
-            deletion_date: None,
-            key_manager: None,
-            key_policy: None,
-            verdict: Verdict::Compliant,
-            reason: cmkguard_core::Reason::CustomerManagedKey,
-            detail: None,
-            dry_run: true,
-            actions: Vec::new(),
-        }
+        let meta = cmkguard_core::event::EventMeta::default();
+        let (verdict, reason) = (
+            Verdict::Compliant,
+            cmkguard_core::Reason::CustomerManagedKey,
+        );
+        Record::new(&meta, Some(arn.into()), verdict, reason, None, true)
     }
 
     #[test]

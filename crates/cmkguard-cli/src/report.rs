@@ -264,31 +264,21 @@ mod tests {
     }
 
     pub(super) fn finding(account: &str, region: &str, name: &str, reason: Reason) -> Record {
-        Record {
-            request_id: None,
-            event_id: None,
+        let meta = cmkguard_core::event::EventMeta {
             event_name: Some("Audit".into()),
             account: Some(account.into()),
             region: Some(region.into()),
-            secret_arn: Some(format!(
-                "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
-            )),
-            actor: None,
-            key_id: None,
-            key_arn: None,
-            deletion_date: None,
-            key_manager: Some(KeyManager::Aws),
-            key_policy: None,
-            verdict: Verdict::NonCompliant,
-            reason,
-            detail: None,
-            dry_run: true,
-            actions: vec![ActionRecord::new(
-                Action::Tag,
-                Outcome::DryRun,
-                "would have tagged `cmkguard:status=non-compliant`",
-            )],
-        }
+            ..Default::default()
+        };
+        let arn = format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf");
+        let mut record = Record::new(&meta, Some(arn), Verdict::NonCompliant, reason, None, true);
+        record.key_manager = Some(KeyManager::Aws);
+        record.actions = vec![ActionRecord::new(
+            Action::Tag,
+            Outcome::DryRun,
+            "would have tagged `cmkguard:status=non-compliant`",
+        )];
+        record
     }
 
     #[test]

@@ -68,13 +68,7 @@ async fn key_events_flag_exactly_the_secrets_on_the_key_once() {
         run.records
     };
 
-    world
-        .kms
-        .disable_key()
-        .key_id(&world.key_id)
-        .send()
-        .await
-        .unwrap();
+    world.disable().await;
     proxy.reset_counts();
     let disabled = deliver("DisableKey-key-arn.json");
     assert_eq!(arns(&disabled), world.on_key);
@@ -96,13 +90,7 @@ async fn key_events_flag_exactly_the_secrets_on_the_key_once() {
     assert!(moto.receive_all(&queue).is_empty());
 
     // Enabled again: compliant, the marks removed.
-    world
-        .kms
-        .enable_key()
-        .key_id(&world.key_id)
-        .send()
-        .await
-        .unwrap();
+    world.enable().await;
     let enabled = deliver("EnableKey-key-arn.json");
     assert!(
         enabled.iter().all(|r| r["verdict"] == "compliant"),
@@ -146,13 +134,7 @@ async fn key_events_flag_exactly_the_secrets_on_the_key_once() {
     assert!(messages.iter().all(|m| m.contains(&date)), "{messages:?}");
 
     // Cancelled: the key stays disabled, as in AWS.
-    world
-        .kms
-        .cancel_key_deletion()
-        .key_id(&world.key_id)
-        .send()
-        .await
-        .unwrap();
+    world.cancel_deletion().await;
     let cancelled = deliver("CancelKeyDeletion-key-arn.json");
     assert!(
         cancelled.iter().all(|r| r["reason"] == "key-disabled"),
@@ -164,13 +146,7 @@ async fn key_events_flag_exactly_the_secrets_on_the_key_once() {
 async fn a_member_accounts_key_event_goes_through_the_role() {
     let moto = Moto::start();
     let world = moto.secrets_on_a_key(MEMBER, REGION, 0).await;
-    world
-        .kms
-        .disable_key()
-        .key_id(&world.key_id)
-        .send()
-        .await
-        .unwrap();
+    world.disable().await;
     let run = cmkguard(
         &moto,
         None,

@@ -65,6 +65,14 @@ impl GuardError {
         self
     }
 
+    /// A transient failure before any record was made.
+    fn transient(message: impl Into<String>) -> Self {
+        GuardError::Transient {
+            message: message.into(),
+            records: Vec::new(),
+        }
+    }
+
     fn unfinished(Unfinished(message): Unfinished, record: Record) -> Self {
         GuardError::Transient {
             message,
@@ -169,10 +177,7 @@ impl<P: Ports> Guard<P> {
         .await;
         match report.end {
             sweep::End::Complete | sweep::End::Refused => Ok(()),
-            sweep::End::Transient(message) => Err(GuardError::Transient {
-                message,
-                records: Vec::new(),
-            }),
+            sweep::End::Transient(message) => Err(GuardError::transient(message)),
             sweep::End::Deadline => Err(GuardError::Stopped {
                 progress: report.progress,
                 records: Vec::new(),
@@ -196,10 +201,7 @@ impl<P: Ports> Guard<P> {
             SweepAccounts::Organization => match self.ports().list_accounts().await {
                 Ok(ids) => ids,
                 Err(AwsError::Transient(message)) => {
-                    return Err(GuardError::Transient {
-                        message,
-                        records: Vec::new(),
-                    });
+                    return Err(GuardError::transient(message));
                 }
                 Err(e) => {
                     let detail = format!(
@@ -242,10 +244,7 @@ impl<P: Ports> Guard<P> {
         }
         match (report.transient, report.progress.complete) {
             (_, true) => Ok(()),
-            (Some(message), false) => Err(GuardError::Transient {
-                message,
-                records: Vec::new(),
-            }),
+            (Some(message), false) => Err(GuardError::transient(message)),
             (None, false) => Err(GuardError::Stopped {
                 progress: report.progress,
                 records: Vec::new(),
@@ -362,10 +361,7 @@ impl<P: Ports> Guard<P> {
                 ),
             },
             Err(AwsError::Transient(message)) => {
-                return Err(GuardError::Transient {
-                    message,
-                    records: Vec::new(),
-                });
+                return Err(GuardError::transient(message));
             }
             Err(e) => {
                 let detail = format!(
@@ -379,10 +375,7 @@ impl<P: Ports> Guard<P> {
         if let Some(key) = &fresh
             && let Err(e) = self.review_key_fresh(&scope, key).await
         {
-            return Err(GuardError::Transient {
-                message: e.to_string(),
-                records: Vec::new(),
-            });
+            return Err(GuardError::transient(e.to_string()));
         }
         let mut decided = 0;
         let report = sweep::sweep_key(self, &scope, &arn, fresh.as_ref(), &meta, ctx, &mut |r| {
@@ -395,19 +388,13 @@ impl<P: Ports> Guard<P> {
         }
         match report.end {
             sweep::End::Complete | sweep::End::Refused => Ok(()),
-            sweep::End::Transient(message) => Err(GuardError::Transient {
-                message,
-                records: Vec::new(),
-            }),
+            sweep::End::Transient(message) => Err(GuardError::transient(message)),
             // Unlike a scheduled sweep, the event is retried: what was decided is marked and
             // needs no write again, so the retry gets further.
-            sweep::End::Deadline => Err(GuardError::Transient {
-                message: format!(
-                    "the deadline came before every secret on key `{arn}` was checked ({} so far); the retry finishes them",
-                    report.progress.secrets
-                ),
-                records: Vec::new(),
-            }),
+            sweep::End::Deadline => Err(GuardError::transient(format!(
+                "the deadline came before every secret on key `{arn}` was checked ({} so far); the retry finishes them",
+                report.progress.secrets
+            ))),
         }
     }
 }

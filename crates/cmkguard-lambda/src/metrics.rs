@@ -94,25 +94,15 @@ mod tests {
     use super::*;
 
     fn record(account: &str, verdict: Verdict, actions: Vec<ActionRecord>) -> Record {
-        Record {
-            event_id: None,
-            request_id: None,
-            event_name: None,
+        let meta = cmkguard_core::event::EventMeta {
             account: Some(account.into()),
             region: Some("us-east-1".into()),
-            secret_arn: None,
-            actor: None,
-            key_id: None,
-            key_arn: None,
-            deletion_date: None,
-            key_manager: None,
-            key_policy: None,
-            verdict,
-            reason: cmkguard_core::Reason::CustomerManagedKey,
-            detail: None,
-            dry_run: false,
-            actions,
-        }
+            ..Default::default()
+        };
+        let reason = cmkguard_core::Reason::CustomerManagedKey;
+        let mut record = Record::new(&meta, None, verdict, reason, None, false);
+        record.actions = actions;
+        record
     }
 
     #[test]

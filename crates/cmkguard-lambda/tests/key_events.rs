@@ -42,13 +42,7 @@ fn deliver(moto: &Moto, event: Value, env: &[(&str, &str)]) -> Vec<Value> {
 async fn disable_key_through_the_lambda_binary() {
     let moto = Moto::start();
     let world = moto.secrets_on_a_key(DEFAULT_ACCOUNT, "us-east-1", 0).await;
-    world
-        .kms
-        .disable_key()
-        .key_id(&world.key_id)
-        .send()
-        .await
-        .unwrap();
+    world.disable().await;
     // The fixture names the key by its bare id only.
     let event = key_event_for(
         "DisableKey-key-id-only.json",

@@ -99,6 +99,29 @@ pub struct KeyWithSecrets {
     pub kms: aws_sdk_kms::Client,
 }
 
+/// A key event's cause, done to the key in moto (by its bare id, as moto needs).
+impl KeyWithSecrets {
+    pub async fn disable(&self) {
+        let done = self.kms.disable_key().key_id(&self.key_id).send().await;
+        done.expect("kms disable_key on moto");
+    }
+
+    pub async fn enable(&self) {
+        let done = self.kms.enable_key().key_id(&self.key_id).send().await;
+        done.expect("kms enable_key on moto");
+    }
+
+    pub async fn cancel_deletion(&self) {
+        let done = self
+            .kms
+            .cancel_key_deletion()
+            .key_id(&self.key_id)
+            .send()
+            .await;
+        done.expect("kms cancel_key_deletion on moto");
+    }
+}
+
 // Long: the worlds the tests build in moto, each a few calls, kept together.
 impl Moto {
     /// In `account` and `region`: the designated key, a key `alias/app` with three secrets on it
