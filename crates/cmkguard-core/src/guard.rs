@@ -183,8 +183,9 @@ impl<P: Ports> Guard<P> {
         };
 
         // The key's review, when due, comes after `DescribeKey` (in `Self::review`), not beside
-        // it: reading the three at once saved no time in an organization's audit but held three
-        // requests in flight per account-region instead of one (`just bench-org`, README).
+        // it: reading the three at once saved no measurable time in an organization's audit,
+        // but held three requests in flight per account-region instead of two at most, and
+        // their memory with them (`just bench-org`; README, "At organization scale").
         let key = self.find_key(scope, facts.kms_key_id.as_deref()).await;
         let key = match key {
             Ok(key) => key,
