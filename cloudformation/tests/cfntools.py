@@ -274,3 +274,22 @@ def classify_event(path: Path, event: Any) -> str:
         and "errorCode" not in detail
     )
     return "handled" if handled else "ignored"
+
+
+# KMS calls that change a key or its policy (administration), for the key policy tests.
+KEY_ADMIN_ACTIONS = (
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKeyRotation",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:UpdateKeyDescription",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:RotateKeyOnDemand",
+)

@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import json
 
-from cfntools import ACCOUNT, EXTERNAL_ACCOUNT, FULL_PARAMETERS, REGION, as_list, action_covers, load_template, role_arn, statements
+from cfntools import ACCOUNT, EXTERNAL_ACCOUNT, FULL_PARAMETERS, KEY_ADMIN_ACTIONS as ADMIN_ACTIONS, REGION, as_list, action_covers, load_template, role_arn, statements
 from motostacks import create_stack, outputs
 from policyeval import Request, kms_allows
 
-# Calls that change the key or its policy (administration) and calls that use it or
-# hand its use to someone else (a grant). Read-only calls (Describe*, List*, Get*) are
+# Calls that change the key or its policy (administration: cfntools.KEY_ADMIN_ACTIONS) and
+# calls that use it or hand its use to someone else (a grant). Read-only calls (Describe*, List*, Get*) are
 # neither: a user may describe the key it uses, an administrator the key it manages.
 # (ImportKeyMaterial does not apply: the key's material is made by KMS.)
-ADMIN_ACTIONS = [
-    "kms:PutKeyPolicy",
-    "kms:ScheduleKeyDeletion",
-    "kms:CancelKeyDeletion",
-    "kms:DisableKey",
-    "kms:EnableKey",
-    "kms:DisableKeyRotation",
-    "kms:EnableKeyRotation",
-    "kms:CreateAlias",
-    "kms:UpdateAlias",
-    "kms:DeleteAlias",
-    "kms:UpdateKeyDescription",
-    "kms:TagResource",
-    "kms:UntagResource",
-    "kms:RotateKeyOnDemand",
-]
 USE_ACTIONS = [
     "kms:Encrypt",
     "kms:Decrypt",

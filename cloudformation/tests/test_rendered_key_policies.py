@@ -39,6 +39,7 @@ import pytest
 from cfnrender import TEMPLATE_ACCOUNT, render
 from cfntools import (
     FULL_PARAMETERS,
+    KEY_ADMIN_ACTIONS,
     REGION,
     ROOT,
     TEMPLATES,
@@ -134,20 +135,7 @@ def test_rendered_key_policies_are_up_to_date():
 # kms:GrantIsForAWSResource), and what manages a key.
 DECRYPTING = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant")
 MANAGING = (
-    "kms:PutKeyPolicy",
-    "kms:ScheduleKeyDeletion",
-    "kms:CancelKeyDeletion",
-    "kms:DisableKey",
-    "kms:EnableKey",
-    "kms:DisableKeyRotation",
-    "kms:EnableKeyRotation",
-    "kms:UpdateKeyDescription",
-    "kms:CreateAlias",
-    "kms:UpdateAlias",
-    "kms:DeleteAlias",
-    "kms:TagResource",
-    "kms:UntagResource",
-    "kms:RotateKeyOnDemand",
+    *KEY_ADMIN_ACTIONS,
     "kms:ImportKeyMaterial",
     "kms:DeleteImportedKeyMaterial",
     "kms:ReplicateKey",

@@ -391,26 +391,35 @@ def test_check_versions_only_sets_the_variable_and_the_version_listing_is_always
     for template_name in ("guard.yaml", "member.yaml"):
         conditions = load_template(template_name)["Conditions"]
         assert not any("CheckVersions" in c for c in conditions), template_name
-    seen = set()
     for template_name, role, policy in (("guard.yaml", "GuardRole", "GuardPolicy"), ("member.yaml", "MemberRole", "MemberRole")):
         # Unconditional: in the role's base policy, which exists whenever the role does.
         resources = load_template(template_name)["Resources"]
         assert resources[policy].get("Condition") == resources[role].get("Condition"), (template_name, policy)
+    for variant, allowed in role_variants():
+        account = variant.account
+        own = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
+        other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
+        assert allowed("secretsmanager:ListSecretVersionIds", own), variant.label
+        assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")), variant.label
+        assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
+        assert not allowed("secretsmanager:GetSecretValue", own), variant.label
+
+
+def role_variants():
+    """Each condition variant of the guard's and the member's role that renders the role, with
+    whether its identity policies allow an action on a resource; fails unless both templates
+    gave at least one."""
+    seen = set()
+    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
         for variant in variants(template_name, IAM_TYPES):
             if role not in variant.resources:
                 continue
             documents = rendered_role_documents(variant.resources, role)
-            account = variant.account
 
-            def allowed(action: str, resource: str) -> bool:
+            def allowed(action: str, resource: str, documents=documents, account=variant.account) -> bool:
                 return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
 
-            own = f"arn:aws:secretsmanager:{REGION}:{account}:secret:app-AbCdEf"
-            other = ACCOUNT if account == MEMBER_ACCOUNT else MEMBER_ACCOUNT
-            assert allowed("secretsmanager:ListSecretVersionIds", own), variant.label
-            assert allowed("secretsmanager:ListSecretVersionIds", own.replace(REGION, "eu-west-1")), variant.label
-            assert not allowed("secretsmanager:ListSecretVersionIds", own.replace(f":{account}:", f":{other}:")), variant.label
-            assert not allowed("secretsmanager:GetSecretValue", own), variant.label
+            yield variant, allowed
             seen.add(template_name)
     assert seen == {"guard.yaml", "member.yaml"}
 
@@ -438,35 +447,24 @@ def test_key_policy_review_only_sets_the_variable_and_the_key_policy_reading_is_
         assert parameter_violations(template, {"KeyPolicyReview": value}) == [], value
     for value in ("", "on", "Report", "true"):
         assert parameter_violations(template, {"KeyPolicyReview": value}) == ["KeyPolicyReview"], value
-    seen = set()
-    for template_name, role in (("guard.yaml", "GuardRole"), ("member.yaml", "MemberRole")):
-        for variant in variants(template_name, IAM_TYPES):
-            if role not in variant.resources:
-                continue
-            documents = rendered_role_documents(variant.resources, role)
-            account = variant.account
-
-            def allowed(action: str, resource: str) -> bool:
-                return iam_allows(documents, Request(role_arn("cmkguard", account), action, resource))
-
-            key = f"arn:aws:kms:{REGION}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-            for action in ("kms:GetKeyPolicy", "kms:ListGrants"):
-                assert allowed(action, key), (variant.label, action)
-                # Any key a secret may use, as for DescribeKey (a shared key of another account).
-                assert allowed(action, key.replace(f":{account}:", ":999999999999:")), (variant.label, action)
-                # Keys only: not an alias.
-                assert not allowed(action, f"arn:aws:kms:{REGION}:{account}:alias/cmkguard/secrets"), variant.label
-            for action in (
-                "kms:PutKeyPolicy",
-                "kms:CreateGrant",
-                "kms:RevokeGrant",
-                "kms:RetireGrant",
-                "kms:ListRetirableGrants",
-                "kms:Decrypt",
-            ):
-                assert not allowed(action, key), (variant.label, action)
-            seen.add(template_name)
-    assert seen == {"guard.yaml", "member.yaml"}
+    for variant, allowed in role_variants():
+        account = variant.account
+        key = f"arn:aws:kms:{REGION}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        for action in ("kms:GetKeyPolicy", "kms:ListGrants"):
+            assert allowed(action, key), (variant.label, action)
+            # Any key a secret may use, as for DescribeKey (a shared key of another account).
+            assert allowed(action, key.replace(f":{account}:", ":999999999999:")), (variant.label, action)
+            # Keys only: not an alias.
+            assert not allowed(action, f"arn:aws:kms:{REGION}:{account}:alias/cmkguard/secrets"), variant.label
+        for action in (
+            "kms:PutKeyPolicy",
+            "kms:CreateGrant",
+            "kms:RevokeGrant",
+            "kms:RetireGrant",
+            "kms:ListRetirableGrants",
+            "kms:Decrypt",
+        ):
+            assert not allowed(action, key), (variant.label, action)
 
 
 def test_alarms_watch_errors_and_the_dead_letter_queue():

@@ -186,11 +186,9 @@ impl<P: Ports> Actor<'_, P> {
             )));
         }
         let key_scope = Scope::new(arn.account, arn.region);
-        // Boxed: the reads' futures (two SDK calls) are large, and every decision in flight
-        // would carry their room inline, read or not; boxed, only a read that happens has it.
         self.reviews
             .get_or_describe(&key_scope, key_arn, || {
-                Box::pin(read_review(self.ports, &key_scope, key_arn))
+                read_review(self.ports, &key_scope, key_arn)
             })
             .await
     }
