@@ -193,30 +193,45 @@ impl Finding {
             Change::Remediated => Reason::PreviousKeyDecrypts,
             _ => record.reason,
         };
-        Some(Finding {
-            id: id_of(&secret_arn),
-            partition: arn.partition.to_owned(),
-            account: arn.account.to_owned(),
-            region: arn.region.to_owned(),
-            subject: Subject::Secret {
-                arn: secret_arn.clone(),
-                name: secret_name,
-                kms_key_id: re_encrypted_with
-                    .map(str::to_owned)
-                    .or_else(|| record.key_id.clone()),
-            },
-            compliance,
-            severity,
-            record_state,
-            title,
-            // ASFF's limit: a long key ARN or detail must not get the finding refused.
-            description: description.chars().take(1024).collect(),
-            verdict: record.verdict,
-            reason,
-            // ASFF's limit for the text.
-            recommendation: crate::advice::of(reason).to_do.chars().take(512).collect(),
-            created_at: facts.and_then(|f| f.created),
-        })
+        Some(
+            Finding {
+                id: id_of(&secret_arn),
+                partition: arn.partition.to_owned(),
+                account: arn.account.to_owned(),
+                region: arn.region.to_owned(),
+                subject: Subject::Secret {
+                    arn: secret_arn.clone(),
+                    name: secret_name,
+                    kms_key_id: re_encrypted_with
+                        .map(str::to_owned)
+                        .or_else(|| record.key_id.clone()),
+                },
+                compliance,
+                severity,
+                record_state,
+                title,
+                description,
+                verdict: record.verdict,
+                reason,
+                recommendation: crate::advice::of(reason).to_do.to_owned(),
+                created_at: facts.and_then(|f| f.created),
+            }
+            .within_asff_limits(),
+        )
+    }
+
+    /// The finding with its texts cut to ASFF's limits (title 256 characters, description
+    /// 1,024, recommendation 512): a long ARN or detail must not get the finding refused.
+    pub(crate) fn within_asff_limits(mut self) -> Self {
+        let cut = |text: &mut String, max: usize| {
+            if let Some((end, _)) = text.char_indices().nth(max) {
+                text.truncate(end);
+            }
+        };
+        cut(&mut self.title, 256);
+        cut(&mut self.description, 1024);
+        cut(&mut self.recommendation, 512);
+        self
     }
 
     /// `arn:PARTITION:securityhub:REGION:ACCOUNT:product/ACCOUNT/default`: findings about an

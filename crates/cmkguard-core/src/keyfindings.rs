@@ -153,14 +153,15 @@ pub fn key_finding(
         compliance,
         severity,
         record_state,
-        title: title.chars().take(256).collect(),
-        description: description.chars().take(1024).collect(),
+        title,
+        description,
         verdict: match detail {
             Some(_) => Verdict::NonCompliant,
             None => Verdict::Compliant,
         },
         reason,
-        recommendation: advice.to_do.chars().take(512).collect(),
+        recommendation: advice.to_do.to_owned(),
         created_at: None,
     }
+    .within_asff_limits()
 }
